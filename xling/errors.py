@@ -1,0 +1,12 @@
+"""The one exception type that means "bad input": run.py prints it on one line and exits 2."""
+
+
+class XlingError(Exception):
+    """A problem with the user's input (recipe, file, model, data) that the user can fix.
+
+    The message names the problem and what to do about it; it is shown without a traceback.
+    """
+
+
+class ConfigError(XlingError):
+    """A malformed recipe: unknown key, wrong type, missing or invalid value."""

@@ -1,0 +1,108 @@
+"""Small file helpers: atomic writes (a crash never leaves half a file) and JSON Lines."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .errors import XlingError
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_safe(obj: Any) -> Any:
+    """Replace NaN/inf by None so the file stays valid JSON; convert numpy scalars and tuples."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(_json_safe(obj), indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise XlingError(f"{path}: no such file") from None
+    except json.JSONDecodeError as e:
+        raise XlingError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
+def atomic_write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
+    lines = [json.dumps(_json_safe(r), ensure_ascii=False) for r in rows]
+    return atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict | None, str | None]]:
+    """Yield (line number, record or None, error or None) for each non-blank line.
+
+    Malformed lines are reported, not raised, so that a caller can keep the good ones.
+    """
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield lineno, None, f"not valid JSON ({e.msg})"
+                continue
+            if not isinstance(rec, dict):
+                yield lineno, None, "not a JSON object"
+                continue
+            yield lineno, rec, None
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read a JSON Lines file; any malformed line is an error naming its line number."""
+    path = Path(path)
+    if not path.exists():
+        raise XlingError(f"{path}: no such file")
+    rows, bad = [], []
+    for lineno, rec, err in iter_jsonl(path):
+        if err:
+            bad.append(f"line {lineno}: {err}")
+        else:
+            rows.append(rec)
+    if bad:
+        raise XlingError(f"{path}: {len(bad)} malformed line(s): " + "; ".join(bad[:5]))
+    return rows
+
+
+def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    """Append records and flush them to disk (for caches that grow as work is done)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(_json_safe(r), ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,0 +1,111 @@
+"""Task `transfer`: gains, TI, MTI and Gen of a trained model over its base, from an accuracy table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import metrics as M
+from ..config import Invalid, Recipe
+from ..console import console, fmt, fmt_ci, print_table
+from ..errors import XlingError
+from ..io import read_jsonl
+from ..languages import LANGUAGES, unknown_language_message
+from ..table import AccuracyTable
+
+
+@dataclass(kw_only=True)
+class Config(Recipe):
+    table: str  # accuracy table CSV: model,benchmark,lang,accuracy[,n]
+    base: str  # the initial model's name in the table
+    trained: str  # the trained model's name in the table
+    train_langs: list[str] = field(default_factory=lambda: ["en"])
+    benchmarks: list[str] = field(default_factory=list)  # empty: every benchmark of the two models
+    langs: list[str] = field(default_factory=list)  # empty: every language in the table
+    in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
+    out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
+    items: str | None = None  # per-item JSONL (model, benchmark, lang, id, score|correct) for 95% CIs
+    n_boot: int = 1000
+
+    def check(self) -> None:
+        if not self.train_langs:
+            raise Invalid("train_langs", "give at least one training language, e.g. train_langs=en")
+        for key in ("train_langs", "langs"):
+            for code in getattr(self, key):
+                if code not in LANGUAGES:
+                    raise Invalid(key, unknown_language_message(code))
+        both = set(self.in_domain) & set(self.out_of_domain)
+        if both:
+            raise Invalid("out_of_domain", f"{', '.join(sorted(both))} cannot be both in- and out-of-domain")
+        if self.n_boot < 2:
+            raise Invalid("n_boot", "must be at least 2")
+        if self.base == self.trained:
+            raise Invalid("trained", "the trained and the base model are the same")
+
+
+def compute(table: AccuracyTable, cfg: Config) -> tuple[dict, dict[str, list[str]]]:
+    benchmarks, langs = table.comparison(cfg.base, cfg.trained, cfg.train_langs, cfg.benchmarks, cfg.langs)
+    base = table.accuracies(cfg.base, benchmarks, langs)
+    trained = table.accuracies(cfg.trained, benchmarks, langs)
+    result = M.transfer_metrics(trained, base, cfg.train_langs, cfg.in_domain, cfg.out_of_domain)
+    return result, langs
+
+
+def intervals(cfg: Config, langs: dict[str, list[str]]) -> dict:
+    """Bootstrap 95% intervals of every transfer metric from the per-item file."""
+    records = [r for r in read_jsonl(cfg.items) if r.get("model") in (cfg.base, cfg.trained)]
+    need = ("model", "benchmark", "lang", "id")
+    bad = [i for i, r in enumerate(records, 1) if any(k not in r for k in need) or ("score" not in r and "correct" not in r)]
+    if bad:
+        raise XlingError(f"items file {cfg.items}: record(s) {bad[:5]} lack one of model, benchmark, lang, id, score|correct")
+    items = M.ItemScores.from_records(r for r in records if r["benchmark"] in langs)
+    have = items.accuracies()
+    missing = [f"({m}, {b}, {lang})" for m in (cfg.base, cfg.trained) for b, ls in langs.items()
+               for lang in ls if lang not in have.get(m, {}).get(b, {})]
+    if missing:
+        raise XlingError(f"items file {cfg.items} has no items for {', '.join(missing[:6])}; intervals need every cell")
+
+    def statistic(acc: dict) -> dict:
+        r = M.transfer_metrics(acc[cfg.trained], acc[cfg.base], cfg.train_langs, cfg.in_domain, cfg.out_of_domain)
+        return {k: r[k] for k in ("mti", "gen", "ti", "train_gain")}
+
+    return M.bootstrap(items, statistic, n_boot=cfg.n_boot, seed=cfg.seed)
+
+
+def show(result: dict, langs: dict[str, list[str]], table: AccuracyTable, cfg: Config, ci: dict | None) -> None:
+    ci = ci or {}
+    for b, ls in langs.items():
+        rows = []
+        for lang in ls:
+            role = "train" if lang in cfg.train_langs else "unseen"
+            ti = result["ti"][b].get(lang)
+            rows.append([
+                lang, role,
+                fmt(table.get(cfg.base, b, lang).accuracy, 1),
+                fmt(table.get(cfg.trained, b, lang).accuracy, 1),
+                fmt(result["gain"][b][lang], 3),
+                "" if role == "train" else fmt_ci(ti, ci.get("ti", {}).get(b, {}).get(lang)),
+            ])
+        print_table(f"{b}: {cfg.trained} vs {cfg.base} (train: {','.join(cfg.train_langs)})",
+                    ["lang", "role", "base %", "trained %", "rel. gain", "TI"], rows)
+    rows = [[b, fmt_ci(result["train_gain"][b], ci.get("train_gain", {}).get(b)),
+             fmt_ci(result["mti"][b], ci.get("mti", {}).get(b)),
+             fmt_ci(result["gen"][b], ci.get("gen", {}).get(b), 2)] for b in langs]
+    print_table("per benchmark", ["benchmark", "train-lang gain", "MTI", "Gen"], rows,
+                note="None: undefined (zero base accuracy), left out of every mean." +
+                (" Brackets: bootstrap 95% interval." if ci else ""))
+    m = result["mti"]
+    console.print(f"MTI  avg {fmt_ci(m['avg'], ci.get('mti', {}).get('avg'))}   "
+                  f"ID {fmt_ci(m['id'], ci.get('mti', {}).get('id'))}   "
+                  f"OOD {fmt_ci(m['ood'], ci.get('mti', {}).get('ood'))}", markup=False)
+
+
+def run(cfg: Config, run_dir: Path) -> dict:
+    table = AccuracyTable.read(cfg.table)
+    result, langs = compute(table, cfg)
+    ci = intervals(cfg, langs) if cfg.items else None
+    show(result, langs, table, cfg, ci)
+    out = {"base": cfg.base, "trained": cfg.trained, "train_langs": cfg.train_langs, "langs": langs, **result}
+    if ci is not None:
+        out["ci"] = ci
+    return out
