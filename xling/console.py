@@ -6,6 +6,7 @@ import shutil
 import sys
 from typing import Iterable, Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -34,7 +35,7 @@ def fmt_ci(value: float | None, ci: Sequence[float | None] | None, digits: int =
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]], note: str | None = None) -> None:
-    table = Table(title=title, title_justify="left", show_lines=False, pad_edge=False)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, title_style="bold")
     for i, col in enumerate(columns):
         table.add_column(col, justify="left" if i == 0 else "right", no_wrap=True)
     for row in rows:

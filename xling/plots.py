@@ -40,9 +40,14 @@ def plot_scaling(panels: Sequence[ScalingPanel], path: str | Path, title: str = 
         xs = np.asarray(p.x, dtype=float)
         ys = np.asarray(p.y, dtype=float)
         fitted = np.isin(xs, p.fit.x)
-        grid = np.linspace(1, max(xs.max(), max(p.fit.x)), 200)
+        lo, hi = min(p.fit.x), max(xs.max(), max(p.fit.x))
+        grid = np.linspace(lo, hi, 200)
+        r2 = f"  (R²={p.fit.r2:.3f})" if p.fit.r2 is not None else ""
         ax.plot(grid, p.fit.predict(grid), color="#1f77b4", lw=2,
-                label=f"fit  {p.fit.alpha:.2f}·X^{p.fit.beta:.2f}" + (f"  (R²={p.fit.r2:.3f})" if p.fit.r2 is not None else ""))
+                label=rf"fit  ${p.fit.alpha:.2f}\cdot X^{{{p.fit.beta:.3f}}}$" + r2)
+        if lo > 1:  # the extrapolation down to English only
+            back = np.linspace(1, lo, 50)
+            ax.plot(back, p.fit.predict(back), color="#1f77b4", lw=1.5, ls="--")
         ax.scatter(xs[fitted], ys[fitted], color="#1f77b4", s=40, zorder=3, label="English + parallel")
         if p.english_only is not None:
             expected = p.fit.predict(1.0)

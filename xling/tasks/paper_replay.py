@@ -1,0 +1,174 @@
+"""Task `paper-replay`: the paper's parallel-scaling numbers, recomputed end to end.
+
+From the published accuracies (Qwen2.5-7B-Instruct, multilingual MATH500, English + k parallel
+languages, k = 0…7) it recomputes relative gains, MTI and mean accuracy, fits the Parallel
+Scaling Law to both, and reports the First-Parallel Leap and the Monolingual Generalization Gap,
+with a plot like the paper's Figure 4. It also writes the numbers as an accuracy table, so that
+`python run.py transfer` can be tried on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import metrics as M
+from ..config import Invalid, Recipe
+from ..console import console, fmt, print_table
+from ..errors import XlingError
+from ..io import read_json
+from ..languages import check_codes
+from ..scaling import PowerLawFit, fit_power_law
+from ..table import Row, write_table
+
+BUILT_IN = Path(__file__).resolve().parent.parent / "resources" / "paper_parallel_scaling.json"
+
+
+@dataclass(kw_only=True)
+class Config(Recipe):
+    data: str | None = None  # JSON with the published numbers; None: the built-in copy
+    fit_from: int = 2  # smallest X (training languages, English included) used in the fits
+    plot: bool = True
+
+    def check(self) -> None:
+        if not 1 <= self.fit_from <= 6:
+            raise Invalid("fit_from", f"must be between 1 and 6 (three points at least), got {self.fit_from}")
+
+
+def load_numbers(path: str | Path | None) -> dict:
+    data = read_json(path or BUILT_IN)
+    need = ("langs", "order", "base", "trained")
+    missing = [k for k in need if k not in data]
+    if missing:
+        raise XlingError(f"{path}: missing field(s) {', '.join(missing)}")
+    langs = check_codes(data["langs"])
+    check_codes(data["order"])
+    rows = {int(k): v for k, v in data["trained"].items()}
+    for name, vals in [("base", data["base"])] + [(f"trained[{k}]", v) for k, v in rows.items()]:
+        if len(vals) != len(langs):
+            raise XlingError(f"{path}: {name} has {len(vals)} values for {len(langs)} languages")
+    if sorted(rows) != list(range(len(rows))):
+        raise XlingError(f"{path}: trained rows must be k = 0…K without gaps, got {sorted(rows)}")
+    data["trained"] = rows
+    return data
+
+
+def replay(data: dict, fit_from: int = 2) -> dict:
+    """Everything the paper derives from its parallel-scaling table."""
+    langs = list(data["langs"])
+    base = dict(zip(langs, data["base"]))
+    per_k = {}
+    for k, accs in sorted(data["trained"].items()):
+        trained = dict(zip(langs, accs))
+        train_langs = ["en", *data["order"][:k]]
+        result = M.benchmark_transfer(trained, base, train_langs)
+        per_k[k] = {
+            "X": k + 1,
+            "train_langs": train_langs,
+            "gain": result["gain"],
+            "train_gain": result["train_gain"],
+            "ti": result["ti"],
+            "mti": result["mti"],
+            "gen": result["gen"],
+            "accuracy": sum(accs) / len(accs),
+        }
+    # The paper fits its published MTIs; where they are given, so does the replay, and the fit
+    # of the recomputed MTIs is reported beside it.
+    published = data.get("published_mti")
+    if published:
+        if len(published) != len(per_k):
+            raise XlingError(f"published_mti has {len(published)} values for {len(per_k)} rows k")
+        series = {"mti": published, "accuracy": [r["accuracy"] for r in per_k.values()],
+                  "mti_recomputed": [r["mti"] for r in per_k.values()]}
+    else:
+        series = {"mti": [r["mti"] for r in per_k.values()], "accuracy": [r["accuracy"] for r in per_k.values()]}
+    xs_all = [r["X"] for r in per_k.values()]
+    fits: dict[str, PowerLawFit] = {}
+    for metric, ys_all in series.items():
+        pairs = [(x, y) for x, y in zip(xs_all, ys_all) if x >= fit_from]
+        if any(y is None for _, y in pairs):
+            raise XlingError(f"{metric} is undefined for some k; it cannot be fitted")
+        fits[metric] = fit_power_law([x for x, _ in pairs], [y for _, y in pairs])
+    by_x = {m: dict(zip(xs_all, ys)) for m, ys in series.items()}
+    return {
+        "per_k": per_k,
+        "fits": fits,
+        "leap": {m: M.first_parallel_leap(by_x[m]) for m in by_x},
+        "gap": {m: M.generalization_gap(fits[m].alpha, by_x[m][1]) for m in by_x},
+        "english_only": {m: by_x[m][1] for m in by_x},
+        "series": by_x,
+    }
+
+
+def show(data: dict, result: dict) -> None:
+    langs = list(data["langs"])
+    per_k = result["per_k"]
+    rows = []
+    for k, r in per_k.items():
+        cells = [f"{100 * g:+.1f}{'*' if lang in r['train_langs'] else ''}" if g is not None else "None"
+                 for lang, g in r["gain"].items()]
+        rows.append([f"k={k}", *cells])
+    print_table("Relative gain over the base model, % (* = training language)", ["", *langs], rows)
+    published = data.get("published_mti") or []
+    rows = []
+    for k, r in per_k.items():
+        pub = published[k] if k < len(published) else None
+        rows.append([f"k={k}", r["X"], ",".join(r["train_langs"]), fmt(r["train_gain"], 4), fmt(r["mti"]),
+                     fmt(pub), "" if pub is None else f"{r['mti'] - pub:+.3f}".replace("-0.000", "+0.000"), fmt(r["accuracy"], 2)])
+    print_table("Transfer by number of training languages X = k + 1",
+                ["", "X", "train langs", "train gain", "MTI", "published", "diff", "mean acc %"], rows)
+    rows = []
+    for metric, fit in result["fits"].items():
+        rows.append([metric.replace("mti", "MTI").replace("_", " "), f"{fit.alpha:.2f} ± {fit.alpha_se:.2f}", f"{fit.beta:.3f} ± {fit.beta_se:.3f}",
+                     fmt(fit.r2, 3), fmt(fit.alpha, 2), fmt(result["english_only"][metric], 2),
+                     f"{result['gap'][metric]:+.2f}", f"{result['leap'][metric]:+.2f}"])
+    xs = result["fits"]["mti"].x
+    print_table(f"Parallel Scaling Law f(X) = α·X^β, fitted on X = {int(xs[0])}…{int(xs[-1])}",
+                ["metric", "α", "β", "R²", "f(1) expected", "X=1 actual", "gap", "first leap"], rows,
+                note="MTI: the published MTIs, as the paper fits them; MTI recomputed: the MTIs recomputed "
+                     "above.\ngap = f(1) − English-only value (Monolingual Generalization Gap); "
+                     "first leap = value(X=2) − value(X=1).")
+
+
+def write_accuracy_table(data: dict, path: Path) -> Path:
+    langs = list(data["langs"])
+    bench = data.get("benchmark", "math500")
+    rows = [Row("base", bench, lang, acc) for lang, acc in zip(langs, data["base"])]
+    for k, accs in sorted(data["trained"].items()):
+        rows += [Row(f"k{k}", bench, lang, acc) for lang, acc in zip(langs, accs)]
+    return write_table(path, rows)
+
+
+def run(cfg: Config, run_dir: Path) -> dict:
+    data = load_numbers(cfg.data)
+    result = replay(data, cfg.fit_from)
+    show(data, result)
+    table = write_accuracy_table(data, run_dir / "accuracy.csv")
+    console.print(f"accuracy table: {table}  (try: python run.py transfer table={table} base=base "
+                  f"trained=k1 train_langs=en,ru)", markup=False)
+    if cfg.plot:
+        from ..plots import ScalingPanel, plot_scaling
+
+        per_k = result["per_k"]
+        xs = [r["X"] for r in per_k.values()]
+        panels = [
+            ScalingPanel(label, xs, [result["series"][m][x] for x in xs], result["fits"][m], result["english_only"][m])
+            for m, label in (("mti", "MTI"), ("accuracy", "mean accuracy (%)"))
+        ]
+        title = f"Parallel Scaling Law — {data.get('model', '')}, {data.get('benchmark', '')} (published numbers)"
+        png = plot_scaling(panels, run_dir / "parallel_scaling.png", title=title)
+        console.print(f"plot: {png}", markup=False)
+    per_k = result["per_k"]
+    return {
+        "source": data.get("source", str(cfg.data)),
+        "langs": data["langs"],
+        "order": data["order"],
+        "per_k": {str(k): r for k, r in per_k.items()},
+        "mti": {str(k): r["mti"] for k, r in per_k.items()},
+        "mti_published": {str(k): v for k, v in enumerate(data.get("published_mti") or [])},
+        "accuracy": {str(k): r["accuracy"] for k, r in per_k.items()},
+        "fit": {m: f.as_dict() for m, f in result["fits"].items()},
+        "leap": result["leap"],
+        "gap": result["gap"],
+        "english_only": result["english_only"],
+    }
