@@ -1,0 +1,166 @@
+"""The `grade` recipe on real MGSM questions with hand-written completions, bad input, the benchmark."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xling.cli import main
+from xling.languages import CODES
+
+ROOT = Path(__file__).resolve().parents[1]
+MGSM = ROOT.parent / "shared" / "data" / "mgsm"
+
+# Hand-written completions: reasoning in the language, then the answer in a given format.
+REASONING = {
+    "en": "We add up what is known step by step and then subtract what is used.",
+    "es": "Sumamos paso a paso lo que sabemos y después restamos lo que se usa.",
+    "ru": "Сложим по шагам всё, что известно, а затем вычтем то, что израсходовано.",
+    "de": "Wir addieren Schritt für Schritt, was bekannt ist, und ziehen dann ab, was verbraucht wird.",
+    "fr": "Nous additionnons étape par étape ce que nous savons, puis nous retirons ce qui est utilisé.",
+    "bn": "আমরা ধাপে ধাপে যা জানি তা যোগ করি এবং তারপর যা ব্যবহার হয়েছে তা বাদ দিই।",
+    "th": "เรารวมสิ่งที่รู้ทีละขั้นตอน แล้วลบส่วนที่ใช้ไปออก",
+    "sw": "Tunajumlisha hatua kwa hatua tunachojua kisha tunatoa kile kilichotumika.",
+    "zh": "我们一步一步地把已知的数加起来，然后减去用掉的部分。",
+    "ja": "分かっている数を一つずつ足していき、使った分を引きます。",
+    "te": "మనకు తెలిసిన వాటిని ఒక్కొక్కటిగా కలిపి, తర్వాత వాడిన వాటిని తీసివేస్తాం.",
+}
+THOUSANDS = {"de": ".", "es": ".", "fr": "\u202f", "ru": " "}
+
+
+def write_answer(value: int, lang: str, style: int) -> str:
+    text = f"{value:,}".replace(",", THOUSANDS.get(lang, ","))
+    cue = {"en": "The answer is", "es": "La respuesta es", "ru": "Ответ:", "de": "Die Antwort lautet",
+           "fr": "La réponse est", "bn": "উত্তর হল", "th": "คำตอบคือ", "sw": "Jibu ni", "zh": "答案是",
+           "ja": "答えは", "te": "సమాధానం"}[lang]
+    return [f"\\boxed{{{text}}}", f"{cue} {text}.", f"= {text}"][style % 3]
+
+
+def mgsm_file(tmp_path: Path, per_lang: int = 6) -> tuple[Path, dict]:
+    """A grade input from the real MGSM TSVs; every 3rd completion is wrong, de item 1 is in English."""
+    rows, expected = [], {}
+    for lang in CODES:
+        lines = (MGSM / f"mgsm_{lang}.tsv").read_text(encoding="utf-8").splitlines()[:per_lang]
+        right = 0
+        for i, line in enumerate(lines):
+            question, answer = line.split("\t")
+            value = int(answer.replace(",", ""))
+            wrong = i % 3 == 2
+            right += not wrong
+            reasoning = REASONING["en" if (lang, i) == ("de", 1) else lang]
+            completion = f"{reasoning}\n\n{write_answer(value + wrong, lang, i)}"
+            rows.append({"id": f"mgsm-{lang}-{i}", "lang": lang, "question": question, "answer": answer,
+                         "completion": completion})
+        expected[lang] = 100 * right / len(lines)
+    path = tmp_path / "mgsm-completions.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path, expected
+
+
+@pytest.mark.skipif(not MGSM.is_dir(), reason="needs ../shared/data/mgsm")
+def test_grade_mgsm_completions(tmp_path, capsys):
+    path, expected = mgsm_file(tmp_path)
+    out = tmp_path / "run"
+    assert main(["grade", f"input={path}", f"out={out}", "kind=number", "workers=1"]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy %" in printed and "off-target %" in printed
+    graded = [json.loads(line) for line in (out / "graded.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(graded) == 6 * len(CODES)
+    first = graded[0]
+    assert set(first) >= {"id", "lang", "question", "answer", "completion", "extracted", "correct", "detected_lang", "on_target"}
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["graded"] == 66 and metrics["skipped"] == 0
+    for lang in CODES:
+        assert metrics["per_lang"][lang]["accuracy"] == pytest.approx(expected[lang]), lang
+    assert metrics["per_lang"]["de"]["off_target"] == pytest.approx(100 / 6)
+    assert all(metrics["per_lang"][lang]["off_target"] == 0 for lang in CODES if lang != "de")
+    english_in_de = next(r for r in graded if r["id"] == "mgsm-de-1")
+    assert english_in_de["detected_lang"] == "en" and english_in_de["on_target"] is False
+
+
+def test_malformed_lines_are_reported_and_skipped(tmp_path, capsys):
+    good = {"completion": "Die Antwort lautet 70.000 Euro, weil beide Beträge abgezogen werden.", "answer": "70,000", "lang": "de"}
+    lines = [
+        json.dumps(good),
+        "{not json",
+        json.dumps({"completion": "x", "lang": "en"}),
+        json.dumps({"completion": "x", "answer": "1", "lang": "english"}),
+        json.dumps({"completion": "x", "answer": "1", "lang": "en", "kind": "numeric"}),
+        "[1, 2]",
+        "",
+        json.dumps({**good, "kind": "choice", "answer": "B", "completion": "The answer is (B), as the table shows clearly."}),
+        json.dumps({"completion": 5, "answer": "1", "lang": "en"}),
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["grade", f"input={path}", f"out={tmp_path / 'run'}", "kind=number", "workers=0", "langid=lingua"]) == 0
+    printed = capsys.readouterr().out
+    for message in ("line 2: not valid JSON", "line 3: missing answer", "line 4: unknown language 'english'",
+                    "line 5: unknown kind 'numeric'", "line 6: not a JSON object", "line 9: 'completion' is not text"):
+        assert message in printed
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["graded"] == 2 and metrics["skipped"] == 6
+    assert metrics["per_lang"]["de"]["accuracy"] == 100.0
+    rows = [json.loads(x) for x in (tmp_path / "run" / "graded.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["correct"] for r in rows] == [True, True] and rows[1]["kind"] == "choice"
+
+
+def test_unparseable_gold_is_reported_not_scored(tmp_path):
+    path = tmp_path / "in.jsonl"
+    rows = [{"completion": "\\boxed{5}", "answer": "five", "lang": "en"},
+            {"completion": "\\boxed{5}", "answer": "5", "lang": "en"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(["grade", f"input={path}", f"out={tmp_path / 'run'}", "kind=number", "workers=0"]) == 0
+    graded = [json.loads(x) for x in (tmp_path / "run" / "graded.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert graded[0]["error"] == "unparseable gold" and graded[0]["correct"] is False
+    assert "error" not in graded[1]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["overall"]["unparseable_gold"] == 1 and metrics["overall"]["accuracy"] == 100.0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["input=/no/such/file.jsonl"], "error: input file /no/such/file.jsonl does not exist; give input=FILE.jsonl"),
+    (["timeout=0"], "error: recipe key 'timeout': must be a positive number of seconds"),
+    (["workers=-1"], "error: recipe key 'workers': must be 0 (grade in this process) or more"),
+    (["langid=fasttext"], "error: recipe key 'langid': 'fasttext' is not allowed"),
+    (["kind=maths"], "did you mean 'math'?"),
+])
+def test_bad_settings_are_one_line_errors(tmp_path, capsys, args, message):
+    assert main(["grade", f"out={tmp_path / 'run'}", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_file_without_good_lines_is_an_error(tmp_path, capsys):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("{oops\n", encoding="utf-8")
+    assert main(["grade", f"input={path}", f"out={tmp_path / 'run'}"]) == 2
+    assert "has no gradable lines (1 malformed); each line needs completion, answer, lang" in capsys.readouterr().err
+
+
+def test_shipped_recipe_and_example(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert main(["grade", "--dry-run"]) == 0
+    assert "input: recipes/examples/grade-example.jsonl" in capsys.readouterr().out
+    assert main(["grade", f"out={tmp_path / 'run'}", "langid=lingua"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["graded"] == 13 and metrics["skipped"] == 0
+    assert metrics["per_lang"]["ja"]["accuracy"] == 0.0  # the example's Japanese answer is wrong on purpose
+    assert metrics["per_lang"]["te"]["off_target"] == 100.0  # and its Telugu one is in English
+
+
+def test_benchmark_runs_tiny(tmp_path, capsys):
+    from xling.bench.grading import corpus, main as bench
+
+    texts, golds, langs = corpus(22, 1500, "number", seed=1)
+    assert set(langs) == set(CODES) and all(1300 <= len(t) <= 1800 for t in texts)
+    out = tmp_path / "bench.json"
+    assert bench(["--n", "22", "--chars", "300", "--workers", "1", "--repeat", "1", "--backends", "lingua,langdetect",
+                  "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "completions per second" in printed and "16 cores" in printed and "paper reward" in printed
+    stages = [r["stage"] for r in json.loads(out.read_text())["rows"]]
+    assert stages == ["extraction", "grade number", "grade math (math-verify)", "language ID lingua",
+                      "language ID langdetect"]

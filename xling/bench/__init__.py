@@ -1,0 +1,1 @@
+"""Micro-benchmarks of xling's CPU-side work, run as modules: `python -m xling.bench.grading`."""

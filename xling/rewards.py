@@ -1,0 +1,304 @@
+"""Reward functions for GRPO, with TRL's signature, built on the one grader (`xling.answers`).
+
+A reward is called as ``f(prompts, completions, **columns) -> list[float | None]``: TRL passes the
+data set's columns (``answer``, ``lang``, optional ``kind`` and ``reference``) plus
+``completion_ids``, ``trainer_state``, ``log_extra`` and ``log_metric`` (trl 1.14.2,
+`GRPOTrainer._calculate_rewards`), all as keywords. Completions are strings or conversational
+(a list of ``{"role", "content"}`` messages); with prompt hacking the assistant prefix is the last
+message of the prompt and is not part of the completion (it is not judged for language).
+
+Rewards (each is 1.0 or 0.0 unless said otherwise):
+- ``accuracy``: the final answer is right (`xling.answers.grade`; kind per example from a ``kind``
+  column, else the `kind` option, default ``math``). None where the gold answer cannot be parsed:
+  TRL then leaves this reward out for that completion, and the count is logged.
+- ``format``: a complete, non-empty ``\\boxed{}``; with `require_think`, also ``<think>...</think>``
+  (the opening tag may be in the assistant prefix) with the box after ``</think>``.
+- ``language`` / ``consistency``: the detected language (`xling.langid.detect`, backend option
+  `langid`) is the requested one; an undetermined language earns 0.0.
+- ``pivot`` (PB-RLSVR): cosine similarity, clipped to [0, 1], between the completion's answer part
+  and the English reference answer (``reference`` column) under a sentence-embedding model;
+  None where the reference is missing.
+
+Reward sets (`REWARD_SETS`) name weighted mixes; `build_rewards(name, **options)` returns the
+functions and weights for ``GRPOTrainer(reward_funcs=funcs, args=GRPOConfig(reward_weights=weights))``.
+Per batch, rewards report through ``log_metric``: ``accuracy/<lang>``, ``on_target/<lang>`` and
+``undetermined/<lang>`` (fractions), ``grading/unparseable_gold`` and ``grading/timeouts`` (counts).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any, Callable, Mapping, Sequence
+
+from . import langid as L
+from .answers import KINDS, UNPARSEABLE_GOLD, TIMEOUT, Grader, boxes, default_workers
+from .errors import XlingError
+from .languages import LANGUAGES, unknown_language_message
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+
+# Named mixes of rewards: name -> {reward: weight}. The training recipe picks one by name.
+REWARD_SETS: dict[str, dict[str, float]] = {
+    "paper": {"accuracy": 0.8, "format": 0.1, "language": 0.1},  # Parallel Scaling Law (SPEC §3)
+    "consistency": {"accuracy": 0.5, "consistency": 0.5},  # ICLR 2026 ablation
+    "accuracy": {"accuracy": 1.0},
+    "accuracy-format": {"accuracy": 0.9, "format": 0.1},
+    "pivot": {"pivot": 1.0},  # PB-RLSVR: no target-language gold labels
+    "pivot-format": {"pivot": 0.9, "format": 0.1},
+}
+
+
+def completion_text(completion: Any) -> str:
+    """The text of a completion: a string, or the assistant messages of a conversation."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, Mapping):
+        return _content(completion.get("content"))
+    if isinstance(completion, Sequence):
+        messages = [m for m in completion if isinstance(m, Mapping)]
+        chosen = [m for m in messages if m.get("role") == "assistant"] or messages
+        return "".join(_content(m.get("content")) for m in chosen)
+    return "" if completion is None else str(completion)
+
+
+def _content(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):  # [{"type": "text", "text": ...}, ...]
+        return "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+    return "" if content is None else str(content)
+
+
+def assistant_prefix(prompt: Any) -> str:
+    """The pre-filled assistant turn at the end of a conversational prompt (prompt hacking), or ''."""
+    if isinstance(prompt, Sequence) and not isinstance(prompt, str) and prompt:
+        last = prompt[-1]
+        if isinstance(last, Mapping) and last.get("role") == "assistant":
+            return _content(last.get("content"))
+    return ""
+
+
+def _column(kwargs: dict, name: str, n: int, reward: str, default: Any = None, required: bool = True) -> list:
+    values = kwargs.get(name)
+    if values is None:
+        if required:
+            raise XlingError(f"reward '{reward}' needs the '{name}' column in the training data; add it to every example")
+        return [default] * n
+    values = list(values)
+    if len(values) != n:
+        raise XlingError(f"reward '{reward}': column '{name}' has {len(values)} values for {n} completions")
+    return [default if v is None else v for v in values]
+
+
+def _langs(kwargs: dict, n: int, reward: str) -> list[str]:
+    langs = _column(kwargs, "lang", n, reward)
+    for code in set(langs):
+        if code not in LANGUAGES:
+            raise XlingError(f"reward '{reward}', column 'lang': {unknown_language_message(code)}")
+    return langs
+
+
+def _log(kwargs: dict, name: str, value: float) -> None:
+    log_metric = kwargs.get("log_metric")
+    if callable(log_metric):
+        log_metric(name, float(value))
+
+
+def _log_by_language(kwargs: dict, prefix: str, langs: Sequence[str], values: Sequence[float | None]) -> None:
+    groups: dict[str, list[float]] = defaultdict(list)
+    for lang, v in zip(langs, values):
+        if v is not None:
+            groups[lang].append(v)
+    for lang in sorted(groups):
+        _log(kwargs, f"{prefix}/{lang}", sum(groups[lang]) / len(groups[lang]))
+
+
+class Reward:
+    """Base of the reward callables: picklable objects with a `__name__` TRL logs them under."""
+
+    name = "reward"
+
+    def __init__(self, options: "RewardOptions"):
+        self.options = options
+        self.__name__ = f"{self.name}_reward"
+
+    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] | None = None,
+                 **kwargs: Any) -> list[float | None]:
+        completions = list(completions or [])
+        texts = [completion_text(c) for c in completions]
+        prompts = list(prompts) if prompts is not None else [None] * len(texts)
+        return self.score(prompts, texts, kwargs)
+
+    def score(self, prompts: list, texts: list[str], kwargs: dict) -> list[float | None]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{self.__name__}>"
+
+
+class AccuracyReward(Reward):
+    name = "accuracy"
+
+    def score(self, prompts, texts, kwargs):
+        n = len(texts)
+        answers = _column(kwargs, "answer", n, self.name)
+        langs = _langs(kwargs, n, self.name)
+        kinds = _column(kwargs, "kind", n, self.name, default=self.options.kind, required=False)
+        bad = sorted({k for k in kinds if k not in KINDS})
+        if bad:
+            raise XlingError(f"reward 'accuracy', column 'kind': unknown kind '{bad[0]}'; choose one of: {', '.join(KINDS)}")
+        results = self.options.grader.grade_batch(texts, answers, langs, kinds)
+        rewards = [None if r.error == UNPARSEABLE_GOLD else float(r.correct) for r in results]
+        _log_by_language(kwargs, "accuracy", langs, rewards)
+        _log(kwargs, "grading/unparseable_gold", sum(r.error == UNPARSEABLE_GOLD for r in results))
+        _log(kwargs, "grading/timeouts", sum(r.error == TIMEOUT for r in results))
+        log_extra = kwargs.get("log_extra")
+        if callable(log_extra):
+            log_extra("extracted", [r.extracted for r in results])
+        return rewards
+
+
+class FormatReward(Reward):
+    name = "format"
+
+    def score(self, prompts, texts, kwargs):
+        out: list[float | None] = []
+        for prompt, text in zip(prompts, texts):
+            out.append(float(self._ok(assistant_prefix(prompt), text)))
+        return out
+
+    def _ok(self, prefix: str, text: str) -> bool:
+        body = text
+        if self.options.require_think:
+            full = prefix + text
+            if full.count("</think>") != 1 or "<think>" not in full.split("</think>")[0]:
+                return False
+            body = text.split("</think>", 1)[1] if "</think>" in text else ""
+        return any(content for _, _, content in boxes(body))
+
+
+class LanguageReward(Reward):
+    name = "language"
+
+    def score(self, prompts, texts, kwargs):
+        langs = _langs(kwargs, len(texts), self.name)
+        o = self.options
+        pool = o.grader.pool if o.langid in ("langdetect", "langid") and len(texts) > 64 else None
+        detected = L.detect_batch(texts, o.langid, min_chars=o.min_chars, reasoning_only=o.reasoning_only, pool=pool)
+        rewards: list[float | None] = [float(d == lang) for d, lang in zip(detected, langs)]
+        _log_by_language(kwargs, "on_target", langs, [None if d is None else float(d == lang) for d, lang in zip(detected, langs)])
+        _log_by_language(kwargs, "undetermined", langs, [float(d is None) for d in detected])
+        return rewards
+
+
+class ConsistencyReward(LanguageReward):
+    """The ICLR-2026 language-consistency reward: the same check, logged under its own name."""
+
+    name = "consistency"
+
+
+_EMBEDDERS: dict[tuple[str, str | None], Any] = {}
+
+
+def load_embedder(model: str, device: str | None = None):
+    """A sentence-transformers model by hub id or local folder, loaded once per process."""
+    key = (str(model), device)
+    if key not in _EMBEDDERS:
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            _EMBEDDERS[key] = SentenceTransformer(str(model), device=device or "cpu")
+        except Exception as e:
+            raise XlingError(
+                f"cannot load the sentence-embedding model '{model}' ({type(e).__name__}: {str(e)[:200]}); "
+                "give embedding_model=PATH to a local sentence-transformers folder"
+            ) from None
+    return _EMBEDDERS[key]
+
+
+class PivotReward(Reward):
+    name = "pivot"
+
+    def score(self, prompts, texts, kwargs):
+        n = len(texts)
+        refs = _column(kwargs, "reference", n, self.name)
+        answers = [t.split("</think>", 1)[1] if "</think>" in t else t for t in texts]
+        idx = [i for i, r in enumerate(refs) if isinstance(r, str) and r.strip()]
+        out: list[float | None] = [None] * n
+        if not idx:
+            return out
+        model = load_embedder(self.options.embedding_model, self.options.embedding_device)
+        a = model.encode([answers[i] for i in idx], normalize_embeddings=True, convert_to_numpy=True)
+        b = model.encode([refs[i] for i in idx], normalize_embeddings=True, convert_to_numpy=True)
+        for j, i in enumerate(idx):
+            cos = float((a[j] * b[j]).sum())
+            out[i] = round(min(1.0, max(0.0, cos)), 6) if math.isfinite(cos) else 0.0
+        return out
+
+
+REWARD_FUNCTIONS: dict[str, type[Reward]] = {
+    "accuracy": AccuracyReward,
+    "format": FormatReward,
+    "language": LanguageReward,
+    "consistency": ConsistencyReward,
+    "pivot": PivotReward,
+}
+
+
+class RewardOptions:
+    """What the rewards of one `build_rewards` call share: options and one grader (one pool)."""
+
+    def __init__(self, *, kind: str = "math", langid: str = L.DEFAULT_BACKEND, min_chars: int = L.DEFAULT_MIN_CHARS,
+                 reasoning_only: bool = False, require_think: bool = False, timeout: float = 5.0,
+                 workers: int | None = None, embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+                 embedding_device: str | None = None, grader: Grader | None = None):
+        if kind not in KINDS:
+            raise XlingError(f"unknown answer kind '{kind}'; choose one of: {', '.join(KINDS)}")
+        L.check_backend(langid)
+        self.kind = kind
+        self.langid = langid
+        self.min_chars = min_chars
+        self.reasoning_only = reasoning_only
+        self.require_think = require_think
+        self.embedding_model = str(embedding_model)
+        self.embedding_device = embedding_device
+        self.grader = grader or Grader(timeout=timeout, workers=default_workers() if workers is None else workers)
+
+
+def build_rewards(rewards: str | Mapping[str, float] = "paper", **options: Any) -> tuple[list[Callable], list[float]]:
+    """(reward functions, weights) for a named set of `REWARD_SETS` or a {reward: weight} mapping.
+
+    Options (all rewards of the call share them and one grader): kind, langid, min_chars,
+    reasoning_only, require_think, timeout, workers, embedding_model, embedding_device, grader.
+    """
+    if isinstance(rewards, str):
+        if rewards not in REWARD_SETS:
+            raise XlingError(f"unknown reward set '{rewards}'; choose one of: {', '.join(REWARD_SETS)} "
+                             f"(or give a mapping of {', '.join(REWARD_FUNCTIONS)} to weights)")
+        mix = REWARD_SETS[rewards]
+    else:
+        mix = dict(rewards)
+    if not mix:
+        raise XlingError("no rewards given; name a reward set or give at least one reward with its weight")
+    for name, weight in mix.items():
+        if name not in REWARD_FUNCTIONS:
+            raise XlingError(f"unknown reward '{name}'; choose from: {', '.join(REWARD_FUNCTIONS)}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise XlingError(f"reward '{name}' has weight {weight!r}; weights are finite numbers")
+    try:
+        shared = RewardOptions(**options)
+    except TypeError as e:
+        raise XlingError(f"build_rewards: {e}") from None
+    funcs = [REWARD_FUNCTIONS[name](shared) for name in mix]
+    return funcs, [float(w) for w in mix.values()]
+
+
+def combine(values: Sequence[Sequence[float | None]], weights: Sequence[float]) -> list[float]:
+    """The total reward per completion as TRL forms it: sum of weight × reward, None counting 0."""
+    return [sum(w * v for w, v in zip(weights, row) if v is not None) for row in zip(*values)]
+
+
+__all__ = ["REWARD_SETS", "REWARD_FUNCTIONS", "build_rewards", "combine", "completion_text",
+           "assistant_prefix", "AccuracyReward", "FormatReward", "LanguageReward", "ConsistencyReward",
+           "PivotReward", "RewardOptions", "load_embedder", "DEFAULT_EMBEDDING_MODEL"]

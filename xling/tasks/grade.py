@@ -1,0 +1,157 @@
+"""Task `grade`: grade completions from any source with the one grader, per language.
+
+Input: JSON Lines, one completion per line with ``completion``, ``answer``, ``lang`` and optionally
+``kind`` (math, number or choice; the recipe's `kind` otherwise) and ``id``. Output:
+``graded.jsonl`` in the run folder (each input record plus ``extracted``, ``correct``,
+``detected_lang``, ``on_target``, and ``error`` where grading found one) and a table of accuracy
+and off-target rate per language. Malformed lines are reported with their line numbers and skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .. import metrics as M
+from ..answers import KINDS, TIMEOUT, UNPARSEABLE_GOLD, Grader
+from ..config import Invalid, Recipe
+from ..console import console, fmt, print_table
+from ..errors import XlingError
+from ..io import atomic_write_jsonl, iter_jsonl
+from ..langid import detect_batch
+from ..languages import CODES, LANGUAGES
+
+REQUIRED = ("completion", "answer", "lang")
+SHOW_BAD = 10
+
+
+@dataclass(kw_only=True)
+class Config(Recipe):
+    input: str  # JSONL: completion, answer, lang[, kind, id]
+    kind: Literal["math", "number", "choice"] = "math"  # for lines without a `kind`
+    langid: Literal["langdetect", "lingua", "langid"] = "langdetect"  # language-ID backend
+    min_chars: int = 20  # fewer letters than this (after stripping math): language undetermined
+    reasoning_only: bool = False  # judge the language of the part before </think> only
+    timeout: float = 5.0  # seconds per math-verify check; longer is wrong ("timeout")
+    workers: int = 2  # math-verify / language-ID worker processes (0: in this process)
+
+    def check(self) -> None:
+        if not str(self.input).strip():
+            raise Invalid("input", "give the completions file as input=FILE.jsonl")
+        if self.min_chars < 0:
+            raise Invalid("min_chars", "must be 0 or more")
+        if self.timeout <= 0:
+            raise Invalid("timeout", "must be a positive number of seconds")
+        if self.workers < 0:
+            raise Invalid("workers", "must be 0 (grade in this process) or more")
+
+
+def read_items(path: Path, default_kind: str) -> tuple[list[tuple[int, dict]], list[str]]:
+    """(line number, record) of the good lines, and one message per malformed line."""
+    if not path.is_file():
+        raise XlingError(f"input file {path} does not exist; give input=FILE.jsonl")
+    items, bad = [], []
+    for lineno, rec, err in iter_jsonl(path):
+        if err:
+            bad.append(f"line {lineno}: {err}")
+            continue
+        missing = [k for k in REQUIRED if rec.get(k) is None]
+        if missing:
+            bad.append(f"line {lineno}: missing {', '.join(missing)}")
+            continue
+        if not isinstance(rec["completion"], str):
+            bad.append(f"line {lineno}: 'completion' is not text")
+            continue
+        if rec["lang"] not in LANGUAGES:
+            bad.append(f"line {lineno}: unknown language '{rec['lang']}' (valid: {', '.join(CODES)})")
+            continue
+        kind = rec.get("kind") or default_kind
+        if kind not in KINDS:
+            bad.append(f"line {lineno}: unknown kind '{kind}' (valid: {', '.join(KINDS)})")
+            continue
+        items.append((lineno, rec))
+    return items, bad
+
+
+def grade_records(records: list[dict], cfg: Config) -> list[dict]:
+    """Each record plus extracted, correct, detected_lang, on_target (and error, if any)."""
+    completions = [r["completion"] for r in records]
+    with Grader(timeout=cfg.timeout, workers=cfg.workers) as grader:
+        with console.status(f"grading {len(records)} completions"):
+            results = grader.grade_batch(completions, [r["answer"] for r in records],
+                                         [r["lang"] for r in records],
+                                         [r.get("kind") or cfg.kind for r in records])
+        with console.status(f"identifying languages ({cfg.langid})"):
+            pool = grader.pool if cfg.workers and cfg.langid != "lingua" else None
+            detected = detect_batch(completions, cfg.langid, min_chars=cfg.min_chars,
+                                    reasoning_only=cfg.reasoning_only, pool=pool)
+    out = []
+    for rec, res, det in zip(records, results, detected):
+        row = dict(rec)
+        row.update(extracted=res.extracted, correct=res.correct, detected_lang=det,
+                   on_target=None if det is None else det == rec["lang"])
+        if res.error:
+            row["error"] = res.error
+        out.append(row)
+    return out
+
+
+def summarize(rows: list[dict]) -> dict:
+    by_lang: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_lang[r["lang"]].append(r)
+    langs = [c for c in CODES if c in by_lang]
+    per_lang = {}
+    for lang in langs:
+        rs = by_lang[lang]
+        errors = Counter(r["error"] for r in rs if r.get("error"))
+        scored = [r for r in rs if r.get("error") != UNPARSEABLE_GOLD]
+        per_lang[lang] = {
+            "n": len(rs),
+            "accuracy": 100 * sum(r["correct"] for r in scored) / len(scored) if scored else None,
+            "off_target": M.off_target_rate([r["detected_lang"] for r in rs], [lang] * len(rs)),
+            "undetermined": sum(r["detected_lang"] is None for r in rs),
+            "no_answer": sum(r["extracted"] is None for r in rs),
+            "unparseable_gold": errors.get(UNPARSEABLE_GOLD, 0),
+            "timeouts": errors.get(TIMEOUT, 0),
+        }
+    scored = [r for r in rows if r.get("error") != UNPARSEABLE_GOLD]
+    overall = {
+        "n": len(rows),
+        "accuracy": 100 * sum(r["correct"] for r in scored) / len(scored) if scored else None,
+        "off_target": M.off_target_rate([r["detected_lang"] for r in rows], [r["lang"] for r in rows]),
+        "unparseable_gold": sum(v["unparseable_gold"] for v in per_lang.values()),
+        "timeouts": sum(v["timeouts"] for v in per_lang.values()),
+    }
+    return {"per_lang": per_lang, "overall": overall}
+
+
+def show(summary: dict, cfg: Config) -> None:
+    rows = [[lang, s["n"], fmt(s["accuracy"], 1), fmt(s["off_target"], 1), s["undetermined"], s["no_answer"],
+             s["unparseable_gold"], s["timeouts"]] for lang, s in summary["per_lang"].items()]
+    o = summary["overall"]
+    rows.append(["all", o["n"], fmt(o["accuracy"], 1), fmt(o["off_target"], 1), "", "", o["unparseable_gold"], o["timeouts"]])
+    print_table(f"graded (default kind {cfg.kind}, language ID {cfg.langid})",
+                ["lang", "n", "accuracy %", "off-target %", "undetermined", "no answer", "bad gold", "timeouts"], rows,
+                note="accuracy leaves out unparseable gold answers; off-target leaves out undetermined languages.")
+
+
+def run(cfg: Config, run_dir: Path) -> dict:
+    items, bad = read_items(Path(cfg.input), cfg.kind)
+    for message in bad[:SHOW_BAD]:
+        console.print(f"[yellow]skipped[/] {cfg.input} {message}", highlight=False)
+    if len(bad) > SHOW_BAD:
+        console.print(f"[yellow]skipped[/] {len(bad) - SHOW_BAD} more malformed lines", highlight=False)
+    if not items:
+        raise XlingError(f"{cfg.input} has no gradable lines ({len(bad)} malformed); each line needs "
+                         f"{', '.join(REQUIRED)}")
+    rows = grade_records([rec for _, rec in items], cfg)
+    atomic_write_jsonl(run_dir / "graded.jsonl", rows)
+    summary = summarize(rows)
+    show(summary, cfg)
+    console.print(f"graded {len(rows)} lines -> {run_dir / 'graded.jsonl'}"
+                  + (f"; skipped {len(bad)} malformed" if bad else ""), markup=False)
+    return {"input": cfg.input, "graded": len(rows), "skipped": len(bad),
+            "skipped_lines": bad, **summary}
