@@ -1,0 +1,120 @@
+"""Task `translate`: translate English problems into other languages with a local model, for parallel training.
+
+It selects the problems exactly as the training-set builder will (same source, n, seed, level
+weights; `sets=2` for an unparallel en+X run), translates them with vLLM on a GPU or transformers
+on CPU, rejects translations whose numbers differ from the source's, and keeps the accepted ones
+in a store folder shared by every run with the same model and data (default
+`$XLING_CACHE/translations/<model>/<source>-<split>`), so a re-run only translates what is missing.
+Give that folder to a training set as `translations=DIR`, or to a benchmark as `path=DIR` (it holds
+the English originals too: e.g. a multilingual MATH500 from `source=math500 split=test n=null`). `model=tiny` uses a tiny random model (a CPU demo of the
+mechanics: its output is garbage and is rejected).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..config import Invalid, Recipe
+from ..console import console, print_table
+from ..data import SOURCES, cache_root, load
+from ..errors import XlingError
+from ..io import atomic_write_jsonl
+from ..languages import LANGUAGES, PARALLEL_ORDER, check_codes, unknown_language_message
+
+
+@dataclass(kw_only=True)
+class Config(Recipe):
+    source: str = "math"  # English problems to translate (a data source)
+    path: str | None = None  # a local copy of it (default: the hub, cached)
+    hub: str | None = None
+    split: str = "train"
+    langs: list[str] = field(default_factory=lambda: list(PARALLEL_ORDER))  # target languages
+    n: int | None = 1000  # problems, selected as the training set selects them; null: all of them
+    sets: int = 1  # disjoint matched sets to translate (2 for an unparallel en+X training set)
+    level_weights: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])
+    model: str = "Qwen/Qwen2.5-7B-Instruct"  # a local path or hub id; 'tiny': a tiny random model (demo)
+    backend: Literal["auto", "vllm", "transformers"] = "auto"  # auto: vLLM when a GPU is there
+    template_from: str | None = None  # chat template to borrow when the model has none
+    max_new_tokens: int = 1024
+    batch_size: int = 64  # problems per model call (and per flush to the store)
+    store: str | None = None  # default: $XLING_CACHE/translations/<model>/<source>-<split>
+    retry_rejected: bool = False
+    max_rounds: int = 3  # rounds of replacing rejected problems
+    gpu_memory_utilization: float = 0.85  # vLLM
+    tensor_parallel_size: int = 1  # vLLM
+
+    def check(self) -> None:
+        if self.source not in SOURCES:
+            raise Invalid("source", f"unknown data source '{self.source}'; sources: {', '.join(SOURCES)}")
+        if not self.langs:
+            raise Invalid("langs", "give the languages to translate into, e.g. langs=ru,zh")
+        for code in self.langs:
+            if code not in LANGUAGES and code != "all":
+                raise Invalid("langs", unknown_language_message(code))
+        if self.n is not None and self.n < 1:
+            raise Invalid("n", "give a positive number of problems, or null for all")
+        if self.sets < 1:
+            raise Invalid("sets", "must be at least 1")
+        for key in ("max_new_tokens", "batch_size", "max_rounds", "tensor_parallel_size"):
+            if getattr(self, key) < 1:
+                raise Invalid(key, "must be at least 1")
+
+
+def store_dir(cfg: Config) -> Path:
+    if cfg.store:
+        return Path(cfg.store).expanduser()
+    slug = cfg.model.strip("/").replace("/", "__") if cfg.model != "tiny" else "tiny"
+    return cache_root() / "translations" / slug / f"{cfg.source}-{cfg.split}"
+
+
+def make_translator(cfg: Config, run_dir: Path):
+    model = cfg.model
+    if model == "tiny":
+        from ..tiny import build_tiny_model
+
+        model = str(build_tiny_model(run_dir / "tiny-model"))
+    backend = cfg.backend
+    if backend == "auto":
+        import importlib.util
+
+        import torch
+
+        cuda = torch.cuda.is_available()
+        backend = "vllm" if cuda and importlib.util.find_spec("vllm") is not None else "transformers"
+    from .. import translate as T
+
+    console.print(f"translating with {cfg.model} ({backend})", markup=False)
+    if backend == "vllm":
+        return T.vllm_translator(model, max_new_tokens=cfg.max_new_tokens, template_from=cfg.template_from,
+                                 gpu_memory_utilization=cfg.gpu_memory_utilization,
+                                 tensor_parallel_size=cfg.tensor_parallel_size)
+    return T.hf_translator(model, max_new_tokens=cfg.max_new_tokens, template_from=cfg.template_from,
+                           batch_size=min(cfg.batch_size, 8))
+
+
+def run(cfg: Config, run_dir: Path) -> dict:
+    from .. import translate as T
+
+    langs = [c for c in check_codes(cfg.langs) if c != "en"]
+    if not langs:
+        raise XlingError("langs holds only English; give the languages to translate into, e.g. langs=ru,zh")
+    pool = load(cfg.source, path=cfg.path, langs=["en"], split=cfg.split, hub=cfg.hub)
+    store = T.Store(store_dir(cfg))
+    translator = make_translator(cfg, run_dir)
+    report = T.translate_selection(
+        pool, langs, translator, store, n=cfg.n, sets=cfg.sets, seed=cfg.seed, level_weights=cfg.level_weights,
+        batch_size=cfg.batch_size, retry_rejected=cfg.retry_rejected, max_rounds=cfg.max_rounds, model=cfg.model)
+    selected = set(report.pop("selected_ids"))
+    rejected = [rec for (pid, lang), rec in sorted(store.rejected.items()) if pid in selected and lang in langs]
+    atomic_write_jsonl(run_dir / "rejected.jsonl", rejected)
+    rows = [[lang, c.get("accepted", 0), c.get("rejected", 0), c.get("available", 0), report["selected"]]
+            for lang, c in report["by_lang"].items()]
+    print_table(f"translations of {report['selected']} {cfg.source} problems -> {store.folder}",
+                ["lang", "accepted now", "rejected now", "available", "selected"], rows,
+                note=f"rejections: {report['reasons'] or 'none'}; details in {run_dir / 'rejected.jsonl'}")
+    console.print(f"use them with: translations={store.folder} (training) or path={store.folder} (evaluation)",
+                  markup=False)
+    return {"source": cfg.source, "split": cfg.split, "model": cfg.model, "store": str(store.folder),
+            "langs": langs, **report, "rejected_file": str(run_dir / "rejected.jsonl")}
