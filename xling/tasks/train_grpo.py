@@ -1,0 +1,36 @@
+"""Task `train-grpo`: GRPO on a training set with the paper's rewards (LoRA/QLoRA or full-parameter).
+
+Sections: model, data (xling.trainset), train, lora, vllm, grpo, rewards; `resume`. The work is
+in `xling.train.grpo`; this module only declares the keys and checks them across sections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Invalid
+from ..train.config import GrpoConfig, RewardsConfig, TrainRecipe, VllmConfig, batch_plan
+
+
+@dataclass(kw_only=True)
+class Config(TrainRecipe):
+    vllm: VllmConfig = field(default_factory=VllmConfig)
+    grpo: GrpoConfig = field(default_factory=GrpoConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
+
+    def check(self) -> None:
+        super().check()
+        batch_plan(self.train, self.grpo.num_generations)
+        need = self.grpo.max_prompt_length + self.grpo.max_completion_length
+        if self.vllm.max_model_len is not None and self.vllm.max_model_len < need:
+            raise Invalid("vllm.max_model_len", f"{self.vllm.max_model_len} is below grpo.max_prompt_length + "
+                          f"grpo.max_completion_length = {need}; raise it or leave it null")
+        if self.train.backend == "unsloth" and self.vllm.mode == "server":
+            raise Invalid("vllm.mode", "train.backend=unsloth runs its own vLLM engine; use vllm.mode=colocate")
+
+
+def run(cfg: Config, run_dir: Path) -> dict:
+    from ..train import grpo
+
+    return grpo.run(cfg, run_dir)

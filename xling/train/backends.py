@@ -1,0 +1,293 @@
+"""Which training backend runs, on what, and how the model is loaded for it.
+
+- `unsloth`: `FastLanguageModel.from_pretrained` (4-bit with `lora.qlora`, `fast_inference=True`
+  for vLLM rollouts sharing the weights) and `FastLanguageModel.get_peft_model`; TRL's trainers as
+  Unsloth patches them. Unsloth must be imported before trl/transformers/peft: `import_unsloth()`
+  is called by the training run before anything imports them (run.py and xling import nothing
+  heavy at start).
+- `peft`: transformers + PEFT LoRA (QLoRA through bitsandbytes on CUDA); TRL's vLLM colocate or
+  server mode on CUDA. Runs on CPU too.
+- `full`: every weight trained; on a multi-GPU host under `accelerate launch` with DeepSpeed ZeRO-3
+  or FSDP (recipes/accelerate/), single-process on CPU.
+
+`resolve()` turns a recipe into a `Plan` (backend, device, precision, vLLM, batch) or a one-line
+XlingError; `load()` returns the model (object or path), tokenizer and PEFT/quantization configs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import versions
+from ..console import console
+from ..errors import XlingError
+from .config import VLLM_LORA_RANKS, BatchPlan, batch_plan, world_size
+
+GPU_HINT = versions.GPU_HINT
+
+
+def cuda_available() -> bool:
+    return versions.cuda_available()
+
+
+def installed(name: str) -> bool:
+    return versions.installed_version(name) is not None
+
+
+def bf16_supported() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    except Exception:
+        return False
+
+
+def lora_rank_for_vllm(r: int) -> int:
+    """The smallest LoRA rank vLLM accepts that is at least r."""
+    for rank in VLLM_LORA_RANKS:
+        if rank >= r:
+            return rank
+    raise XlingError(f"lora.r={r} is above vLLM's largest LoRA rank ({VLLM_LORA_RANKS[-1]}); pick a smaller rank")
+
+
+@dataclass
+class Plan:
+    method: str  # grpo | sft | rft
+    backend: str  # unsloth | peft | full
+    cuda: bool
+    use_vllm: bool
+    precision: str  # bf16 | fp16 | fp32
+    dtype: str  # bfloat16 | float16 | float32: the dtype the weights are loaded in
+    batch: BatchPlan
+    max_lora_rank: int
+    processes: int
+    deepspeed: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def lora(self) -> bool:
+        return self.backend != "full"
+
+    def describe(self) -> str:
+        device = "CUDA" if self.cuda else "CPU"
+        rollout = ", vLLM rollouts" if self.use_vllm else ""
+        return (f"{self.method.upper()} on {device}, backend {self.backend}{rollout}, {self.precision}, "
+                f"{self.processes} process(es); a step = {self.batch.questions_per_step} "
+                f"{'questions' if self.method == 'grpo' else 'examples'}, grad_accum {self.batch.grad_accum}")
+
+
+def resolve(cfg: Any, method: str, generations: int = 1) -> Plan:
+    """The backend, device, precision and vLLM use of a run, checked against this machine."""
+    t, lora = cfg.train, cfg.lora
+    vllm_cfg = getattr(cfg, "vllm", None)
+    cuda = cuda_available()
+    procs = world_size()
+    notes: list[str] = []
+    backend = t.backend
+    if backend == "auto":
+        if cuda and procs == 1 and installed("unsloth"):
+            backend = "unsloth"
+        else:
+            backend = "peft"
+            if cuda and not installed("unsloth"):
+                notes.append(f"unsloth is not installed, so train.backend=auto uses peft ({GPU_HINT} for unsloth)")
+    if backend == "unsloth":
+        if not cuda:
+            raise XlingError("train.backend=unsloth needs a CUDA GPU and none is visible here "
+                             "(torch.cuda.is_available() is False); use train.backend=peft to train on CPU")
+        if not installed("unsloth"):
+            raise XlingError(f"train.backend=unsloth needs unsloth, which is not installed; {GPU_HINT}")
+        if procs > 1:
+            raise XlingError("train.backend=unsloth trains on one GPU; for several GPUs use train.backend=full "
+                             "(or peft) under accelerate launch")
+        if vllm_cfg is not None and vllm_cfg.mode == "server":
+            raise XlingError("vllm.mode=server is not used by train.backend=unsloth (its vLLM engine shares the "
+                             "training weights in-process); use vllm.mode=colocate or train.backend=peft")
+    if lora.qlora and backend != "full":
+        if not cuda:
+            raise XlingError("lora.qlora=true needs a CUDA GPU (4-bit weights through bitsandbytes); "
+                             "set lora.qlora=false to train on CPU")
+        if backend == "peft" and not installed("bitsandbytes"):
+            raise XlingError(f"lora.qlora=true with train.backend=peft needs bitsandbytes; {GPU_HINT}")
+
+    precision = t.precision
+    if precision == "auto":
+        precision = ("bf16" if bf16_supported() else "fp16") if cuda else "fp32"
+    if not cuda and precision == "fp16":
+        raise XlingError("train.precision=fp16 needs a CUDA GPU; use fp32 (or bf16) on CPU")
+    dtype = cfg.model.dtype
+    if dtype == "auto":
+        dtype = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision]
+
+    use_vllm = False
+    if method == "grpo" and vllm_cfg is not None:
+        have_vllm = installed("vllm")
+        if vllm_cfg.enabled is None:
+            use_vllm = cuda and have_vllm
+        elif vllm_cfg.enabled:
+            if not cuda:
+                raise XlingError("vllm.enabled=true needs a CUDA GPU; set vllm.enabled=false (or null) on CPU")
+            if not have_vllm:
+                raise XlingError(f"vllm.enabled=true but vllm is not installed; {GPU_HINT}")
+            use_vllm = True
+        if use_vllm and procs % vllm_cfg.tensor_parallel_size and vllm_cfg.mode == "colocate":
+            raise XlingError(f"vllm.tensor_parallel_size={vllm_cfg.tensor_parallel_size} must divide the number of "
+                             f"processes ({procs})")
+    max_rank = lora_rank_for_vllm(lora.r)
+    if vllm_cfg is not None and vllm_cfg.max_lora_rank is not None:
+        if vllm_cfg.max_lora_rank < lora.r:
+            raise XlingError(f"vllm.max_lora_rank={vllm_cfg.max_lora_rank} is below lora.r={lora.r}; "
+                             f"vLLM would refuse the adapter. Use {max_rank} or more")
+        max_rank = vllm_cfg.max_lora_rank
+    try:
+        batch = batch_plan(t, generations, procs)
+    except Exception as e:  # Invalid: the recipe check normally catches it first
+        raise XlingError(f"recipe key '{getattr(e, 'key', 'train')}': {getattr(e, 'message', e)}") from None
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+    return Plan(method, backend, cuda, use_vllm, precision, dtype, batch, max_rank, procs, deepspeed, notes)
+
+
+def startup_check(plan: Plan, qlora: bool) -> list[str]:
+    """Check installed versions for this path: warnings are returned (and printed), errors raised."""
+    report = versions.check_stack(plan.backend, use_vllm=plan.use_vllm, qlora=qlora and plan.backend == "peft",
+                                  deepspeed=plan.deepspeed)
+    if report.errors:
+        raise XlingError(f"the installed packages do not fit train.backend={plan.backend}"
+                         f"{' with vLLM' if plan.use_vllm else ''}: " + "; ".join(report.errors[:4])
+                         + f" — install the lock set: {GPU_HINT} (check with: python run.py doctor)")
+    for warning in report.warnings:
+        console.print(f"warning: {warning}", style="yellow", markup=False)
+    return report.warnings
+
+
+def import_unsloth(standby: bool = False):
+    """Import unsloth, which patches trl/transformers/peft; it must come before them in the process."""
+    if standby:
+        os.environ.setdefault("UNSLOTH_VLLM_STANDBY", "1")
+    late = [m for m in ("trl", "transformers", "peft") if m in sys.modules]
+    if late and "unsloth" not in sys.modules:
+        console.print(f"warning: {', '.join(late)} imported before unsloth in this process; Unsloth's patches may "
+                      "be incomplete (python run.py imports unsloth first)", style="yellow", markup=False)
+    try:
+        import unsloth  # noqa: F401  (patches TRL's GRPOTrainer/SFTTrainer on import)
+    except Exception as e:
+        raise XlingError(f"cannot import unsloth ({type(e).__name__}: {str(e)[:200]}); {GPU_HINT}") from None
+    return sys.modules["unsloth"]
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+@dataclass
+class Loaded:
+    model: Any  # a path (TRL loads it with model_init_kwargs) or a model object
+    tokenizer: Any
+    peft_config: Any = None
+    quantization_config: Any = None
+    model_init_kwargs: dict | None = None
+
+
+def set_template(tokenizer: Any, template_from: Any) -> None:
+    """Give a base model's tokenizer the instruct template it is prompted with (saved with the model)."""
+    if template_from is None:
+        return
+    from ..prompts import chat_template_for
+
+    tokenizer.chat_template = chat_template_for(tokenizer, template_from)
+
+
+def _init_kwargs(cfg: Any, plan: Plan) -> dict:
+    kwargs: dict = {"dtype": plan.dtype}
+    if cfg.model.attn_implementation:
+        kwargs["attn_implementation"] = cfg.model.attn_implementation
+    return kwargs
+
+
+def _bnb_config(plan: Plan):
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    compute = torch.bfloat16 if plan.precision == "bf16" else torch.float16
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute)
+
+
+def peft_lora_config(cfg: Any):
+    from peft import LoraConfig
+
+    lora = cfg.lora
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.targets),
+                      bias="none", use_rslora=lora.rslora, task_type="CAUSAL_LM")
+
+
+def load(cfg: Any, plan: Plan, model_path: str, max_seq_length: int) -> Loaded:
+    """The model (or its path), tokenizer and configs the trainer needs, per backend."""
+    if plan.backend == "unsloth":
+        return load_unsloth(cfg, plan, model_path, max_seq_length)
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+    except Exception as e:
+        raise XlingError(f"cannot load the tokenizer of model.name={cfg.model.name!r} ({type(e).__name__}: "
+                         f"{str(e)[:160]}); give a local model folder or a hub id reachable from here") from None
+    set_template(tokenizer, cfg.model.template_from)
+    init = _init_kwargs(cfg, plan)
+    quant = _bnb_config(plan) if plan.backend == "peft" and cfg.lora.qlora else None
+    if plan.backend == "full":
+        return Loaded(model_path, tokenizer, model_init_kwargs=init)
+    if cfg.model.adapter:
+        return Loaded(_load_with_adapter(cfg, plan, model_path, init, quant), tokenizer)
+    return Loaded(model_path, tokenizer, peft_lora_config(cfg), quant, init)
+
+
+def _load_with_adapter(cfg: Any, plan: Plan, model_path: str, init: dict, quant: Any):
+    """The base model with a saved LoRA adapter, trainable (e.g. GRPO after an SFT cold start)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    adapter = Path(cfg.model.adapter).expanduser()
+    if not (adapter / "adapter_config.json").is_file():
+        raise XlingError(f"model.adapter={cfg.model.adapter}: no adapter_config.json there; give the final/ folder "
+                         "of a LoRA training run")
+    kwargs = dict(init)
+    kwargs["dtype"] = getattr(torch, kwargs["dtype"])
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+    if plan.cuda and plan.processes == 1:
+        kwargs["device_map"] = "auto"
+    base = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    return PeftModel.from_pretrained(base, str(adapter), is_trainable=True)
+
+
+def load_unsloth(cfg: Any, plan: Plan, model_path: str, max_seq_length: int) -> Loaded:
+    """FastLanguageModel with LoRA (and, for GRPO with vLLM, its shared vLLM engine)."""
+    vllm_cfg = getattr(cfg, "vllm", None)
+    unsloth = import_unsloth(bool(vllm_cfg and vllm_cfg.standby))
+    import torch
+
+    fast = unsloth.FastLanguageModel
+    gc = "unsloth" if cfg.train.gradient_checkpointing else False
+    kwargs: dict = dict(
+        model_name=model_path, max_seq_length=max_seq_length,
+        dtype=None if cfg.model.dtype == "auto" else getattr(torch, cfg.model.dtype),
+        load_in_4bit=bool(cfg.lora.qlora), load_in_8bit=False, full_finetuning=False,
+        fast_inference=plan.use_vllm, max_lora_rank=plan.max_lora_rank, random_state=cfg.seed,
+        use_gradient_checkpointing=gc, disable_log_stats=True,
+    )
+    if plan.use_vllm:
+        kwargs["gpu_memory_utilization"] = vllm_cfg.gpu_memory_utilization
+    model, tokenizer = fast.from_pretrained(**kwargs)
+    set_template(tokenizer, cfg.model.template_from)
+    lora = cfg.lora
+    model = fast.get_peft_model(
+        model, r=lora.r, target_modules=list(lora.targets), lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        bias="none", use_gradient_checkpointing=gc, random_state=cfg.seed, use_rslora=lora.rslora,
+        modules_to_save=None, max_seq_length=max_seq_length,
+    )
+    return Loaded(model, tokenizer)

@@ -1,0 +1,312 @@
+"""Recipe sections of the training tasks, their defaults (the paper's, SPEC §3) and their checks.
+
+Sections: `model`, `data` (the training-set builder's `xling.trainset.TrainData`), `train`,
+`lora`, `vllm`, `grpo`, `rewards`, `sft`, `rft`. Every value is checked here, with a message that
+names the key, before TRL (or Unsloth, which silently rewrites some values) sees it.
+
+Batch arithmetic (GRPO): `train.batch_size` counts completions per device per micro-batch (TRL's
+`per_device_train_batch_size`); one optimizer step holds `train.questions_per_step` questions ×
+`grpo.num_generations` rollouts, reached with gradient accumulation
+(`grad_accum = questions × G / (batch_size × processes)`), or set `train.grad_accum` directly.
+For SFT and RFT, G is 1 and "questions" are training examples.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..config import Invalid, Recipe
+from ..trainset import TrainData
+
+BACKENDS = ("auto", "unsloth", "peft", "full")
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+REPORT_TO = ("none", "tensorboard", "wandb")
+# vLLM 0.30 accepts only these LoRA ranks (vllm/config/lora.py MaxLoRARanks).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+TINY = "tiny"  # model.name=tiny: build xling.tiny's random model into the run folder (CPU runs, tests)
+
+
+@dataclass(kw_only=True)
+class ModelConfig:
+    name: str = "Qwen/Qwen2.5-1.5B-Instruct"  # hub id, local folder, or 'tiny'
+    template_from: str | None = None  # base models: borrow this chat template (instruct model, 'chatml')
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    adapter: str | None = None  # start from this LoRA adapter (e.g. an SFT run's final/; peft backend)
+    attn_implementation: str | None = None  # e.g. sdpa, flash_attention_2 (default: transformers' choice)
+
+    def check(self) -> None:
+        if not str(self.name).strip():
+            raise Invalid("name", "give a model: a hub id, a local folder, or 'tiny'")
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    backend: Literal["auto", "unsloth", "peft", "full"] = "auto"  # auto: unsloth with CUDA, else peft
+    learning_rate: float = 1e-6  # the paper's (full-parameter); LoRA wants ~1e-5 to 5e-5
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0: stop after this many optimizer steps (overrides epochs)
+    questions_per_step: int = 128  # questions (GRPO) or examples (SFT) per optimizer step
+    batch_size: int = 8  # per device per micro-batch: completions (GRPO) or examples (SFT)
+    grad_accum: int | None = None  # default: from questions_per_step
+    optim: str = "adamw_torch"  # any transformers optimizer name (adamw_8bit needs bitsandbytes)
+    lr_scheduler: str = "constant"  # transformers scheduler name: constant, linear, cosine, ...
+    warmup: float = 0.0  # warm-up steps, or a fraction of the run when < 1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on GPUs that have it, else fp32
+    gradient_checkpointing: bool = True
+    save_steps: int = 50  # checkpoint every this many steps (resume=auto continues from the last one)
+    save_total_limit: int | None = 2  # checkpoints kept
+    logging_steps: int = 1
+    report_to: list[str] = field(default_factory=lambda: ["none"])  # none, tensorboard, wandb
+
+    def check(self) -> None:
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise Invalid("learning_rate", "must be a positive number, e.g. 1e-6")
+        if self.max_steps <= 0 and self.max_steps != -1:
+            raise Invalid("max_steps", "give a positive number of steps, or -1 to train for `epochs`")
+        if self.max_steps == -1 and not self.epochs > 0:
+            raise Invalid("epochs", "must be positive (or set max_steps)")
+        for key in ("questions_per_step", "batch_size", "save_steps", "logging_steps"):
+            if getattr(self, key) < 1:
+                raise Invalid(key, "must be at least 1")
+        if self.grad_accum is not None and self.grad_accum < 1:
+            raise Invalid("grad_accum", "must be at least 1 (or null: derived from questions_per_step)")
+        if self.save_total_limit is not None and self.save_total_limit < 1:
+            raise Invalid("save_total_limit", "must be at least 1, or null to keep every checkpoint")
+        if self.warmup < 0:
+            raise Invalid("warmup", "must be 0 or more")
+        bad = [r for r in self.report_to if r not in REPORT_TO]
+        if bad:
+            raise Invalid("report_to", f"'{bad[0]}' is not supported; choose from: {', '.join(REPORT_TO)}")
+        if "none" in self.report_to and len(self.report_to) > 1:
+            raise Invalid("report_to", "'none' cannot be combined with other loggers")
+
+
+@dataclass(kw_only=True)
+class LoraConfig:
+    r: int = 32
+    alpha: int = 64
+    dropout: float = 0.0
+    targets: list[str] = field(default_factory=lambda: list(ALL_LINEAR))
+    qlora: bool = False  # 4-bit base weights (bitsandbytes NF4 / Unsloth 4-bit); CUDA only
+    rslora: bool = False
+
+    def check(self) -> None:
+        if self.r < 1:
+            raise Invalid("r", "the LoRA rank must be at least 1")
+        if self.r > VLLM_LORA_RANKS[-1]:
+            raise Invalid("r", f"ranks above {VLLM_LORA_RANKS[-1]} cannot be served by vLLM; pick a smaller one")
+        if self.alpha <= 0:
+            raise Invalid("alpha", "must be positive (commonly r or 2·r)")
+        if not 0 <= self.dropout < 1:
+            raise Invalid("dropout", "must be in [0, 1)")
+        if not self.targets:
+            raise Invalid("targets", "name at least one module, e.g. q_proj,v_proj")
+
+
+@dataclass(kw_only=True)
+class VllmConfig:
+    enabled: bool | None = None  # null: on with CUDA when vllm is installed
+    mode: Literal["colocate", "server"] = "colocate"  # server: start `trl vllm-serve` yourself
+    gpu_memory_utilization: float = 0.5  # share of GPU memory for the vLLM engine (colocate / Unsloth)
+    max_model_len: int | None = None  # default: grpo.max_prompt_length + grpo.max_completion_length
+    tensor_parallel_size: int = 1  # colocate: must divide the number of processes
+    sleep_mode: bool = False  # TRL colocate: offload vLLM while training
+    standby: bool = False  # Unsloth: UNSLOTH_VLLM_STANDBY=1 (then gpu_memory_utilization ~0.9)
+    max_lora_rank: int | None = None  # default: lora.r rounded up to a rank vLLM accepts
+    server_base_url: str | None = None  # server mode
+    server_host: str = "0.0.0.0"
+    server_port: int = 8000
+    server_timeout: float = 240.0
+
+    def check(self) -> None:
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise Invalid("gpu_memory_utilization", "must be in (0, 1], e.g. 0.5")
+        if self.tensor_parallel_size < 1:
+            raise Invalid("tensor_parallel_size", "must be at least 1")
+        if self.max_lora_rank is not None and self.max_lora_rank not in VLLM_LORA_RANKS:
+            raise Invalid("max_lora_rank", f"vLLM accepts only {', '.join(map(str, VLLM_LORA_RANKS))}")
+        if self.max_model_len is not None and self.max_model_len < 16:
+            raise Invalid("max_model_len", "must be at least the prompt plus completion length")
+
+
+@dataclass(kw_only=True)
+class GrpoConfig:
+    num_generations: int = 16  # rollouts per question (G)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_prompt_length: int = 1024  # longer prompts are dropped (and counted) before training
+    max_completion_length: int = 4096
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = "dapo"
+    beta: float = 0.0  # KL coefficient; 0 loads no reference model
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    epsilon: float = 0.2
+    epsilon_high: float | None = None  # default: epsilon (pass 0.28 for DAPO's clip-higher)
+    num_iterations: int = 1
+    mask_truncated_completions: bool = False
+    importance_sampling_correction: bool = True  # vLLM rollouts: correct the sampler/trainer mismatch
+    log_completions: bool = False  # write checkpoints/completions/*.parquet each logging step
+
+    def check(self) -> None:
+        if self.num_generations < 2:
+            raise Invalid("num_generations", "GRPO needs at least 2 rollouts per question to compute advantages")
+        if not self.temperature > 0:
+            raise Invalid("temperature", "must be positive")
+        if not 0 < self.top_p <= 1:
+            raise Invalid("top_p", "must be in (0, 1]")
+        for key in ("max_prompt_length", "max_completion_length", "num_iterations"):
+            if getattr(self, key) < 1:
+                raise Invalid(key, "must be at least 1")
+        if self.beta < 0:
+            raise Invalid("beta", "must be 0 or more")
+        if self.epsilon <= 0 or (self.epsilon_high is not None and self.epsilon_high < self.epsilon):
+            raise Invalid("epsilon_high" if self.epsilon > 0 else "epsilon",
+                          "clip ranges: epsilon > 0 and epsilon_high >= epsilon")
+
+
+@dataclass(kw_only=True)
+class RewardsConfig:
+    set: str = "paper"  # a reward set of xling.rewards.REWARD_SETS (paper: 0.8 acc + 0.1 format + 0.1 lang)
+    weights: dict[str, float] = field(default_factory=dict)  # or your own mix, e.g. {accuracy: 1.0}
+    langid: Literal["langdetect", "lingua", "langid"] = "langdetect"
+    min_chars: int = 20
+    reasoning_only: bool = False
+    require_think: bool = False
+    timeout: float = 5.0  # seconds per math-verify check
+    workers: int | None = None  # grader processes (null: up to 8; 0: in the training process)
+    embedding_model: str | None = None  # pivot rewards: a sentence-transformers model
+
+    def check(self) -> None:
+        from ..rewards import REWARD_FUNCTIONS, REWARD_SETS
+
+        if not self.weights and self.set not in REWARD_SETS:
+            raise Invalid("set", f"unknown reward set '{self.set}'; choose one of: {', '.join(REWARD_SETS)}")
+        for name in self.weights:
+            if name not in REWARD_FUNCTIONS:
+                raise Invalid("weights", f"unknown reward '{name}'; choose from: {', '.join(REWARD_FUNCTIONS)}")
+        if self.timeout <= 0:
+            raise Invalid("timeout", "must be a positive number of seconds")
+        if self.workers is not None and self.workers < 0:
+            raise Invalid("workers", "must be 0 or more")
+
+    def options(self) -> dict:
+        """Keyword options for `xling.rewards.build_rewards`."""
+        opts = {"langid": self.langid, "min_chars": self.min_chars, "reasoning_only": self.reasoning_only,
+                "require_think": self.require_think, "timeout": self.timeout, "workers": self.workers}
+        if self.embedding_model:
+            opts["embedding_model"] = self.embedding_model
+        return opts
+
+    def mix(self) -> str | dict[str, float]:
+        return dict(self.weights) if self.weights else self.set
+
+
+@dataclass(kw_only=True)
+class SftConfig:
+    target: Literal["solution", "reference"] = "solution"  # the column SFT learns to write
+    max_length: int = 5120  # prompt + completion tokens; longer examples are dropped
+    add_box: bool = True  # append "\boxed{answer}" to a target that has no box
+
+    def check(self) -> None:
+        if self.max_length < 16:
+            raise Invalid("max_length", "must be at least 16 tokens")
+
+
+@dataclass(kw_only=True)
+class RftConfig:
+    samples: int = 8  # answers sampled per problem
+    keep: int = 1  # correct answers kept per problem (distinct texts)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 4096
+    generator: Literal["auto", "hf", "vllm"] = "auto"  # auto: vllm with CUDA when installed, else hf
+    gpu_memory_utilization: float = 0.85  # vllm sampling (runs before training, in its own process)
+    chunk: int = 64  # problems per generator call (the unit of resume)
+
+    def check(self) -> None:
+        for key in ("samples", "keep", "max_tokens", "chunk"):
+            if getattr(self, key) < 1:
+                raise Invalid(key, "must be at least 1")
+        if not self.temperature > 0:
+            raise Invalid("temperature", "must be positive (RFT samples several different answers)")
+        if not 0 < self.top_p <= 1:
+            raise Invalid("top_p", "must be in (0, 1]")
+
+
+@dataclass(kw_only=True)
+class TrainRecipe(Recipe):
+    """Keys every training task has; `train_grpo`, `train_sft` and `train_rft` add their sections."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: TrainData = field(default_factory=TrainData)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    resume: str = "auto"  # auto: continue from the last checkpoint; never: start over; or a checkpoint path
+
+    def check(self) -> None:
+        check_common(self)
+
+
+def world_size() -> int:
+    """Processes of this run: WORLD_SIZE under `accelerate launch`, else 1."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    grad_accum: int
+    questions_per_step: int
+    completions_per_step: int
+    processes: int
+
+
+def batch_plan(train: TrainConfig, generations: int = 1, processes: int | None = None) -> BatchPlan:
+    """Gradient accumulation and step sizes, or Invalid naming the key to change."""
+    procs = processes or world_size()
+    micro = train.batch_size * procs
+    if train.grad_accum is None:
+        total = train.questions_per_step * generations
+        if total % micro:
+            what = (f"train.questions_per_step × grpo.num_generations = {train.questions_per_step} × {generations} "
+                    f"= {total} completions" if generations > 1 else f"train.questions_per_step = {total} examples")
+            divisors = [d for d in range(1, min(total, 64) + 1) if total % (d * procs) == 0]
+            raise Invalid("train.batch_size",
+                          f"a step holds {what}, which micro-batches of train.batch_size × processes = "
+                          f"{train.batch_size} × {procs} = {micro} do not divide; "
+                          f"use a batch_size among {', '.join(map(str, divisors[-6:]))}")
+        return BatchPlan(total // micro, train.questions_per_step, total, procs)
+    total = micro * train.grad_accum
+    if total % generations:
+        raise Invalid("train.grad_accum",
+                      f"train.batch_size × processes × train.grad_accum = {train.batch_size} × {procs} × "
+                      f"{train.grad_accum} = {total} completions per step is not divisible by "
+                      f"grpo.num_generations = {generations}: each question needs all of its rollouts in one step; "
+                      f"make it a multiple of {generations}")
+    return BatchPlan(train.grad_accum, total // generations, total, procs)
+
+
+def check_common(cfg: TrainRecipe) -> None:
+    """Checks across sections, shared by the training tasks."""
+    backend = cfg.train.backend
+    if backend == "full":
+        if cfg.lora.qlora:
+            raise Invalid("lora.qlora", "QLoRA trains adapters; train.backend=full trains every weight. "
+                          "Use train.backend=peft or unsloth with lora.qlora=true")
+        if cfg.model.adapter:
+            raise Invalid("model.adapter", "train.backend=full trains the model itself; merge the adapter first, "
+                          "or use train.backend=peft")
+    if backend == "unsloth" and cfg.model.adapter:
+        raise Invalid("model.adapter", "starting from a saved adapter is supported by train.backend=peft")
+    resume = str(cfg.resume).strip()
+    if not resume:
+        raise Invalid("resume", "give auto, never, or the path of a checkpoint folder")
+    if cfg.data.k is None and not cfg.data.langs:
+        raise Invalid("data.langs", "give at least one training language")

@@ -1,0 +1,151 @@
+"""GRPO through TRL's GRPOTrainer, with the real rewards (`xling.rewards`), on any backend.
+
+`grpo_args()` maps a recipe onto GRPOConfig's fields — every hyperparameter explicitly, because
+Unsloth's GRPOConfig silently changes TRL's defaults (learning rate, optimizer, seed, batch, loss
+clipping) — and is tested on its own. `run()` does the stages: plan and version check, (Unsloth
+imported first), training set, model, string prompts (chat template + prefix, over-long ones
+dropped), rewards, trainer, checkpoints/resume, final adapter.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..console import console
+from ..errors import XlingError
+from . import backends, loop
+from .callbacks import callbacks as make_callbacks, per_language_rewards
+from .prompts import prompt_template, string_prompts
+
+
+def report_to(train: Any, run_dir: Path) -> list[str] | str:
+    targets = [r for r in train.report_to if r != "none"]
+    if "tensorboard" in targets:
+        if not backends.installed("tensorboard"):
+            raise XlingError("train.report_to=tensorboard needs the tensorboard package: pip install tensorboard")
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run_dir / "tensorboard"))
+    if "wandb" in targets and not backends.installed("wandb"):
+        raise XlingError("train.report_to=wandb needs the wandb package: pip install wandb (then wandb login)")
+    return targets or "none"
+
+
+def common_args(cfg: Any, plan: backends.Plan, output_dir: Path, run_dir: Path) -> dict:
+    """TrainingArguments fields shared by GRPO and SFT, all explicit."""
+    t = cfg.train
+    args = dict(
+        output_dir=str(output_dir), seed=cfg.seed, data_seed=cfg.seed,
+        learning_rate=t.learning_rate, num_train_epochs=t.epochs, max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=plan.batch.grad_accum,
+        optim=t.optim, lr_scheduler_type=t.lr_scheduler, warmup_steps=t.warmup, weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        bf16=plan.precision == "bf16", fp16=plan.precision == "fp16", use_cpu=not plan.cuda,
+        gradient_checkpointing=t.gradient_checkpointing,
+        logging_steps=t.logging_steps, save_strategy="steps", save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit, report_to=report_to(t, run_dir),
+        disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=plan.cuda, eval_strategy="no", remove_unused_columns=False,
+    )
+    if plan.backend != "unsloth" and not (plan.backend == "peft" and cfg.model.adapter):
+        args["model_init_kwargs"] = backends._init_kwargs(cfg, plan)
+    return args
+
+
+def grpo_args(cfg: Any, plan: backends.Plan, output_dir: Path, run_dir: Path, weights: Sequence[float]) -> dict:
+    """GRPOConfig keyword arguments for this recipe and plan."""
+    g, v = cfg.grpo, cfg.vllm
+    args = common_args(cfg, plan, output_dir, run_dir)
+    args.update(
+        per_device_eval_batch_size=g.num_generations,
+        num_generations=g.num_generations, temperature=g.temperature, top_p=g.top_p, top_k=0,
+        repetition_penalty=1.0, max_completion_length=g.max_completion_length,
+        loss_type=g.loss_type, beta=g.beta, scale_rewards=g.scale_rewards,
+        epsilon=g.epsilon, epsilon_high=g.epsilon if g.epsilon_high is None else g.epsilon_high,
+        num_iterations=g.num_iterations, mask_truncated_completions=g.mask_truncated_completions,
+        reward_weights=list(weights), multi_objective_aggregation="sum_then_normalize",
+        shuffle_dataset=True, log_completions=g.log_completions,
+        use_vllm=plan.use_vllm,
+    )
+    if plan.use_vllm:
+        args.update(
+            vllm_mode=v.mode,
+            vllm_importance_sampling_correction=g.importance_sampling_correction,
+            ds3_gather_for_generation=True,
+        )
+        if v.mode == "colocate":
+            args.update(
+                vllm_gpu_memory_utilization=v.gpu_memory_utilization,
+                vllm_max_model_length=v.max_model_len or (g.max_prompt_length + g.max_completion_length),
+                vllm_tensor_parallel_size=v.tensor_parallel_size,
+                vllm_enable_sleep_mode=v.sleep_mode,
+            )
+        else:
+            args.update(vllm_server_host=v.server_host, vllm_server_port=v.server_port,
+                        vllm_server_timeout=v.server_timeout)
+            if v.server_base_url:
+                args["vllm_server_base_url"] = v.server_base_url
+    return args
+
+
+def build_rewards(cfg: Any):
+    """(the reward functions as given to TRL, wrapped for per-language logging; weights; the raw functions)."""
+    from ..rewards import build_rewards as build
+
+    funcs, weights = build(cfg.rewards.mix(), **cfg.rewards.options())
+    return per_language_rewards(funcs, weights), weights, funcs
+
+
+def close_rewards(funcs: Sequence[Any]) -> None:
+    for f in funcs:
+        grader = getattr(getattr(f, "options", None), "grader", None)
+        if grader is not None:
+            grader.close()
+            return
+
+
+def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict:
+    """Train with GRPO; returns the run's metrics (written to metrics.json by run.py)."""
+    run_dir = Path(run_dir)
+    plan = loop.prepare(cfg, run_dir, "grpo", cfg.grpo.num_generations, standby=cfg.vllm.standby)
+    if loop.finished(run_dir):
+        return loop.summary(run_dir, loop.load_info(run_dir))
+
+    model_path = loop.model_path(cfg, run_dir)
+    records = loop.trainset_stage(cfg, run_dir)
+    g = cfg.grpo
+    loaded = backends.load(cfg, plan, model_path, g.max_prompt_length + g.max_completion_length)
+    template = prompt_template(loaded.tokenizer, cfg.model.template_from)
+    records, prompt_report = string_prompts(records, loaded.tokenizer, template, g.max_prompt_length)
+    if prompt_report["dropped"] and loop.is_main():
+        console.print(f"dropped {prompt_report['dropped']} prompt(s) longer than {g.max_prompt_length} tokens "
+                      f"({prompt_report['dropped_by_lang']}); {prompt_report['kept']} left", markup=False)
+
+    import datasets
+    from transformers import set_seed
+    from trl import GRPOConfig, GRPOTrainer  # after unsloth: its patched classes on that backend
+
+    dataset = datasets.Dataset.from_list(records)
+    rewards, weights, raw = build_rewards(cfg)
+    output_dir = run_dir / loop.CHECKPOINTS
+    resume_from = loop.resume_point(cfg, output_dir)
+    try:
+        args = GRPOConfig(**grpo_args(cfg, plan, output_dir, run_dir, weights))
+        set_seed(cfg.seed)  # before the trainer: it initialises the LoRA weights
+        kwargs: dict = {}
+        if loaded.peft_config is not None:
+            kwargs["peft_config"] = loaded.peft_config
+        if loaded.quantization_config is not None:
+            kwargs["quantization_config"] = loaded.quantization_config
+        trainer = GRPOTrainer(model=loaded.model, reward_funcs=rewards, args=args, train_dataset=dataset,
+                              processing_class=loaded.tokenizer,
+                              callbacks=[*make_callbacks(run_dir / loop.LOG), *extra_callbacks], **kwargs)
+        info = {"method": "grpo", "backend": plan.backend, "model": cfg.model.name, "base_model": model_path,
+                "lora": plan.lora, "use_vllm": plan.use_vllm, "seed": cfg.seed,
+                "reward_weights": dict(zip([f.__name__ for f in rewards], weights)),
+                "batch": {"questions_per_step": plan.batch.questions_per_step, "grad_accum": plan.batch.grad_accum,
+                          "completions_per_step": plan.batch.completions_per_step, "processes": plan.processes},
+                "prompts": prompt_report}
+        info = loop.fit(trainer, loaded.tokenizer, run_dir, resume_from, info)
+    finally:
+        close_rewards(raw)
+    return loop.summary(run_dir, info)

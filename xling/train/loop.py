@@ -1,0 +1,332 @@
+"""The parts every training run shares: stages, the run record, resume, the final save.
+
+Run folder of a training run:
+    recipe.yaml, env.json          written by run.py
+    train_env.json                 plan (backend, device, batch), seed, GPUs, package versions
+    tiny-model/                    model.name=tiny only: the random model trained
+    trainset.jsonl, trainset_summary.json   the training set (a stage: reused on re-run)
+    checkpoints/checkpoint-N/      periodic checkpoints; resume=auto continues from the last
+    train_log.jsonl                every trainer log (TRL's metrics + per-language ones)
+    final/                         the adapter (or model, train.backend=full) + tokenizer, written
+                                   atomically; once there, training is skipped on re-run
+    metrics.json                   written by run.py from what the task returns
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .. import versions
+from ..config import to_dict
+from ..console import console, fmt, print_table
+from ..errors import XlingError
+from ..io import atomic_write_json, read_json, read_jsonl
+from . import backends
+from .callbacks import close_progress, language_table, quiet_trainer, read_log, truncate_log
+from .config import TINY, world_size
+
+FINAL = "final"
+CHECKPOINTS = "checkpoints"
+LOG = "train_log.jsonl"
+# Keys that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = {"out", "description", "resume", "vllm",
+                     "train.max_steps", "train.epochs", "train.save_steps", "train.save_total_limit",
+                     "train.logging_steps", "train.report_to", "grpo.log_completions", "rewards.workers",
+                     "rewards.timeout", "rft.generator", "rft.gpu_memory_utilization", "rft.chunk"}
+
+
+def fingerprint(obj: Any) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def training_key(cfg: Any) -> dict:
+    """The recipe without the keys that may change on resume."""
+    data = to_dict(cfg)
+    for key in RESUMABLE_CHANGES:
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+    return data
+
+
+@contextmanager
+def main_first():
+    """Under accelerate launch, let the main process do a stage first (the others then reuse it)."""
+    if world_size() == 1:
+        yield
+        return
+    from accelerate import PartialState
+
+    with PartialState().main_process_first():
+        yield
+
+
+def is_main() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def prepare(cfg: Any, run_dir: Path, method: str, generations: int = 1, standby: bool = False) -> backends.Plan:
+    """Plan the run, check the installed versions, import Unsloth first where it is used, record the run."""
+    plan = backends.resolve(cfg, method, generations)
+    warnings = backends.startup_check(plan, cfg.lora.qlora)
+    if plan.backend == "unsloth":
+        backends.import_unsloth(standby)  # before anything imports trl/transformers/peft
+    quiet_libraries()
+    if is_main():
+        for note in plan.notes:
+            console.print(f"note: {note}", markup=False)
+        console.print(plan.describe(), markup=False)
+    write_train_env(cfg, run_dir, plan, warnings)
+    return plan
+
+
+def quiet_libraries() -> None:
+    """No tqdm bars from transformers/datasets (the run shows one rich bar); warnings stay."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except Exception:
+        pass
+
+
+# -- stages ----------------------------------------------------------------------------------------
+
+def _stages(run_dir: Path) -> dict:
+    path = run_dir / "stages.json"
+    return read_json(path) if path.is_file() else {}
+
+
+def mark_stage(run_dir: Path, name: str, key: str) -> None:
+    stages = _stages(run_dir)
+    stages[name] = key
+    atomic_write_json(run_dir / "stages.json", stages)
+
+
+def stage_done(run_dir: Path, name: str, key: str) -> bool:
+    return _stages(run_dir).get(name) == key
+
+
+def model_path(cfg: Any, run_dir: Path) -> str:
+    """A local folder (absolute, so that saved adapters point at it) or a hub id; builds the tiny model."""
+    name = str(cfg.model.name)
+    if name == TINY:
+        path = (run_dir / "tiny-model").resolve()
+        if not (path / "config.json").is_file():
+            with main_first():
+                if not (path / "config.json").is_file():
+                    from ..tiny import build_tiny_model
+
+                    tmp = path.with_name("tiny-model.partial")
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    build_tiny_model(tmp, chat_template=cfg.model.template_from is None, seed=cfg.seed)
+                    os.replace(tmp, path)
+        return str(path)
+    local = Path(name).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise XlingError(f"model.name={name}: the folder has no config.json; give a model folder or a hub id")
+        return str(local.resolve())
+    return name
+
+
+def trainset_stage(cfg: Any, run_dir: Path) -> list[dict]:
+    """The training set: built once (trainset.jsonl + trainset_summary.json), reused on re-run."""
+    from .. import trainset
+
+    key = fingerprint(asdict(cfg.data))
+    path = run_dir / "trainset.jsonl"
+    with main_first():
+        if path.is_file() and stage_done(run_dir, "trainset", key):
+            if is_main():
+                console.print(f"training set: reusing {path}", markup=False)
+        else:
+            rows, summary = trainset.build(cfg.data)
+            if is_main():
+                trainset.show_summary(summary)
+                trainset.save(rows, cfg.data, run_dir, summary)
+                mark_stage(run_dir, "trainset", key)
+    return read_jsonl(path)
+
+
+# -- the run record and resume ---------------------------------------------------------------------
+
+def write_train_env(cfg: Any, run_dir: Path, plan: backends.Plan, warnings: list[str], extra: dict | None = None) -> None:
+    """train_env.json: this (re)start's plan, seed, GPUs and package versions; earlier starts under "earlier"."""
+    if not is_main() or finished(run_dir):
+        return
+    path = run_dir / "train_env.json"
+    earlier: list = []
+    if path.is_file():
+        try:
+            old = read_json(path)
+            earlier = old.pop("earlier", []) + [old]
+        except XlingError:
+            pass
+    env = {
+        "method": plan.method, "seed": cfg.seed, "plan": asdict(plan),
+        "cuda": versions.cuda_info(), "packages": versions.lock_versions(), "lock_warnings": warnings,
+        "world_size": plan.processes, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "recipe": to_dict(cfg), **(extra or {}), "earlier": earlier,
+    }
+    atomic_write_json(path, env)
+
+
+def checkpoints(output_dir: Path) -> list[Path]:
+    """Complete checkpoint folders (with trainer_state.json), oldest first."""
+    if not output_dir.is_dir():
+        return []
+    found = []
+    for p in output_dir.iterdir():
+        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+        if m and p.is_dir() and (p / "trainer_state.json").is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def checkpoint_step(path: str | Path | None) -> int:
+    if path is None:
+        return 0
+    state = read_json(Path(path) / "trainer_state.json")
+    return int(state.get("global_step", 0))
+
+
+def resume_point(cfg: Any, output_dir: Path) -> str | None:
+    """The checkpoint to continue from (resume=auto|never|PATH), after checking it is this recipe's."""
+    key_file = output_dir / "xling_recipe.json"
+    key = training_key(cfg)
+    mode = str(cfg.resume).strip()
+    found = checkpoints(output_dir)
+    if mode == "never":
+        if output_dir.exists() and is_main():
+            console.print(f"resume=never: removing the earlier checkpoints in {output_dir}", markup=False)
+            shutil.rmtree(output_dir)
+        chosen = None
+    elif mode == "auto":
+        chosen = str(found[-1]) if found else None
+    else:
+        path = Path(mode).expanduser()
+        if not (path / "trainer_state.json").is_file():
+            raise XlingError(f"resume={mode}: not a checkpoint folder (no trainer_state.json); give "
+                             f"resume=auto, resume=never, or a {CHECKPOINTS}/checkpoint-N folder")
+        chosen = str(path)
+    if chosen is not None and key_file.is_file():
+        old = read_json(key_file).get("recipe", {})
+        if fingerprint(old) != fingerprint(key):
+            changed = _changed(old, key)
+            raise XlingError(f"the checkpoints in {output_dir} were made by a different recipe (differs in: "
+                             f"{', '.join(changed[:5])}); add resume=never to start over, or give another out=DIR")
+    if is_main():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(key_file, {"key": fingerprint(key), "recipe": key})
+    return chosen
+
+
+def _changed(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _changed(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def finished(run_dir: Path) -> dict | None:
+    """The record of a final model already saved in this run folder, or None."""
+    info = run_dir / FINAL / "xling_train.json"
+    return read_json(info) if info.is_file() else None
+
+
+# -- training and saving ---------------------------------------------------------------------------
+
+def fit(trainer: Any, tokenizer: Any, run_dir: Path, resume_from: str | None, info: dict) -> dict:
+    """Train (from `resume_from` if given), save final/ atomically, and summarize the run."""
+    log_path = run_dir / LOG
+    start = checkpoint_step(resume_from)
+    if is_main():
+        if resume_from:
+            truncate_log(log_path, start)
+            console.print(f"resuming from {resume_from} (step {start})", markup=False)
+        elif log_path.exists():
+            log_path.unlink()
+    quiet_trainer(trainer)
+    t0 = time.time()
+    try:
+        output = trainer.train(resume_from_checkpoint=resume_from)
+    finally:
+        close_progress(trainer)
+    wall = time.time() - t0
+    state = trainer.state
+    info = {**info, "steps": state.global_step, "resumed_from_step": start or None,
+            "train_runtime_s": round(wall, 2), "train_loss": getattr(output, "training_loss", None),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    save_final(trainer, tokenizer, run_dir, info)
+    return info
+
+
+def save_final(trainer: Any, tokenizer: Any, run_dir: Path, info: dict) -> Path:
+    """final/: the adapter (LoRA) or the model (full) and the tokenizer, as from_pretrained and vLLM load them."""
+    final, tmp = run_dir / FINAL, run_dir / (FINAL + ".partial")
+    main = trainer.is_world_process_zero()
+    if main and tmp.exists():
+        shutil.rmtree(tmp)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp))
+    if main:
+        tokenizer.save_pretrained(str(tmp))
+        atomic_write_json(tmp / "xling_train.json", info)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    trainer.accelerator.wait_for_everyone()
+    return final
+
+
+def summary(run_dir: Path, info: dict, extra: dict | None = None) -> dict:
+    """The run's metrics.json: what was trained, the final folder, and per-language metrics."""
+    log = read_log(run_dir / LOG)
+    table = language_table(log)
+    if is_main():
+        show_languages(table)
+    last = next((r for r in reversed(log) if "train_runtime" in r), {})
+    out = {**info, "final": str(run_dir / FINAL), "log": str(run_dir / LOG), "per_lang": table,
+           "train_runtime_s": info.get("train_runtime_s", last.get("train_runtime")), **(extra or {})}
+    return out
+
+
+def show_languages(table: dict) -> None:
+    if not table:
+        return
+    rows = []
+    for lang, metrics in table.items():
+        row = [lang]
+        for metric in ("reward", "accuracy", "on_target"):
+            m = metrics.get(metric)
+            row.append(f"{fmt(m['first'])} -> {fmt(m['last'])}" if m else "")
+        rows.append(row)
+    print_table("per language (first quarter of logged steps -> last quarter)",
+                ["lang", "reward", "accuracy", "on-target"], rows)
+
+
+def load_info(run_dir: Path) -> dict:
+    info = finished(run_dir) or {}
+    if is_main():
+        console.print(f"{run_dir / FINAL} already holds the trained model; training skipped "
+                      "(delete that folder, or give another out=DIR, to train again)", markup=False)
+    return info
+

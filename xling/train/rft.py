@@ -1,0 +1,252 @@
+"""Rejection fine-tuning (RFT): sample k answers per problem, keep the correct ones, SFT on them.
+
+The baseline between SFT and RL in "Beyond English-Centric Training". Stages, each resumable:
+
+1. sampling — `rft.samples` answers per training problem from the model being trained (through
+   `xling.generate`, backend `hf` or `vllm`), graded with the one grader (`xling.answers`), written
+   chunk by chunk to `rft_samples.partial.jsonl` (an interrupted run continues after the last
+   complete chunk) and then to `rft_samples.jsonl`. With vLLM the sampling runs in its own process
+   (`python -m xling.train.rft RUN_DIR`), so that its GPU memory is free for training;
+2. selection — up to `rft.keep` distinct correct answers per problem (a completion cut off at
+   `max_tokens` is never kept);
+3. SFT on them (`xling.train.sft.fit_sft`), prompts exactly as the samples were drawn.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..console import console, print_table
+from ..errors import XlingError
+from ..io import append_jsonl, atomic_write_jsonl, iter_jsonl, read_jsonl
+from . import backends, loop
+from .sft import fit_sft
+
+SAMPLES = "rft_samples.jsonl"
+PARTIAL = "rft_samples.partial.jsonl"
+
+
+def generator_backend(cfg: Any, plan: backends.Plan) -> str:
+    if cfg.rft.generator != "auto":
+        return cfg.rft.generator
+    return "vllm" if plan.cuda and backends.installed("vllm") else "hf"
+
+
+def open_generator(cfg: Any, backend: str, model_path: str):
+    """The model being trained (and its starting adapter) behind `xling.generate`'s interface."""
+    from ..generate import load_generator
+
+    options: dict = {"seed": cfg.seed}
+    if cfg.model.template_from is not None:
+        options["template_from"] = cfg.model.template_from
+    if cfg.model.dtype != "auto":
+        options["dtype"] = cfg.model.dtype
+    if backend == "vllm":
+        options["gpu_memory_utilization"] = cfg.rft.gpu_memory_utilization
+    return load_generator(backend, model_path, adapter=cfg.model.adapter, **options)
+
+
+def samples_key(cfg: Any) -> str:
+    r = cfg.rft
+    return loop.fingerprint({"model": cfg.model.name, "adapter": cfg.model.adapter, "template": cfg.model.template_from,
+                             "data": loop.fingerprint(asdict(cfg.data)), "samples": r.samples, "seed": cfg.seed,
+                             "temperature": r.temperature, "top_p": r.top_p, "max_tokens": r.max_tokens,
+                             "chunk": r.chunk})
+
+
+def _done(path: Path) -> dict[tuple[str, str], dict]:
+    """The problems a partial file holds completely (a torn last line is ignored)."""
+    if not path.is_file():
+        return {}
+    return {(rec["id"], rec["lang"]): rec for _, rec, err in iter_jsonl(path)
+            if rec is not None and "samples" in rec}
+
+
+def sample_stage(cfg: Any, run_dir: Path, records: Sequence[dict], make_generator: Callable[[], Any]) -> list[dict]:
+    """k graded samples per problem, resumable chunk by chunk; the finished file is reused on re-run."""
+    from ..answers import Grader
+
+    r = cfg.rft
+    final, partial = run_dir / SAMPLES, run_dir / PARTIAL
+    key = samples_key(cfg)
+    if final.is_file() and loop.stage_done(run_dir, "rft_samples", key):
+        console.print(f"RFT samples: reusing {final}", markup=False)
+        return read_jsonl(final)
+    if partial.is_file() and not loop.stage_done(run_dir, "rft_samples.partial", key):
+        partial.unlink()  # made with other settings
+    loop.mark_stage(run_dir, "rft_samples.partial", key)
+    done = _done(partial)
+    chunks = [list(records[i:i + r.chunk]) for i in range(0, len(records), r.chunk)]
+    todo = [(ci, ch) for ci, ch in enumerate(chunks) if not all((x["id"], x["lang"]) in done for x in ch)]
+    if todo:
+        left = sum(len(ch) for _, ch in todo)
+        console.print(f"RFT sampling: {r.samples} answers for each of {left} problems"
+                      + (f" ({len(done)} done earlier)" if done else ""), markup=False)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        generator = make_generator()
+        grader = Grader(timeout=5.0, workers=0 if all(x.get("kind") != "math" for x in records) else None)
+        try:
+            with Progress(TextColumn("[bold]sample[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("eta"),
+                          TimeRemainingColumn(), console=console) as progress:
+                task = progress.add_task("sample", total=left)
+                for ci, chunk in todo:
+                    new = sample_chunk(generator, grader, chunk, r, seed=cfg.seed + ci)
+                    append_jsonl(partial, new)
+                    done.update({(x["id"], x["lang"]): x for x in new})
+                    progress.advance(task, len(chunk))
+        finally:
+            grader.close()
+            close = getattr(generator, "close", None)
+            if callable(close):
+                close()
+    rows = [done[(x["id"], x["lang"])] for x in records]
+    atomic_write_jsonl(final, rows)
+    loop.mark_stage(run_dir, "rft_samples", key)
+    partial.unlink(missing_ok=True)
+    return rows
+
+
+def sample_chunk(generator: Any, grader: Any, chunk: Sequence[dict], r: Any, seed: int) -> list[dict]:
+    """Sample and grade one chunk of problems."""
+    outs = generator.chat([x["prompt"] for x in chunk], n=r.samples, temperature=r.temperature, top_p=r.top_p,
+                          max_tokens=r.max_tokens, seed=seed)
+    if len(outs) != len(chunk):
+        raise XlingError(f"the generator returned {len(outs)} results for {len(chunk)} problems")
+    texts, answers, langs, kinds = [], [], [], []
+    for x, samples in zip(chunk, outs):
+        for s in samples:
+            texts.append(s.text)
+            answers.append(x["answer"])
+            langs.append(x["lang"])
+            kinds.append(x.get("kind") or "math")
+    graded = iter(grader.grade_batch(texts, answers, langs, kinds))
+    rows = []
+    for x, samples in zip(chunk, outs):
+        items = []
+        for s in samples:
+            g = next(graded)
+            items.append({"text": s.text, "finish_reason": s.finish_reason, "correct": bool(g.correct),
+                          "extracted": g.extracted})
+        rows.append({"id": x["id"], "lang": x["lang"], "kind": x.get("kind"), "answer": x["answer"],
+                     "correct": sum(i["correct"] for i in items), "samples": items})
+    return rows
+
+
+def select(samples: Sequence[dict], records: Sequence[dict], keep: int) -> list[tuple[dict, str]]:
+    """(training-set record, answer) pairs: up to `keep` distinct correct, complete answers per problem."""
+    by_key = {(x["id"], x["lang"]): x for x in records}
+    pairs = []
+    for row in samples:
+        seen: set[str] = set()
+        for s in row["samples"]:
+            text = s["text"]
+            if not s["correct"] or s.get("finish_reason") == "length" or not text.strip() or text in seen:
+                continue
+            seen.add(text)
+            pairs.append((by_key[(row["id"], row["lang"])], text))
+            if len(seen) == keep:
+                break
+    return pairs
+
+
+def sampling_summary(samples: Sequence[dict], pairs: Sequence[tuple[dict, str]]) -> dict:
+    """Per language: problems, sample accuracy, share of problems solved at least once, answers kept."""
+    stats: dict[str, Counter] = defaultdict(Counter)
+    for row in samples:
+        c = stats[row["lang"]]
+        c["problems"] += 1
+        c["samples"] += len(row["samples"])
+        c["correct"] += row["correct"]
+        c["solved"] += row["correct"] > 0
+    for rec, _ in pairs:
+        stats[rec["lang"]]["kept"] += 1
+    out = {}
+    for lang, c in sorted(stats.items()):
+        out[lang] = {"problems": c["problems"], "samples": c["samples"],
+                     "accuracy": c["correct"] / c["samples"] if c["samples"] else None,
+                     "solved": c["solved"] / c["problems"] if c["problems"] else None, "kept": c["kept"]}
+    return out
+
+
+def show(summary: dict) -> None:
+    rows = [[lang, s["problems"], s["samples"], f"{s['accuracy']:.3f}", f"{s['solved']:.3f}", s["kept"]]
+            for lang, s in summary.items()]
+    print_table("RFT sampling", ["lang", "problems", "samples", "accuracy", "solved", "kept"], rows,
+                note="accuracy: share of correct samples; solved: problems with at least one correct sample")
+
+
+def sample_in_subprocess(run_dir: Path) -> None:
+    """Run the sampling stage in a fresh process (vLLM then frees all its GPU memory on exit)."""
+    import os
+
+    from ..config import ROOT
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    code = subprocess.run([sys.executable, "-m", "xling.train.rft", str(Path(run_dir).resolve())], env=env).returncode
+    if code != 0:
+        raise XlingError(f"RFT sampling stopped (exit code {code}); see the messages above. Run the same command "
+                         "again to continue from the last finished chunk")
+
+
+def run(cfg: Any, run_dir: Path, *, make_generator: Callable[[], Any] | None = None,
+        extra_callbacks: Sequence[Any] = ()) -> dict:
+    """RFT: sample, select, SFT. `make_generator` replaces the real generator (tests)."""
+    run_dir = Path(run_dir)
+    plan = loop.prepare(cfg, run_dir, "rft")
+    if loop.finished(run_dir):
+        return loop.summary(run_dir, loop.load_info(run_dir))
+    records = loop.trainset_stage(cfg, run_dir)
+    model_path = loop.model_path(cfg, run_dir)
+    backend = generator_backend(cfg, plan)
+    with loop.main_first():  # under accelerate launch the main process samples, the others reuse its file
+        if make_generator is None and backend == "vllm" and not loop.stage_done(run_dir, "rft_samples",
+                                                                                samples_key(cfg)):
+            sample_in_subprocess(run_dir)
+        samples = sample_stage(cfg, run_dir, records,
+                               make_generator or (lambda: open_generator(cfg, backend, model_path)))
+    pairs = select(samples, records, cfg.rft.keep)
+    summary = sampling_summary(samples, pairs)
+    if loop.is_main():
+        show(summary)
+    if not pairs:
+        total = sum(len(s["samples"]) for s in samples)
+        raise XlingError(f"RFT kept no answers: none of the {total} samples was correct and complete; raise "
+                         "rft.samples or rft.max_tokens, or start from a stronger model")
+    info = fit_sft(cfg, run_dir, plan, pairs, {"method": "rft", "sampling": summary, "generator": backend},
+                   extra_callbacks)
+    return loop.summary(run_dir, info, {"sampling": summary})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m xling.train.rft RUN_DIR`: the sampling stage of the RFT run in RUN_DIR."""
+    import yaml
+
+    from ..config import build
+    from ..console import print_error
+    from ..tasks.train_rft import Config
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        run_dir = Path(args[0])
+        cfg = build(Config, yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8")))
+        plan = backends.resolve(cfg, "rft")
+        records = read_jsonl(run_dir / "trainset.jsonl")
+        model_path = loop.model_path(cfg, run_dir)
+        backend = generator_backend(cfg, plan)
+        sample_stage(cfg, run_dir, records, lambda: open_generator(cfg, backend, model_path))
+    except XlingError as e:
+        print_error(str(e))
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
