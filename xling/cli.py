@@ -35,7 +35,8 @@ Lists are written a,b or [a,b]. Results go to the run folder (out=DIR, default r
 # Files a run folder holds before any work is done; anything else is work worth keeping.
 BOOKKEEPING = {"recipe.yaml", "env.json"}
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "vllm", "unsloth",
-            "math-verify", "langdetect", "numpy", "scipy")
+            "unsloth_zoo", "bitsandbytes", "deepspeed", "math-verify", "langdetect",
+            "lingua-language-detector", "langid", "sentence-transformers", "numpy", "scipy")
 
 
 def list_recipes() -> str:
@@ -136,7 +137,8 @@ def execute(name: str, overrides: list[str], dry_run: bool = False, force: bool 
         return 0
     task = load_task(cfg.task)
     run_dir = Path(cfg.out)
-    if not prepare_run_dir(cfg, run_dir, force):
+    # A task that reports on the machine (doctor) is worth running every time.
+    if not prepare_run_dir(cfg, run_dir, force or getattr(task, "ALWAYS_RUN", False)):
         console.print(
             f"{run_dir} already holds this finished run (see {run_dir / 'metrics.json'}); "
             "add --force to run it again",

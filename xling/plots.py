@@ -63,7 +63,7 @@ def plot_scaling(panels: Sequence[ScalingPanel], path: str | Path, title: str = 
         ax.set_ylabel(p.label)
         ax.set_xticks(range(1, int(max(xs.max(), max(p.fit.x))) + 1))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="best")
         ax.set_title(p.label)
     if title:
         fig.suptitle(title, fontsize=11)

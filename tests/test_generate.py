@@ -1,0 +1,293 @@
+"""Generation: the hf backend on a tiny model, LoRA checks, the completion cache, and the vllm backend
+against a fake `vllm` module that checks every argument as vLLM 0.30.0 accepts it."""
+
+import json
+import sys
+import types
+
+import pytest
+
+from xling.errors import XlingError
+from xling.generate import Sample, load_generator, lora_rank_for, read_adapter
+from xling.generate.completions import Shard, append_records, generate_shards, read_shard, repair_tail
+from xling.prompts import build_messages, render
+
+EX = {"id": "q1", "lang": "de", "question": "Wie viel ist 2 + 3?"}
+
+
+@pytest.fixture(scope="module")
+def hf_gen(tiny_model):
+    return load_generator("hf", str(tiny_model), batch_size=2)
+
+
+def test_hf_chat_shapes_and_finish_reasons(hf_gen):
+    convs = [build_messages(EX, prefix=True), build_messages({**EX, "lang": "ja"}, prefix=False)]
+    out = hf_gen.chat(convs, n=3, temperature=0.6, top_p=0.95, max_tokens=5, seed=0)
+    assert [len(o) for o in out] == [3, 3]
+    for samples in out:
+        for k, s in enumerate(samples):
+            assert isinstance(s, Sample) and s.index == k and isinstance(s.text, str)
+            assert 1 <= s.tokens <= 5 and s.finish_reason in ("stop", "length")
+            assert s.finish_reason == "stop" or s.tokens == 5
+    again = hf_gen.chat(convs, n=3, temperature=0.6, top_p=0.95, max_tokens=5, seed=0)
+    assert [[s.text for s in o] for o in out] == [[s.text for s in o] for o in again]  # seeded
+    greedy = hf_gen.chat(convs[:1], n=2, temperature=0, top_p=1.0, max_tokens=4, seed=0)
+    assert greedy[0][0].text == greedy[0][1].text
+
+
+def test_hf_renders_prefix_continuation_like_vllm(hf_gen):
+    msgs = build_messages(EX, prefix=True)
+    text = hf_gen.render(msgs)
+    assert text == render(msgs, hf_gen.tokenizer)
+    assert text.endswith("Auf Anfrage werde ich anfangen, in Deutsch zu denken.")  # continued, not closed
+    assert not text.endswith("<|im_start|>assistant\n")
+    plain = hf_gen.render(build_messages(EX, prefix=False))
+    assert plain.endswith("<|im_start|>assistant\n")
+
+
+def test_hf_base_model_borrows_template(tiny_base_model):
+    with pytest.raises(XlingError, match="no chat template"):
+        load_generator("hf", str(tiny_base_model))
+    gen = load_generator("hf", str(tiny_base_model), template_from="chatml")
+    assert gen.render(build_messages(EX, prefix=True)).startswith("<|im_start|>system\n")
+    out = gen.chat([build_messages(EX, prefix=True)], n=1, temperature=0.6, top_p=0.95, max_tokens=3, seed=1)
+    assert out[0][0].tokens <= 3
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tiny_model, tmp_path_factory):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    path = tmp_path_factory.mktemp("adapter")
+    peft.save_pretrained(path)
+    return path
+
+
+def test_hf_with_adapter(tiny_model, tiny_adapter):
+    gen = load_generator("hf", str(tiny_model), adapter=str(tiny_adapter))
+    out = gen.chat([build_messages(EX, prefix=True)], n=2, temperature=0.6, top_p=0.95, max_tokens=3, seed=0)
+    assert len(out[0]) == 2
+    assert read_adapter(tiny_adapter).rank == 8
+
+
+def write_adapter(path, **cfg):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8, **cfg}))
+    return path
+
+
+def test_lora_ranks(tmp_path):
+    assert [lora_rank_for(r) for r in (1, 2, 8, 9, 24, 300, 320, 321, 512)] == [1, 8, 8, 16, 32, 320, 320, 512, 512]
+    assert lora_rank_for(24, 64) == 64
+    with pytest.raises(XlingError, match="rank 600; vLLM serves ranks up to 512"):
+        lora_rank_for(600)
+    with pytest.raises(XlingError, match="above max_lora_rank=16.*raise it to 32"):
+        lora_rank_for(24, 16)
+    with pytest.raises(XlingError, match="max_lora_rank=24 is not one vLLM accepts"):
+        lora_rank_for(8, 24)
+    info = read_adapter(write_adapter(tmp_path / "a", r=8, rank_pattern={"q_proj": 48}))
+    assert info.rank == 48
+    info = read_adapter(write_adapter(tmp_path / "b", modules_to_save=["lm_head"], use_dora=True))
+    assert len(info.problems) == 2
+    with pytest.raises(XlingError, match="has no adapter_config.json"):
+        read_adapter(tmp_path)
+    with pytest.raises(XlingError, match="does not exist"):
+        read_adapter(tmp_path / "nope")
+
+
+def test_unknown_backend_and_option(tiny_model):
+    with pytest.raises(XlingError, match="unknown generation backend 'vlm'"):
+        load_generator("vlm", str(tiny_model))
+    with pytest.raises(XlingError, match="has no option gpu_memory_utilization"):
+        load_generator("hf", str(tiny_model), gpu_memory_utilization=0.5)
+
+
+# ------------------------------------------------------------------------------ completion cache
+
+
+class CountingGen:
+    def __init__(self, fail_after=None):
+        self.calls = 0
+        self.fail_after = fail_after
+
+    def chat(self, conversations, *, n, temperature, top_p, max_tokens, seed, seeds=None):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt("killed")
+        self.calls += 1
+        return [[Sample(f"{c[1]['content']}#{k}", "length" if k else "stop", 3, k) for k in range(n)]
+                for c in conversations]
+
+    def render(self, conv):
+        return conv[1]["content"]
+
+
+def shards_for(tmp_path, n=2):
+    from xling.generate.completions import GenerationSettings
+
+    shards = []
+    for lang in ("en", "de"):
+        ids = [f"q{i}" for i in range(5)]
+        convs = {i: build_messages({"id": i, "lang": lang, "question": f"{lang}-{i}"}) for i in ids}
+        shards.append(Shard("m", "mgsm", lang, tmp_path / "m" / "mgsm" / f"{lang}.jsonl", ids, convs, n, 0))
+    return shards, (lambda s: GenerationSettings(s.n, 0.6, 0.95, 8, 3))
+
+
+def test_cache_resumes_after_a_crash(tmp_path):
+    shards, settings = shards_for(tmp_path)
+    gen = CountingGen(fail_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        generate_shards(shards, lambda: gen, settings, chunk=3)
+    assert gen.calls == 2  # 6 of 10 items written before the "kill"
+    # a torn write at the end of a shard must not break resuming
+    with open(shards[1].path, "a") as f:
+        f.write('{"id": "q4", "sample": 0, "te')
+    shards, settings = shards_for(tmp_path)
+    gen2 = CountingGen()
+    stats = generate_shards(shards, lambda: gen2, settings, chunk=3)
+    assert stats["items_cached"] == 6 and stats["items_generated"] == 4 and gen2.calls == 2
+    assert all(s.complete for s in shards)
+    recs = shards[1].records()
+    assert [r["text"] for r in recs[4]] == ["de-q4#0", "de-q4#1"] and recs[4][1]["finish_reason"] == "length"
+    # third run: nothing to do, the generator is never even created
+    shards, settings = shards_for(tmp_path)
+    stats = generate_shards(shards, lambda: pytest.fail("must not load a model"), settings, chunk=3)
+    assert stats["shards_cached"] == 2 and stats["items_generated"] == 0
+
+
+def test_repair_tail_and_read_shard(tmp_path):
+    p = tmp_path / "s.jsonl"
+    p.write_text('{"id": "a", "sample": 0, "text": "x"}\n{"id": "b", "sa')
+    assert repair_tail(p) > 0 and p.read_text().endswith("\n")
+    append_records(p, [{"id": "b", "sample": 0, "text": "y"}])
+    assert set(read_shard(p)) == {("a", 0), ("b", 0)}
+
+
+# ---------------------------------------------------------------------------------- fake vllm
+
+
+class FakeVLLM:
+    """A stand-in for vllm 0.30.0 that checks names and values of every argument it is given."""
+
+    ALLOWED_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+    LLM_KEYS = {"dtype", "seed", "gpu_memory_utilization", "tensor_parallel_size", "enforce_eager", "max_model_len",
+                "max_num_seqs", "enable_prefix_caching", "enable_lora", "max_lora_rank", "max_loras"}
+
+    def __init__(self):
+        self.llm_calls, self.chat_calls, self.lora_requests = [], [], []
+        fake = self
+
+        class SamplingParams:
+            def __init__(self, n=1, temperature=1.0, top_p=1.0, max_tokens=16, seed=None, **kw):
+                assert not kw, f"unexpected SamplingParams arguments {kw}"
+                assert isinstance(n, int) and n >= 1 and 0 < top_p <= 1 and temperature >= 0
+                assert isinstance(max_tokens, int) and (seed is None or isinstance(seed, int))
+                self.n, self.temperature, self.top_p, self.max_tokens, self.seed = n, temperature, top_p, max_tokens, seed
+
+        class LoRARequest:
+            def __init__(self, lora_name, lora_int_id, lora_path="", **kw):
+                assert isinstance(lora_name, str) and lora_name
+                if lora_int_id < 1:
+                    raise ValueError(f"id must be > 0, got {lora_int_id}")
+                assert lora_path, "empty lora path"
+                self.lora_name, self.lora_int_id, self.lora_path = lora_name, lora_int_id, lora_path
+                fake.lora_requests.append(self)
+
+        class Completion:
+            def __init__(self, index, text, finish):
+                self.index, self.text, self.finish_reason = index, text, finish
+                self.token_ids = list(range(len(text.split()) + 1))
+
+        class Output:
+            def __init__(self, outputs):
+                self.outputs = outputs
+
+        class LLM:
+            def __init__(self, model, **kw):
+                unknown = set(kw) - FakeVLLM.LLM_KEYS
+                assert not unknown, f"unexpected LLM arguments {unknown}"
+                if "max_lora_rank" in kw:
+                    assert kw["max_lora_rank"] in FakeVLLM.ALLOWED_RANKS, "Input should be 1, 8, 16, ..."
+                    assert kw.get("enable_lora") is True
+                fake.llm_calls.append((model, kw))
+                self.kw = kw
+
+            def chat(self, messages, sampling_params=None, use_tqdm=True, lora_request=None, chat_template=None,
+                     chat_template_content_format="auto", add_generation_prompt=True, continue_final_message=False,
+                     tools=None, chat_template_kwargs=None, tokenization_kwargs=None, mm_processor_kwargs=None):
+                assert isinstance(sampling_params, (SamplingParams, list)), "always pass SamplingParams explicitly"
+                params = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(messages)
+                assert len(params) == len(messages)
+                assert not (add_generation_prompt and continue_final_message), \
+                    "continue_final_message and add_generation_prompt are not compatible"
+                for conv in messages:
+                    assert (conv[-1]["role"] == "assistant") == continue_final_message
+                if lora_request is not None:
+                    assert self.kw.get("enable_lora"), "LoRA is not enabled!"
+                assert isinstance(chat_template, str) and "{%" in chat_template
+                fake.chat_calls.append(dict(messages=messages, params=params, lora_request=lora_request,
+                                            add_generation_prompt=add_generation_prompt,
+                                            continue_final_message=continue_final_message))
+                return [Output([Completion(k, f"answer {k} \\boxed{{5}}", "stop" if k % 2 == 0 else "length")
+                                for k in reversed(range(p.n))]) for p in params]
+
+        self.module = types.ModuleType("vllm")
+        self.module.LLM, self.module.SamplingParams = LLM, SamplingParams
+        self.lora = types.ModuleType("vllm.lora")
+        self.request = types.ModuleType("vllm.lora.request")
+        self.request.LoRARequest = LoRARequest
+        self.lora.request = self.request
+        self.module.lora = self.lora
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    fake = FakeVLLM()
+    monkeypatch.setitem(sys.modules, "vllm", fake.module)
+    monkeypatch.setitem(sys.modules, "vllm.lora", fake.lora)
+    monkeypatch.setitem(sys.modules, "vllm.lora.request", fake.request)
+    return fake
+
+
+def test_vllm_backend_arguments(fake_vllm, tiny_model, tmp_path):
+    adapter = write_adapter(tmp_path / "ad", r=24)
+    gen = load_generator("vllm", str(tiny_model), adapter=str(adapter), seed=3, gpu_memory_utilization=0.8,
+                         max_model_len=4096)
+    model, kw = fake_vllm.llm_calls[0]
+    assert model == str(tiny_model)
+    assert kw["enable_lora"] is True and kw["max_lora_rank"] == 32 and kw["max_loras"] == 1  # 24 rounded up
+    assert kw["seed"] == 3 and kw["gpu_memory_utilization"] == 0.8 and kw["max_model_len"] == 4096
+    lr = fake_vllm.lora_requests[0]
+    assert (lr.lora_int_id, lr.lora_path) == (1, str(adapter))
+    convs = [build_messages(EX, prefix=True), build_messages(EX, prefix=False), build_messages(EX, prefix=True)]
+    out = gen.chat(convs, n=4, temperature=0.6, top_p=0.95, max_tokens=8192, seed=7, seeds=[11, 12, 13])
+    assert [len(o) for o in out] == [4, 4, 4]
+    assert [s.index for s in out[0]] == [0, 1, 2, 3] and out[0][0].text == "answer 0 \\boxed{5}"
+    assert out[0][1].finish_reason == "length" and out[0][0].tokens == 4
+    calls = {c["continue_final_message"]: c for c in fake_vllm.chat_calls}
+    assert calls[True]["add_generation_prompt"] is False and len(calls[True]["messages"]) == 2
+    assert calls[False]["add_generation_prompt"] is True and len(calls[False]["messages"]) == 1
+    p = calls[True]["params"][0]
+    assert (p.n, p.temperature, p.top_p, p.max_tokens, p.seed) == (4, 0.6, 0.95, 8192, 11)
+    assert [p.seed for p in calls[True]["params"]] == [11, 13]
+    assert calls[True]["lora_request"] is lr
+
+
+def test_vllm_no_adapter_and_base_template(fake_vllm, tiny_base_model):
+    gen = load_generator("vllm", str(tiny_base_model), template_from="chatml")
+    _, kw = fake_vllm.llm_calls[0]
+    assert "enable_lora" not in kw and "max_lora_rank" not in kw
+    gen.chat([build_messages(EX, prefix=True)], n=1, temperature=0.6, top_p=0.95, max_tokens=16, seed=0)
+    assert fake_vllm.chat_calls[0]["lora_request"] is None
+
+
+def test_vllm_rank_errors_before_the_engine(fake_vllm, tiny_model, tmp_path):
+    with pytest.raises(XlingError, match="rank 600; vLLM serves ranks up to 512"):
+        load_generator("vllm", str(tiny_model), adapter=str(write_adapter(tmp_path / "big", r=600)))
+    with pytest.raises(XlingError, match="rank 64, above max_lora_rank=16"):
+        load_generator("vllm", str(tiny_model), adapter=str(write_adapter(tmp_path / "r64", r=64)), max_lora_rank=16)
+    with pytest.raises(XlingError, match="vLLM cannot serve adapter .*DoRA"):
+        load_generator("vllm", str(tiny_model), adapter=str(write_adapter(tmp_path / "dora", use_dora=True)))
+    assert fake_vllm.llm_calls == []  # no engine was built

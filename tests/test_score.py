@@ -1,0 +1,56 @@
+"""Scoring: samples graded by the one grader, languages identified, AIME-style means, truncation counts."""
+
+import pytest
+
+from xling.answers import Grader
+from xling.score import ScoreSettings, cell_summary, item_record, off_target_records, score_samples
+
+DE = "Zuerst rechnen wir die Anzahl der Eier aus und dann ziehen wir die gegessenen Eier ab. Die Antwort lautet"
+EN = "First we count all the eggs and then we subtract the eggs that were eaten for breakfast, so the answer is"
+
+
+@pytest.fixture(scope="module")
+def grader():
+    with Grader(workers=0) as g:
+        yield g
+
+
+def sample(text, k=0, finish="stop"):
+    return {"sample": k, "text": text, "finish_reason": finish, "tokens": 12}
+
+
+def test_one_sample_per_item(grader):
+    samples = [[sample(f"{DE} \\boxed{{18}}")], [sample(f"{EN} \\boxed{{1.000}}")], [sample("", finish="length")]]
+    graded = score_samples(samples, ["18", "1000", "3"], ["number"] * 3, "de", grader, ScoreSettings(workers=0))
+    assert [g[0]["correct"] for g in graded] == [True, True, False]
+    assert graded[0][0]["detected_lang"] == "de" and graded[0][0]["on_target"] is True
+    assert graded[1][0]["detected_lang"] == "en" and graded[1][0]["on_target"] is False
+    assert graded[2][0]["detected_lang"] is None and graded[2][0]["on_target"] is None
+    assert graded[2][0]["truncated"] is True
+    recs = [item_record("m", "mgsm", "de", f"mgsm-{i}", a, g) for i, (a, g) in enumerate(zip(["18", "1000", "3"], graded))]
+    assert recs[0] == {**recs[0], "model": "m", "benchmark": "mgsm", "lang": "de", "id": "mgsm-0", "n": 1, "score": 1.0,
+                       "correct": True, "extracted": "18", "detected_lang": "de", "on_target": True, "truncated": False}
+    cell = cell_summary(recs)
+    assert cell["accuracy"] == pytest.approx(200 / 3) and cell["n"] == 3 and cell["truncated"] == 1
+    assert cell["off_target"] == pytest.approx(50)  # one of two judged answers is English
+    assert cell["undetermined"] == 1 and cell["no_answer"] == 1
+    assert [r["score"] for r in off_target_records(recs)] == [0.0, 1.0]
+
+
+def test_aime_mean_over_samples(grader):
+    texts = [f"{EN} \\boxed{{{v}}}" for v in (204, 204, 17, 204)]
+    graded = score_samples([[sample(t, k, "length" if k == 3 else "stop") for k, t in enumerate(texts)]],
+                           ["204"], ["math"], "en", grader, ScoreSettings(workers=0))
+    rec = item_record("m", "aime24", "en", "aime24-0", "204", graded[0])
+    assert rec["n"] == 4 and rec["score"] == pytest.approx(0.75) and rec["correct"] == 3 and rec["truncated"] == 1
+    assert rec["extracted"] == ["204", "204", "17", "204"] and rec["on_target"] == 1.0
+    cell = cell_summary([rec])
+    assert cell["accuracy"] == pytest.approx(75) and cell["samples"] == 4 and cell["off_target"] == 0
+
+
+def test_unparseable_gold_is_left_out_of_accuracy(grader):
+    graded = score_samples([[sample("\\boxed{3}")], [sample("\\boxed{4}")]], ["3", "n/a"], ["number"] * 2, "en",
+                           grader, ScoreSettings(workers=0))
+    recs = [item_record("m", "mgsm", "en", str(i), a, g) for i, (a, g) in enumerate(zip(["3", "n/a"], graded))]
+    assert recs[1]["error"] == "unparseable gold"
+    assert cell_summary(recs)["accuracy"] == 100 and cell_summary(recs)["unparseable_gold"] == 1

@@ -1,0 +1,112 @@
+"""The generation interface: `Sample`, the `Generator` protocol and `load_generator`."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Protocol, Sequence, runtime_checkable
+
+from ..errors import XlingError
+
+BACKENDS: tuple[str, ...] = ("auto", "hf", "vllm")
+Conversation = list[dict]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled completion of one conversation."""
+
+    text: str  # the generated text (without the pre-filled assistant prefix)
+    finish_reason: str  # "stop" (EOS or stop string), "length" (max_tokens reached), "abort", ...
+    tokens: int  # number of generated tokens
+    index: int = 0  # sample index among the n of its conversation
+
+
+@runtime_checkable
+class Generator(Protocol):
+    backend: str
+    model: str
+    adapter: str | None
+
+    def chat(self, conversations: list[Conversation], *, n: int, temperature: float, top_p: float,
+             max_tokens: int, seed: int, seeds: Sequence[int] | None = None) -> list[list[Sample]]:
+        """n samples per conversation, in input order. A conversation ending with an assistant
+        message is continued. `seeds` (optional, one per conversation): per-request seeds."""
+        ...
+
+    def render(self, conversation: Conversation) -> str:
+        """The prompt text the model sees for this conversation."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:
+        return False
+
+
+def vllm_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("vllm") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def resolve_backend(backend: str) -> str:
+    """'auto' -> 'vllm' where CUDA and vllm are there, else 'hf'; other names are checked."""
+    if backend not in BACKENDS:
+        raise XlingError(f"unknown generation backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "vllm" if cuda_available() and vllm_installed() else "hf"
+    return backend
+
+
+def check_sampling(n: int, temperature: float, top_p: float, max_tokens: int) -> None:
+    if n < 1:
+        raise XlingError(f"n={n}: ask for at least one sample per conversation")
+    if temperature < 0:
+        raise XlingError(f"temperature={temperature} must be 0 (greedy) or more")
+    if not 0 < top_p <= 1:
+        raise XlingError(f"top_p={top_p} must be in (0, 1]")
+    if max_tokens < 1:
+        raise XlingError(f"max_tokens={max_tokens} must be at least 1")
+
+
+def check_conversations(conversations: Sequence[Conversation]) -> None:
+    for i, conv in enumerate(conversations):
+        if not isinstance(conv, (list, tuple)) or not conv:
+            raise XlingError(f"conversation {i} is empty or not a list of messages")
+        for m in conv:
+            if not isinstance(m, dict) or "role" not in m or "content" not in m:
+                raise XlingError(f"conversation {i}: every message needs 'role' and 'content', got {m!r}"[:200])
+
+
+def load_generator(backend: str, model: str, *, adapter: str | None = None, **options) -> Generator:
+    """A generator for `model` (a local folder or hub id), optionally with a LoRA adapter.
+
+    Options (all keyword): `template_from` (borrow a chat template: an instruct model, 'chatml' or a
+    Jinja string; base models need one), `dtype` ('auto', 'bfloat16', 'float16', 'float32'),
+    `seed`; hf only: `device`, `batch_size` (conversations per generate call); vllm only:
+    `max_lora_rank` (None: the adapter's rank rounded up to an allowed value),
+    `gpu_memory_utilization`, `max_model_len`, `enforce_eager`, `tensor_parallel_size`,
+    `max_num_seqs`, `enable_prefix_caching`, `use_tqdm`, `engine_kwargs` (more `LLM(...)` keywords).
+    """
+    name = resolve_backend(backend)
+    if name == "hf":
+        from .hf import HFGenerator as cls
+    else:
+        from .vllm_backend import VLLMGenerator as cls  # type: ignore[assignment]
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "model", "adapter")]
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        raise XlingError(f"the {name} generation backend has no option {', '.join(unknown)}; "
+                         f"its options: {', '.join(accepted)}")
+    return cls(model, adapter=adapter, **options)

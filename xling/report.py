@@ -1,0 +1,541 @@
+"""Reporting: per-item records -> metrics with bootstrap intervals, tables, figures and report.md.
+
+- `summarize(items, models, langs, comparisons)`: accuracy and off-target rate per (model,
+  benchmark, language) with 95% bootstrap intervals, and for each (trained, base) comparison the
+  gains, TI, MTI (per benchmark, avg / ID / OOD) and Gen with 95% intervals. One paired bootstrap
+  (`xling.metrics.bootstrap`: the same items drawn for every model and language) serves all of them.
+- `write_outputs`: accuracy.csv (the `xling.table` format, with n), off_target.csv, items.jsonl.
+- `show`: terminal tables. `figures`: PNGs — accuracy per language with CI error bars (the paper's
+  Figure 2), a TI heatmap over languages × models (Figure 8; undefined cells marked None),
+  scaling curves with power-law fits (Figure 4, through `xling.plots.plot_scaling`), and for the
+  observational study MTI per model by paradigm. `write_markdown`: report.md embedding them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from . import metrics as M
+from .answers import UNPARSEABLE_GOLD
+from .console import console, fmt, fmt_ci, print_table
+from .io import atomic_write_jsonl, atomic_write_text
+from .languages import LANGUAGES
+from .score import cell_summary, off_target_records
+from .table import Row, write_table
+
+BASE_COLOR = "#9aa5b1"
+TRAINED_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+PARADIGM_COLORS = {"RL": "#1f77b4", "SFT": "#ff7f0e", "RFT": "#2ca02c", "distill": "#9467bd"}
+
+
+@dataclass
+class Comparison:
+    trained: str
+    base: str
+    train_langs: list[str]
+    paradigm: str | None = None
+
+
+@dataclass
+class Summary:
+    models: list[str]
+    langs: dict[str, list[str]]  # benchmark -> languages
+    cells: dict[str, dict[str, dict[str, dict]]]  # model -> benchmark -> lang -> cell_summary
+    accuracy: dict
+    accuracy_ci: dict
+    off_target: dict
+    off_target_ci: dict
+    mean_accuracy: dict[str, float | None]
+    mean_accuracy_ci: dict
+    comparisons: dict[str, dict] = field(default_factory=dict)  # trained -> transfer metrics (+ ci)
+    groups: dict[str, Any] = field(default_factory=dict)  # observational: paradigm means
+    n_boot: int = 0
+
+    def as_metrics(self) -> dict:
+        truncated = {m: {b: {l: c["truncated"] for l, c in per_b.items()} for b, per_b in per_m.items()}
+                     for m, per_m in self.cells.items()}
+        out = {
+            "accuracy": self.accuracy, "accuracy_ci": self.accuracy_ci,
+            "off_target": self.off_target, "off_target_ci": self.off_target_ci,
+            "mean_accuracy": self.mean_accuracy, "mean_accuracy_ci": self.mean_accuracy_ci,
+            "truncated": truncated, "cells": self.cells, "comparisons": self.comparisons, "n_boot": self.n_boot,
+        }
+        if len(self.comparisons) >= 1:
+            first = next(iter(self.comparisons.values()))
+            out["mti"], out["gen"] = first["mti"], first["gen"]
+            out["ci"] = first.get("ci", {})
+        if self.groups:
+            out["groups"] = self.groups
+        return out
+
+
+def _nest(items: Sequence[dict], value) -> dict:
+    out: dict = {}
+    for r in items:
+        out.setdefault(r["model"], {}).setdefault(r["benchmark"], {}).setdefault(r["lang"], []).append(r)
+    return {m: {b: {l: value(rs) for l, rs in per_b.items()} for b, per_b in per_m.items()} for m, per_m in out.items()}
+
+
+def _mean_accuracy(acc: Mapping, model: str, langs: Mapping[str, Sequence[str]]) -> float | None:
+    vals = [acc.get(model, {}).get(b, {}).get(l) for b, ls in langs.items() for l in ls]
+    return None if any(v is None for v in vals) or not vals else sum(vals) / len(vals)
+
+
+def _transfer(acc: Mapping, c: Comparison, langs: Mapping[str, Sequence[str]], in_domain, out_of_domain) -> dict:
+    trained = {b: {l: acc[c.trained][b][l] for l in ls} for b, ls in langs.items()}
+    base = {b: {l: acc[c.base][b][l] for l in ls} for b, ls in langs.items()}
+    return M.transfer_metrics(trained, base, c.train_langs, in_domain, out_of_domain)
+
+
+def summarize(items: Sequence[dict], models: Sequence[str], langs: Mapping[str, Sequence[str]],
+              comparisons: Mapping[str, Comparison] | None = None, in_domain=M.IN_DOMAIN, out_of_domain=M.OUT_OF_DOMAIN,
+              n_boot: int = 1000, seed: int = 0, groups: Mapping[str, Sequence[str]] | None = None) -> Summary:
+    """Point estimates and paired-bootstrap 95% intervals of everything the report shows.
+
+    `groups` (observational study): paradigm -> trained names; their mean MTI gets an interval too,
+    and with two groups, so does the difference of the first two.
+    """
+    comparisons = dict(comparisons or {})
+    cells = _nest(items, cell_summary)
+    acc = {m: {b: {l: c["accuracy"] for l, c in per_b.items()} for b, per_b in per_m.items()} for m, per_m in cells.items()}
+    off = {m: {b: {l: c["off_target"] for l, c in per_b.items()} for b, per_b in per_m.items()} for m, per_m in cells.items()}
+    missing = [f"({m}, {b}, {l})" for m in models for b, ls in langs.items() for l in ls if acc.get(m, {}).get(b, {}).get(l) is None]
+    if missing:
+        from .errors import XlingError
+
+        raise XlingError(f"no scored items for {', '.join(missing[:6])}; cannot summarize")
+    results = {name: _transfer(acc, c, langs, in_domain, out_of_domain) for name, c in comparisons.items()}
+    group_point = _group_means({n: r["mti"]["avg"] for n, r in results.items()}, groups) if groups else {}
+
+    def statistic(a: dict) -> dict:
+        out: dict = {"accuracy": a, "mean": {m: _mean_accuracy(a, m, langs) for m in models}}
+        per = {}
+        for name, c in comparisons.items():
+            r = _transfer(a, c, langs, in_domain, out_of_domain)
+            per[name] = {k: r[k] for k in ("mti", "gen", "ti", "train_gain", "gain")}
+        out["cmp"] = per
+        if groups:
+            out["groups"] = _group_means({n: r["mti"]["avg"] for n, r in per.items()}, groups)
+        return out
+
+    scored = [r for r in items if r.get("error") != UNPARSEABLE_GOLD]
+    ci = M.bootstrap(M.ItemScores.from_records(scored), statistic, n_boot=n_boot, seed=seed) if n_boot else {}
+    off_items = off_target_records(items)
+    off_ci = M.bootstrap(M.ItemScores.from_records(off_items), lambda a: a, n_boot=n_boot, seed=seed) \
+        if n_boot and off_items else {}
+    compared = {}
+    for name, c in comparisons.items():
+        compared[name] = {"base": c.base, "train_langs": c.train_langs, "paradigm": c.paradigm, **results[name],
+                          "ci": (ci.get("cmp") or {}).get(name, {})}
+    group_out = {}
+    if groups:
+        gci = ci.get("groups") or {}
+        group_out = {"mti": group_point, "ci": gci, "members": {g: list(ns) for g, ns in groups.items()}}
+    return Summary(list(models), {b: list(ls) for b, ls in langs.items()}, cells, acc, ci.get("accuracy") or {}, off,
+                   off_ci or {}, {m: _mean_accuracy(acc, m, langs) for m in models}, ci.get("mean") or {}, compared,
+                   group_out, n_boot)
+
+
+def _group_means(mti: Mapping[str, float | None], groups: Mapping[str, Sequence[str]]) -> dict:
+    out: dict = {g: M.mean_defined(mti.get(n) for n in names) for g, names in groups.items()}
+    keys = list(groups)
+    if len(keys) >= 2:
+        a, b = out[keys[0]], out[keys[1]]
+        out[f"{keys[0]} - {keys[1]}"] = None if a is None or b is None else a - b
+    return out
+
+
+# ------------------------------------------------------------------------------------- files
+
+
+def write_outputs(run_dir: Path, items: Sequence[dict], summary: Summary) -> dict[str, Path]:
+    rows = []
+    off_lines = ["model,benchmark,lang,off_target,judged,n,truncated"]
+    for m in summary.models:
+        for b, ls in summary.langs.items():
+            for l in ls:
+                c = summary.cells[m][b][l]
+                rows.append(Row(m, b, l, c["accuracy"], c["n"]))
+                judged = c["samples"] - c["undetermined"]
+                rate = "" if c["off_target"] is None else f"{c['off_target']:.4f}".rstrip("0").rstrip(".")
+                off_lines.append(f"{_csv(m)},{_csv(b)},{l},{rate},{judged},{c['n']},{c['truncated']}")
+    return {
+        "accuracy": write_table(run_dir / "accuracy.csv", rows),
+        "off_target": atomic_write_text(run_dir / "off_target.csv", "\n".join(off_lines) + "\n"),
+        "items": atomic_write_jsonl(run_dir / "items.jsonl", items),
+    }
+
+
+def _csv(text: str) -> str:
+    return f'"{text}"' if any(ch in text for ch in ',"\n') else text
+
+
+# ------------------------------------------------------------------------------------ terminal
+
+
+def _cell(value, ci, digits=1) -> str:
+    return fmt_ci(value, ci, digits)
+
+
+def show(summary: Summary) -> None:
+    for b, ls in summary.langs.items():
+        rows = []
+        for l in ls:
+            row = [l]
+            for m in summary.models:
+                row.append(_cell(summary.accuracy[m][b][l], summary.accuracy_ci.get(m, {}).get(b, {}).get(l)))
+            rows.append(row)
+        rows.append(["mean", *[fmt(M.mean_defined(summary.accuracy[m][b][l] for l in ls), 1) for m in summary.models]])
+        trunc = [f"{m}: {sum(summary.cells[m][b][l]['truncated'] for l in ls)}" for m in summary.models]
+        print_table(f"{b}: accuracy % [95% CI]", ["lang", *summary.models], rows,
+                    note="truncated generations (hit max_tokens): " + ", ".join(trunc))
+        rows = [[l, *[_cell(summary.off_target[m][b][l], summary.off_target_ci.get(m, {}).get(b, {}).get(l))
+                      for m in summary.models]] for l in ls]
+        print_table(f"{b}: off-target rate % [95% CI]", ["lang", *summary.models], rows,
+                    note="share of answers whose detected language is not the requested one; "
+                         "undetermined answers left out")
+    if summary.comparisons:
+        show_comparisons(summary)
+
+
+def show_comparisons(summary: Summary) -> None:
+    benches = list(summary.langs)
+    rows = []
+    for name, r in summary.comparisons.items():
+        ci = r.get("ci", {})
+        row = [name, r["base"], ",".join(r["train_langs"])]
+        row += [fmt_ci(r["mti"][b], (ci.get("mti") or {}).get(b)) for b in benches]
+        row += [fmt_ci(r["mti"][k], (ci.get("mti") or {}).get(k)) for k in ("avg", "id", "ood")]
+        row += [fmt_ci(r["gen"][b], (ci.get("gen") or {}).get(b), 2) for b in benches]
+        rows.append(row)
+    print_table("transfer over the base model (95% CI)",
+                ["trained", "base", "train", *[f"MTI {b}" for b in benches], "MTI avg", "MTI ID", "MTI OOD",
+                 *[f"Gen {b}" for b in benches]], rows,
+                note="None: undefined (zero base accuracy or zero training-set gain), left out of every mean.")
+    for b in benches:
+        rows = []
+        for name, r in summary.comparisons.items():
+            ci = (r.get("ci", {}).get("ti") or {}).get(b) or {}
+            rows.append([name, *[("train" if l in r["train_langs"] else fmt_ci(r["ti"][b].get(l), ci.get(l), 2))
+                                 for l in summary.langs[b]]])
+        print_table(f"{b}: transferability index TI per language", ["trained", *summary.langs[b]], rows)
+
+
+# -------------------------------------------------------------------------------------- figures
+
+
+def _err(values: Sequence[float | None], cis: Sequence[Sequence[float] | None]):
+    import numpy as np
+
+    lo, hi = [], []
+    for v, ci in zip(values, cis):
+        if v is None or not ci or ci[0] is None:
+            lo.append(0.0)
+            hi.append(0.0)
+        else:
+            lo.append(max(0.0, v - ci[0]))
+            hi.append(max(0.0, ci[1] - v))
+    return np.array([lo, hi])
+
+
+def plot_accuracy_bars(summary: Summary, path: Path, models: Sequence[str] | None = None,
+                       base: str | None = None, title: str = "") -> Path:
+    """Figure 2: accuracy per language, base vs trained models, grouped bars with 95% CI error bars."""
+    import numpy as np
+
+    from .plots import _pyplot, save_figure
+
+    plt = _pyplot()
+    models = list(models or summary.models)
+    benches = list(summary.langs)
+    width_langs = max(len(ls) for ls in summary.langs.values())
+    width_in = min(15.0, max(6.5, 0.5 * width_langs * (1 + 0.3 * len(models)) + 1.5))
+    fig, axes = plt.subplots(len(benches), 1, figsize=(width_in, 3.3 * len(benches) + 0.6), squeeze=False)
+    k = len(models)
+    width = min(0.8 / k, 0.38)
+    colors = {}
+    trained_i = 0
+    for m in models:
+        if m == base:
+            colors[m] = BASE_COLOR
+        else:
+            colors[m] = TRAINED_COLORS[trained_i % len(TRAINED_COLORS)]
+            trained_i += 1
+    for ax, b in zip(axes[:, 0], benches):
+        ls = summary.langs[b]
+        xs = np.arange(len(ls))
+        top = 0.0
+        for j, m in enumerate(models):
+            vals = [summary.accuracy[m][b][l] for l in ls]
+            cis = [summary.accuracy_ci.get(m, {}).get(b, {}).get(l) for l in ls]
+            err = _err(vals, cis)
+            heights = [v or 0.0 for v in vals]
+            ax.bar(xs + (j - (k - 1) / 2) * width, heights, width, yerr=err, capsize=2.5, color=colors[m],
+                   edgecolor="white", linewidth=0.5, error_kw=dict(elinewidth=0.9, ecolor="#333333"),
+                   label=m + (" (base)" if m == base else ""))
+            top = max(top, max((h + e for h, e in zip(heights, err[1])), default=0.0))
+        ax.set_xticks(xs)
+        ax.set_xticklabels([f"{l}\n{LANGUAGES[l].name}" if l in LANGUAGES else l for l in ls], fontsize=8)
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(0, min(100.0, max(5.0, top * 1.15)) if top < 87 else 100.0)
+        ax.set_title(b, fontsize=10, loc="left")
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    axes[0, 0].legend(fontsize=8, ncol=min(4, k), loc="upper right", frameon=False)
+    fig.suptitle(title or "Accuracy per language (error bars: bootstrap 95% CI)", fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_ti_heatmap(ti: Mapping[str, Mapping[str, float | None]], langs: Sequence[str],
+                    train_langs: Mapping[str, Sequence[str]], path: Path, title: str = "") -> Path:
+    """Figure 8: TI per (model, language); training languages marked 'train', undefined cells 'None'."""
+    import numpy as np
+    from matplotlib.colors import TwoSlopeNorm
+
+    from .plots import _pyplot, save_figure
+
+    plt = _pyplot()
+    models = list(ti)
+    grid = np.full((len(models), len(langs)), np.nan)
+    values = []
+    for i, m in enumerate(models):
+        for j, l in enumerate(langs):
+            v = ti[m].get(l)
+            if v is not None and l not in train_langs.get(m, ()):
+                grid[i, j] = v
+                values.append(v)
+    vmin = min(values + [0.0])
+    vmax = max(values + [2.0])
+    norm = TwoSlopeNorm(vmin=vmin, vcenter=1.0, vmax=vmax)
+    fig, ax = plt.subplots(figsize=(max(5.5, 0.62 * len(langs) + 3.2), max(2.4, 0.45 * len(models) + 1.9)))
+    cmap = plt.get_cmap("RdYlGn").with_extremes(bad="#eeeeee")
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
+    for i, m in enumerate(models):
+        for j, l in enumerate(langs):
+            if l in train_langs.get(m, ()):
+                ax.text(j, i, "train", ha="center", va="center", fontsize=7, color="#555555", style="italic")
+            elif np.isnan(grid[i, j]):
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="#bbbbbb", lw=0))
+                ax.text(j, i, "None", ha="center", va="center", fontsize=7, color="#555555")
+            else:
+                v = grid[i, j]
+                dark = norm(v) < 0.15 or norm(v) > 0.85
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    ax.set_xticks(range(len(langs)))
+    ax.set_xticklabels(langs)
+    ax.set_yticks(range(len(models)))
+    ax.set_yticklabels(models, fontsize=8)
+    cbar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    cbar.set_label("TI", fontsize=8)
+    ax.set_title(title or "Transferability index per language", fontsize=10)
+    fig.text(0.01, 0.01, "TI: relative gain / mean gain on the training languages (1 = as much).\n"
+             "None: undefined (zero base accuracy).", fontsize=7, color="#555555", va="bottom")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return save_figure(fig, path)
+
+
+def plot_mti_by_paradigm(summary: Summary, path: Path, title: str = "") -> Path:
+    """Observational study: each trained model's MTI (avg) with its 95% CI, coloured by paradigm,
+    and the paradigm means with their intervals."""
+    import numpy as np
+
+    from .plots import _pyplot, save_figure
+
+    plt = _pyplot()
+    names = list(summary.comparisons)
+    names.sort(key=lambda n: (str(summary.comparisons[n].get("paradigm")), n))
+    vals = [summary.comparisons[n]["mti"]["avg"] for n in names]
+    cis = [((summary.comparisons[n].get("ci") or {}).get("mti") or {}).get("avg") for n in names]
+    paradigms = [str(summary.comparisons[n].get("paradigm")) for n in names]
+    palette = dict(PARADIGM_COLORS)
+    extra = iter(TRAINED_COLORS[4:])
+    for p in paradigms:
+        palette.setdefault(p, next(extra, "#7f7f7f"))
+    fig, ax = plt.subplots(figsize=(max(5.5, 0.7 * len(names) + 3), 4.0))
+    xs = np.arange(len(names))
+    ax.bar(xs, [v or 0.0 for v in vals], yerr=_err(vals, cis), capsize=3, color=[palette[p] for p in paradigms],
+           edgecolor="white", error_kw=dict(elinewidth=0.9, ecolor="#333333"))
+    for x, v in zip(xs, vals):
+        if v is None:
+            ax.text(x, 0, "None", ha="center", va="bottom", fontsize=8, color="#555555")
+    ax.axhline(1.0, color="#555555", lw=0.8, ls=":")
+    groups = summary.groups.get("mti", {}) if summary.groups else {}
+    gci = summary.groups.get("ci", {}) if summary.groups else {}
+    labels = []
+    for p in dict.fromkeys(paradigms):
+        mean, ci = groups.get(p), gci.get(p)
+        idx = [i for i, q in enumerate(paradigms) if q == p]
+        if mean is not None:
+            ax.hlines(mean, min(idx) - 0.45, max(idx) + 0.45, colors=palette[p], lw=1.8, linestyles="--")
+        labels.append(p + ("" if mean is None else f": mean {mean:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")))
+    defined = [v for v in vals if v is not None] or [0.0]
+    span = max(1.0, max(abs(v) for v in defined))
+    low, high = min(0.0, min(defined)) - 0.6 * span, max(defined) + 0.9 * span
+    clipped = any(ci and (ci[0] < low or ci[1] > high) for ci in cis)
+    ax.set_ylim(low, high)
+    ax.set_xticks(xs)
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("MTI (avg over benchmarks)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=palette[p]) for p in dict.fromkeys(paradigms)]
+    ax.legend(handles, labels, fontsize=8, frameon=False, loc="upper left", title="paradigm (dashed: mean [95% CI])",
+              title_fontsize=8)
+    if clipped:
+        ax.text(1.0, -0.18 if len(names) > 4 else -0.12, "some intervals extend beyond the axes", transform=ax.transAxes,
+                ha="right", fontsize=7, color="#555555")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(title or "MTI per model (error bars: bootstrap 95% CI; dotted: MTI = 1)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def scaling_panels(summary: Summary, scaling: Mapping[str, int], fit_from: int = 2) -> list:
+    """Figure-4 panels (MTI and mean accuracy against X) for the trained models in `scaling`."""
+    from .errors import XlingError
+    from .plots import ScalingPanel
+    from .scaling import fit_power_law
+
+    series = {"MTI": {}, "mean accuracy (%)": {}}
+    for name, x in scaling.items():
+        if name in summary.comparisons:
+            series["MTI"][x] = summary.comparisons[name]["mti"]["avg"]
+        series["mean accuracy (%)"][x] = summary.mean_accuracy.get(name)
+    panels = []
+    for label, by_x in series.items():
+        points = sorted((x, y) for x, y in by_x.items() if y is not None)
+        fit_pts = [(x, y) for x, y in points if x >= fit_from]
+        if len({x for x, _ in fit_pts}) < 3:
+            continue
+        try:
+            fit = fit_power_law([x for x, _ in fit_pts], [y for _, y in fit_pts])
+        except XlingError:
+            continue
+        english = by_x.get(1)
+        panels.append(ScalingPanel(label, [x for x, _ in points if x >= fit_from], [y for x, y in points if x >= fit_from],
+                                   fit, english))
+    return panels
+
+
+def figures(run_dir: Path, summary: Summary, scaling: Mapping[str, int] | None = None,
+            observational: bool = False) -> dict[str, Path]:
+    """Every figure the data allows, under RUN/figures/."""
+    out: dict[str, Path] = {}
+    fig_dir = run_dir / "figures"
+    bases = {r["base"] for r in summary.comparisons.values()}
+    if not observational:
+        base = next(iter(bases)) if len(bases) == 1 else None
+        order = ([base] if base else []) + [m for m in summary.models if m != base]
+        out["accuracy_figure"] = plot_accuracy_bars(summary, fig_dir / "accuracy.png", order, base)
+    else:
+        out["mti_figure"] = plot_mti_by_paradigm(summary, fig_dir / "mti.png")
+    if summary.comparisons:
+        for b, ls in summary.langs.items():
+            ti = {n: r["ti"][b] for n, r in summary.comparisons.items()}
+            train = {n: r["train_langs"] for n, r in summary.comparisons.items()}
+            out[f"ti_heatmap_{b}"] = plot_ti_heatmap(ti, ls, train, fig_dir / f"ti_{b}.png",
+                                                     title=f"{b}: transferability index (TI) per language")
+    if scaling:
+        panels = scaling_panels(summary, scaling)
+        if panels:
+            from .plots import plot_scaling
+
+            out["scaling_figure"] = plot_scaling(panels, fig_dir / "scaling.png",
+                                                 title="Parallel scaling: metric vs number of training languages X")
+        else:
+            console.print("scaling figure skipped: it needs models at 3 or more distinct X >= 2 with defined values",
+                          markup=False, style="dim")
+    return out
+
+
+# ------------------------------------------------------------------------------------- markdown
+
+
+def _md_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def settings_lines(cfg, backend: str) -> list[str]:
+    g = cfg.gen
+    return [f"backend `{backend}`, temperature {g.temperature}, top-p {g.top_p}, max tokens {g.max_tokens}, "
+            f"seed {cfg.seed}", f"samples per question: " + ", ".join(f"{b} {g.samples(b)}" for b in cfg.benchmarks),
+            f"prompt `{cfg.variant}`" + (" with the prompt-hacking prefix" if cfg.prefix else "")
+            + (f", chat template from `{cfg.template_from}`" if getattr(cfg, "template_from", None) else ""),
+            f"language ID `{cfg.score.langid}` (min {cfg.score.min_chars} letters); bootstrap {cfg.n_boot} replicates, "
+            "paired over items"]
+
+
+def write_markdown(run_dir: Path, summary: Summary, figures: Mapping[str, Path], title: str = "Evaluation",
+                   settings: Sequence[str] = ()) -> Path:
+    """report.md: settings, tables (accuracy, off-target, truncations, transfer) and the figures."""
+    parts = [f"# {title}", ""]
+    if settings:
+        parts += [*(f"- {s}" for s in settings), ""]
+    rel = {k: Path(v).relative_to(run_dir) if Path(v).is_relative_to(run_dir) else Path(v) for k, v in figures.items()}
+    if "accuracy_figure" in rel:
+        parts += ["## Accuracy per language", "", f"![accuracy per language]({rel['accuracy_figure'].as_posix()})", ""]
+    parts += ["## Accuracy (%) with bootstrap 95% intervals", ""]
+    for b, ls in summary.langs.items():
+        rows = [[l, *[_cell(summary.accuracy[m][b][l], summary.accuracy_ci.get(m, {}).get(b, {}).get(l))
+                      for m in summary.models]] for l in ls]
+        rows.append(["**mean**", *[fmt(M.mean_defined(summary.accuracy[m][b][l] for l in ls), 1) for m in summary.models]])
+        parts += [f"**{b}** ({summary.cells[summary.models[0]][b][ls[0]]['n']} problems per language)", "",
+                  _md_table(["lang", *summary.models], rows), ""]
+    parts += ["## Off-target rate (%)", "",
+              "Share of answers whose detected language is not the requested one (undetermined answers left out).", ""]
+    for b, ls in summary.langs.items():
+        rows = [[l, *[_cell(summary.off_target[m][b][l], summary.off_target_ci.get(m, {}).get(b, {}).get(l))
+                      for m in summary.models]] for l in ls]
+        parts += [f"**{b}**", "", _md_table(["lang", *summary.models], rows), ""]
+    rows = [[m, b, sum(summary.cells[m][b][l]["truncated"] for l in ls), sum(summary.cells[m][b][l]["samples"] for l in ls),
+             fmt(M.mean_defined(summary.cells[m][b][l]["mean_tokens"] for l in ls), 0)]
+            for m in summary.models for b, ls in summary.langs.items()]
+    parts += ["## Truncated generations", "", "Generations that ran out of max tokens (finish reason `length`).", "",
+              _md_table(["model", "benchmark", "truncated", "samples", "mean tokens"], rows), ""]
+    if summary.comparisons:
+        benches = list(summary.langs)
+        parts += ["## Transfer over the base model", "",
+                  "MTI: mean transferability index over the languages not trained on (None: undefined). "
+                  "Gen: 100 × mean (Acc_trained − Acc_base) / (1 − Acc_base). Brackets: bootstrap 95% intervals.", ""]
+        rows = []
+        for name, r in summary.comparisons.items():
+            ci = r.get("ci", {})
+            rows.append([name, r.get("paradigm") or "", r["base"], ",".join(r["train_langs"]),
+                         *[fmt_ci(r["mti"][k], (ci.get("mti") or {}).get(k)) for k in (*benches, "avg", "id", "ood")],
+                         *[fmt_ci(r["gen"][b], (ci.get("gen") or {}).get(b), 2) for b in benches]])
+        cols = ["trained", "paradigm", "base", "train", *[f"MTI {b}" for b in benches], "MTI avg", "MTI ID", "MTI OOD",
+                *[f"Gen {b}" for b in benches]]
+        if not any(r.get("paradigm") for r in summary.comparisons.values()):
+            cols.pop(1)
+            rows = [row[:1] + row[2:] for row in rows]
+        parts += [_md_table(cols, rows), ""]
+        if summary.groups:
+            g = summary.groups
+            rows = [[k, fmt_ci(v, g["ci"].get(k)), ", ".join(g["members"].get(k, []))] for k, v in g["mti"].items()]
+            parts += ["### By training paradigm", "", _md_table(["group", "mean MTI [95% CI]", "models"], rows), ""]
+        if "mti_figure" in rel:
+            parts += [f"![MTI per model]({rel['mti_figure'].as_posix()})", ""]
+        for b in benches:
+            rows = []
+            for name, r in summary.comparisons.items():
+                ci = (r.get("ci", {}).get("ti") or {}).get(b) or {}
+                rows.append([name, *[("train" if l in r["train_langs"] else fmt_ci(r["ti"][b].get(l), ci.get(l), 2))
+                                     for l in summary.langs[b]]])
+            parts += [f"**{b}: TI per language**", "", _md_table(["trained", *summary.langs[b]], rows), ""]
+            key = f"ti_heatmap_{b}"
+            if key in rel:
+                parts += [f"![TI heatmap {b}]({rel[key].as_posix()})", ""]
+    if "scaling_figure" in rel:
+        parts += ["## Parallel scaling", "", f"![scaling]({rel['scaling_figure'].as_posix()})", ""]
+    parts += ["## Files", "", "- `accuracy.csv`: the accuracy table (`python run.py transfer table=...`)",
+              "- `items.jsonl`: per-item records (`transfer items=...` for intervals)",
+              "- `off_target.csv`, `metrics.json`, `completions/` (raw generations), `scored/`", ""]
+    return atomic_write_text(run_dir / "report.md", "\n".join(parts))

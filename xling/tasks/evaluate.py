@@ -1,0 +1,580 @@
+"""Task `evaluate`: generate, score and compare models on multilingual benchmarks, with a report.
+
+    python run.py evaluate model=ID [adapter=DIR] [base=ID] benchmarks=mgsm,aime24 langs=all \
+        [train_langs=en] [data.mgsm=DIR] [gen.backend=hf] [limit=20]
+
+Everything is checked before anything is generated: benchmarks and their languages, data files,
+models and chat templates, adapters (their LoRA rank against what vLLM can serve), training
+languages. Then, per model (one engine for all benchmarks and languages): completions are
+generated into a resumable cache (`completions/`), scored with the one grader (`scored/`), and
+summarised. Run folder:
+
+    accuracy.csv      the accuracy table (model,benchmark,lang,accuracy,n): `transfer` reads it
+    off_target.csv    model,benchmark,lang,off_target,judged,n,truncated
+    items.jsonl       per-item records (model, benchmark, lang, id, score, correct, extracted,
+                      detected_lang, on_target, truncated, ...): `transfer items=` reads it
+    figures/*.png     accuracy per language (base vs trained, 95% CIs), TI heatmap, scaling
+    report.md         tables and figures
+    metrics.json      accuracy and off-target per cell with 95% intervals; with a base model,
+                      gains, TI, MTI (avg / ID / OOD) and Gen with 95% intervals
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Literal
+
+from .. import metrics as M
+from ..config import Invalid, Recipe
+from ..console import console
+from ..errors import XlingError
+from ..languages import CODES, LANGUAGES, check_codes, unknown_language_message
+
+PAPER_N = {"aime24": 16, "aime25": 16}  # samples per question (SPEC §3); every other benchmark: 1
+
+
+@dataclass
+class GenConfig:
+    """Generation settings (SPEC §3 defaults)."""
+
+    backend: Literal["auto", "hf", "vllm"] = "auto"  # auto: vllm on CUDA, else hf
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_tokens: int = 8192
+    n: dict[str, int] = field(default_factory=lambda: dict(PAPER_N))  # samples per question; others 1
+    chunk: int = 0  # conversations per generation call (what a crash can lose); 0: hf batch_size, vllm 1024
+    batch_size: int = 8  # hf: conversations per generate() call
+    dtype: str = "auto"
+    max_lora_rank: int | None = None  # vllm: null = the adapter's rank rounded up to an allowed value
+    gpu_memory_utilization: float = 0.9  # vllm
+    max_model_len: int | None = None  # vllm: null = the model's
+    enforce_eager: bool = False  # vllm
+
+    def samples(self, benchmark: str) -> int:
+        return int(self.n.get(benchmark, 1))
+
+
+@dataclass
+class ScoreConfig:
+    """Grading and language identification."""
+
+    langid: Literal["langdetect", "lingua", "langid"] = "langdetect"  # the paper's off-target detector
+    min_chars: int = 20  # fewer letters than this after stripping math: language undetermined
+    reasoning_only: bool = False  # judge the language of the text before </think> only
+    timeout: float = 5.0  # seconds per math-verify check
+    workers: int = 2  # grader / language-ID worker processes (0: in this process)
+
+
+@dataclass
+class Extra:
+    """One more trained model of the same run (e.g. one adapter per number of training languages)."""
+
+    name: str
+    adapter: str | None = None
+    model: str | None = None  # default: the run's `model`
+    train_langs: list[str] = field(default_factory=lambda: ["en"])
+
+
+@dataclass(kw_only=True)
+class Config(Recipe):
+    model: str  # trained model: local folder or hub id
+    adapter: str | None = None  # LoRA adapter folder on `model`, served without merging
+    name: str | None = None  # its label in tables (default: from the adapter or model path)
+    base: str | None = None  # initial model: evaluated too and compared (gains, TI, MTI, Gen)
+    base_name: str | None = None
+    train_langs: list[str] = field(default_factory=lambda: ["en"])  # languages the trained model saw
+    models: list[Extra] = field(default_factory=list)  # more trained models compared with the same base
+    benchmarks: list[str] = field(default_factory=lambda: ["mgsm"])
+    langs: list[str] = field(default_factory=lambda: ["all"])  # all: every language each benchmark has
+    data: dict[str, str] = field(default_factory=dict)  # benchmark -> local path (else the hub)
+    limit: int | None = None  # first N problems per language
+    template_from: str | None = None  # borrow a chat template (instruct model, 'chatml'); base models need one
+    prefix: bool = True  # prompt hacking: pre-fill the assistant turn with the language's prefix
+    variant: Literal["paper", "consistency", "bare"] = "paper"
+    gen: GenConfig = field(default_factory=GenConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
+    out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
+    n_boot: int = 1000
+    scaling: dict[str, int] = field(default_factory=dict)  # model name -> training languages X (Figure 4)
+    plots: bool = True
+    cache: str | None = None  # completions cache folder (default: RUN/completions); share it between runs
+
+    def check(self) -> None:
+        check_common(self)
+        for key in ("train_langs",):
+            for code in getattr(self, key):
+                if code not in LANGUAGES:
+                    raise Invalid(key, unknown_language_message(code))
+        if not self.train_langs:
+            raise Invalid("train_langs", "give at least one training language, e.g. train_langs=en")
+        names = [e.name for e in self.models]
+        if len(set(names)) != len(names):
+            raise Invalid("models", "every entry needs its own name")
+        for i, e in enumerate(self.models):
+            for code in e.train_langs:
+                if code not in LANGUAGES:
+                    raise Invalid(f"models[{i}].train_langs", unknown_language_message(code))
+            if not e.adapter and not e.model:
+                raise Invalid(f"models[{i}]", "give the model= or the adapter= of this entry")
+        for name, x in self.scaling.items():
+            if x < 1:
+                raise Invalid(f"scaling.{name}", "the number of training languages is at least 1")
+
+
+def check_common(cfg) -> None:
+    """Checks shared by evaluate and observational."""
+    if not cfg.benchmarks:
+        raise Invalid("benchmarks", "give at least one benchmark, e.g. benchmarks=mgsm")
+    if not cfg.langs:
+        raise Invalid("langs", "give languages (e.g. langs=en,de,zh) or langs=all")
+    for code in cfg.langs:
+        if code != "all" and code not in LANGUAGES:
+            raise Invalid("langs", unknown_language_message(code))
+    g = cfg.gen
+    if g.temperature < 0:
+        raise Invalid("gen.temperature", "must be 0 (greedy) or more")
+    if not 0 < g.top_p <= 1:
+        raise Invalid("gen.top_p", "must be in (0, 1]")
+    if g.max_tokens < 1:
+        raise Invalid("gen.max_tokens", "must be at least 1")
+    for b, k in g.n.items():
+        if k < 1:
+            raise Invalid(f"gen.n.{b}", "ask for at least one sample per question")
+    if g.chunk < 0 or g.batch_size < 1:
+        raise Invalid("gen.chunk", "chunk must be 0 (automatic) or more and batch_size at least 1")
+    if g.max_lora_rank is not None:
+        from ..generate.lora import ALLOWED_LORA_RANKS
+
+        if g.max_lora_rank not in ALLOWED_LORA_RANKS:
+            raise Invalid("gen.max_lora_rank", f"vLLM accepts only {', '.join(map(str, ALLOWED_LORA_RANKS))}")
+    if not 0 < g.gpu_memory_utilization <= 1:
+        raise Invalid("gen.gpu_memory_utilization", "must be in (0, 1]")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise Invalid("limit", "must be at least 1 (or null for every problem)")
+    if cfg.n_boot < 2:
+        raise Invalid("n_boot", "must be at least 2")
+    if cfg.score.workers < 0 or cfg.score.timeout <= 0 or cfg.score.min_chars < 0:
+        raise Invalid("score", "workers >= 0, timeout > 0 and min_chars >= 0")
+    both = set(cfg.in_domain) & set(cfg.out_of_domain)
+    if both:
+        raise Invalid("out_of_domain", f"{', '.join(sorted(both))} cannot be both in- and out-of-domain")
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelSpec:
+    """A model to evaluate: its table label and what generates its completions."""
+
+    name: str
+    model: str
+    adapter: str | None = None
+    template_from: str | None = None
+    role: str = "trained"  # trained, base (evaluate) or trained/initial (observational)
+    train_langs: list[str] = field(default_factory=lambda: ["en"])
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def identity(self) -> tuple:
+        return (self.model, self.adapter, self.template_from)
+
+
+_GENERIC = {"adapter", "adapters", "lora", "final", "model", "output", "best", "last"}
+
+
+def default_name(model: str, adapter: str | None = None) -> str:
+    """A short label: the adapter's folder (its run's name when the folder name is generic), else the model's."""
+    path = Path(adapter or model)
+    parts = [p for p in path.parts if p not in ("/", ".", "..")]
+    if not parts:
+        return str(model)
+    leaf = parts[-1]
+    if len(parts) > 1 and (leaf.lower() in _GENERIC or leaf.startswith("checkpoint")):
+        return f"{parts[-2]}/{leaf}" if leaf.startswith("checkpoint") else parts[-2]
+    return leaf
+
+
+def _looks_local(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or Path(model).expanduser().exists() or model.count("/") != 1
+
+
+TINY = {"tiny": True, "tiny-base": False}  # built-in tiny random models (chat template or not), for CPU demos
+
+
+def materialize(model: str) -> str:
+    """`tiny` / `tiny-base`: the tiny random Qwen2 model of `xling.tiny`, built once under the xling cache."""
+    if model not in TINY:
+        return model
+    import shutil
+    import tempfile
+
+    from ..data import cache_root
+    from ..tiny import build_tiny_model
+
+    path = cache_root() / "tiny" / model
+    if not (path / "config.json").is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{model}.", dir=path.parent))
+        build_tiny_model(tmp, chat_template=TINY[model], seed=0 if TINY[model] else 1)
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    return str(path)
+
+
+def check_model(spec: ModelSpec, backend: str, max_lora_rank: int | None) -> None:
+    """Everything that can be checked without loading weights: the model and tokenizer are there,
+    a chat template resolves, the adapter is a LoRA folder that vLLM can serve. Raises XlingError."""
+    from ..generate.hf import load_tokenizer
+    from ..generate.lora import check_adapter
+    from ..prompts import chat_template_for
+
+    if _looks_local(spec.model) and not Path(spec.model).expanduser().exists():
+        raise XlingError(f"{spec.role} model '{spec.name}': {spec.model} does not exist; give a local model folder "
+                         "or a hub id (org/name)")
+    tok = load_tokenizer(spec.model)
+    try:
+        chat_template_for(tok, spec.template_from)
+    except XlingError as e:
+        raise XlingError(f"{spec.role} model '{spec.name}': {e}") from None
+    if spec.adapter:
+        try:
+            info, rank = check_adapter(spec.adapter, backend, max_lora_rank)
+        except XlingError as e:
+            raise XlingError(f"{spec.role} model '{spec.name}': {e}") from None
+        if rank is not None:
+            spec.notes.append(f"adapter rank {info.rank} -> vLLM max_lora_rank {rank}")
+        else:
+            spec.notes.append(f"adapter rank {info.rank} (PEFT)")
+        base = info.base_model
+        if base and Path(base).name != Path(spec.model).name and base != spec.model:
+            spec.notes.append(f"note: the adapter was trained on {base}, it is applied to {spec.model}")
+
+
+# --------------------------------------------------------------------------------------------
+# Benchmarks
+# --------------------------------------------------------------------------------------------
+
+
+def benchmark_langs(benchmarks: list[str], langs: list[str], data: dict[str, str]) -> dict[str, list[str]]:
+    """The languages to evaluate per benchmark; asking for a language a benchmark lacks is an error.
+
+    `all` means every language the benchmark has (a benchmark with a local copy that can hold any
+    language, such as MATH500, is asked for all 11).
+    """
+    from ..data import SOURCES, get_source
+
+    explicit = [c for c in langs if c != "all"]
+    out: dict[str, list[str]] = {}
+    for b in benchmarks:
+        evals = [n for n, s in SOURCES.items() if s.role != "train"]
+        if b not in SOURCES:
+            from difflib import get_close_matches
+
+            near = get_close_matches(b, evals, n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise XlingError(f"unknown benchmark '{b}'{hint}; benchmarks: {', '.join(evals)}")
+        src = get_source(b)
+        if src.role == "train":
+            raise XlingError(f"{b} is a training set, not a benchmark; benchmarks: "
+                             f"{', '.join(n for n, s in SOURCES.items() if s.role != 'train')}")
+        has = list(src.langs) or list(CODES)
+        if src.open_langs and b in data:
+            has = list(CODES)
+        if "all" in langs:
+            out[b] = list(dict.fromkeys(has + [c for c in explicit if c not in has]))
+        else:
+            out[b] = list(check_codes(explicit))
+        missing = [c for c in out[b] if c not in has]
+        if missing:
+            raise XlingError(f"benchmark {b} has no {', '.join(missing)} (it has {', '.join(has)}); leave "
+                             f"{'them' if len(missing) > 1 else 'it'} out of langs=, or give a local copy that "
+                             f"has {'them' if len(missing) > 1 else 'it'} with data.{b}=PATH")
+    unknown_data = [b for b in data if b not in benchmarks]
+    if unknown_data:
+        raise XlingError(f"data.{unknown_data[0]} is set but {unknown_data[0]} is not among benchmarks "
+                         f"({', '.join(benchmarks)}); add it to benchmarks= or drop the data path")
+    return out
+
+
+def load_benchmarks(per_bench: dict[str, list[str]], data: dict[str, str], limit: int | None) -> dict[str, dict]:
+    """benchmark -> lang -> [Example], every file read before any model is loaded."""
+    from ..data import by_lang, load
+
+    out: dict[str, dict] = {}
+    for b, ls in per_bench.items():
+        split = "test"
+        examples = load(b, path=data.get(b), langs=ls, limit=limit, split=split)
+        grouped = by_lang(examples)
+        missing = [c for c in ls if not grouped.get(c)]
+        if missing:
+            raise XlingError(f"benchmark {b} loaded no problems for {', '.join(missing)}")
+        out[b] = {c: grouped[c] for c in ls}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Generation and scoring
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator:
+    """A rich progress bar with ETA; yields advance(k)."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                  transient=False) as prog:
+        task = prog.add_task(description, total=total)
+        yield lambda k=1: prog.advance(task, k)
+
+
+def generation_settings(spec: ModelSpec, cfg) -> dict:
+    """Everything that changes a model's completions (names the cache folder)."""
+    from ..prompts import SOLVE
+
+    g = cfg.gen
+    return {"model": spec.model, "adapter": str(Path(spec.adapter).resolve()) if spec.adapter else None,
+            "template_from": spec.template_from, "prefix": cfg.prefix, "variant": cfg.variant,
+            "temperature": g.temperature, "top_p": g.top_p, "max_tokens": g.max_tokens, "seed": cfg.seed,
+            "instruction": SOLVE}
+
+
+def model_key(spec: ModelSpec, cfg) -> str:
+    from ..generate.completions import fingerprint, slug
+
+    return f"{slug(default_name(spec.model, spec.adapter))}-{fingerprint(generation_settings(spec, cfg))}"
+
+
+def build_shards(spec: ModelSpec, cfg, data: dict[str, dict], cache: Path) -> list:
+    from ..generate.completions import Shard
+    from ..prompts import build_messages
+
+    key = model_key(spec, cfg)
+    shards = []
+    for b, per_lang in data.items():
+        for lang, examples in per_lang.items():
+            convs = {ex.id: build_messages(ex, prefix=cfg.prefix, variant=cfg.variant) for ex in examples}
+            shards.append(Shard(spec.name, b, lang, cache / key / b / f"{lang}.jsonl", [ex.id for ex in examples],
+                                convs, cfg.gen.samples(b), cfg.seed))
+    return shards
+
+
+def open_generator(spec: ModelSpec, cfg, backend: str):
+    from ..generate import load_generator
+
+    g = cfg.gen
+    options: dict = dict(template_from=spec.template_from, dtype=g.dtype, seed=cfg.seed)
+    if backend == "hf":
+        options.update(batch_size=g.batch_size)
+    else:
+        options.update(max_lora_rank=g.max_lora_rank, gpu_memory_utilization=g.gpu_memory_utilization,
+                       max_model_len=g.max_model_len, enforce_eager=g.enforce_eager)
+    console.print(f"loading {spec.name} ({backend}): {spec.model}" + (f" + adapter {spec.adapter}" if spec.adapter else ""),
+                  markup=False, soft_wrap=True)
+    return load_generator(backend, spec.model, adapter=spec.adapter, **options)
+
+
+def generate_model(spec: ModelSpec, cfg, data: dict[str, dict], cache: Path, backend: str) -> tuple[list, dict]:
+    """Fill the completion cache of one model (one engine for every benchmark and language)."""
+    from ..generate.completions import GenerationSettings, generate_shards
+
+    g = cfg.gen
+    shards = build_shards(spec, cfg, data, cache)
+    chunk = g.chunk or (g.batch_size if backend == "hf" else 1024)
+    for s in shards:
+        s.load()
+    pending = sum(len(s.pending) for s in shards)
+    generator = None
+
+    def get_generator():
+        nonlocal generator
+        generator = open_generator(spec, cfg, backend)
+        return generator
+
+    def settings_for(shard) -> GenerationSettings:
+        return GenerationSettings(shard.n, g.temperature, g.top_p, g.max_tokens, chunk)
+
+    start = time.monotonic()
+    try:
+        if pending:
+            with progress_bar(f"generating {spec.name}", pending) as advance:
+                stats = generate_shards(shards, get_generator, settings_for, lambda k, _t: advance(k), chunk)
+        else:
+            stats = generate_shards(shards, get_generator, settings_for, None, chunk)
+    finally:
+        if generator is not None:
+            generator.close()
+    stats["seconds"] = time.monotonic() - start
+    done = stats["shards_cached"]
+    console.print(f"{spec.name}: {stats['items_generated']} items generated"
+                  + (f", {done} of {len(shards)} shards already finished (skipped)" if done else "")
+                  + (f", {stats['tokens']} tokens in {stats['seconds']:.1f}s" if stats["items_generated"] else ""),
+                  markup=False)
+    return shards, stats
+
+
+def score_model(spec: ModelSpec, shards: list, data: dict[str, dict], cfg, grader, run_dir: Path) -> list[dict]:
+    """Per-item records of one model (scored shards are cached under RUN/scored/)."""
+    from ..generate.completions import fingerprint
+    from ..score import ScoreSettings, item_record, read_scored, score_samples, write_scored
+
+    s = cfg.score
+    settings = ScoreSettings(s.langid, s.min_chars, s.reasoning_only, s.timeout, s.workers)
+    folder = run_dir / "scored" / f"{shards[0].path.parent.parent.name}-{fingerprint(settings.as_dict())}"
+    items: list[dict] = []
+    todo = []
+    for shard in shards:
+        path = folder / shard.benchmark / f"{shard.lang}.jsonl"
+        cached = read_scored(path, len(shard.ids))
+        if cached is not None:
+            items.extend({**r, "model": spec.name} for r in cached)
+        else:
+            todo.append((shard, path))
+    if todo:
+        with progress_bar(f"scoring {spec.name}", sum(len(sh.ids) for sh, _ in todo)) as advance:
+            for shard, path in todo:
+                examples = {ex.id: ex for ex in data[shard.benchmark][shard.lang]}
+                graded = score_samples(shard.records(), [examples[i].answer for i in shard.ids],
+                                       [examples[i].kind for i in shard.ids], shard.lang, grader, settings)
+                rows = [item_record(spec.name, shard.benchmark, shard.lang, i, examples[i].answer, g)
+                        for i, g in zip(shard.ids, graded)]
+                write_scored(path, rows)
+                items.extend(rows)
+                advance(len(shard.ids))
+    return items
+
+
+def evaluate_specs(specs: list[ModelSpec], cfg, data: dict[str, dict], run_dir: Path, backend: str) -> tuple[list[dict], dict]:
+    """Generate and score every model; returns all per-item records and generation stats per model."""
+    from ..answers import Grader
+
+    cache = Path(cfg.cache) if cfg.cache else run_dir / "completions"
+    items: list[dict] = []
+    stats: dict[str, dict] = {}
+    s = cfg.score
+    with Grader(timeout=s.timeout, workers=s.workers) as grader:
+        for spec in specs:
+            shards, stats[spec.name] = generate_model(spec, cfg, data, cache, backend)
+            items.extend(score_model(spec, shards, data, cfg, grader, run_dir))
+    return items, stats
+
+
+def preflight(specs: list[ModelSpec], cfg) -> tuple[str, dict[str, dict]]:
+    """Every check that can fail, before any generation: backend, benchmarks, data, models, adapters."""
+    from ..generate import resolve_backend
+
+    backend = resolve_backend(cfg.gen.backend)
+    per_bench = benchmark_langs(list(cfg.benchmarks), list(cfg.langs), dict(cfg.data))
+    unknown_n = [b for b in cfg.gen.n if b not in per_bench and b not in PAPER_N]
+    if unknown_n:
+        raise XlingError(f"gen.n.{unknown_n[0]} is set but {unknown_n[0]} is not among benchmarks "
+                         f"({', '.join(per_bench)})")
+    data = load_benchmarks(per_bench, dict(cfg.data), cfg.limit)
+    seen: set = set()
+    for spec in specs:
+        spec.model = materialize(spec.model)
+        if spec.identity in seen:
+            continue
+        seen.add(spec.identity)
+        check_model(spec, backend, cfg.gen.max_lora_rank)
+    return backend, data
+
+
+def show_plan(specs: list[ModelSpec], data: dict[str, dict], cfg, backend: str) -> None:
+    g = cfg.gen
+    for spec in specs:
+        extra = f" + {spec.adapter}" if spec.adapter else ""
+        notes = f" [{'; '.join(spec.notes)}]" if spec.notes else ""
+        console.print(f"  {spec.role:8s} {spec.name}: {spec.model}{extra}{notes}", markup=False, soft_wrap=True)
+    for b, per_lang in data.items():
+        n_items = {len(v) for v in per_lang.values()}
+        console.print(f"  {b}: {', '.join(per_lang)} ({'/'.join(map(str, sorted(n_items)))} problems per language, "
+                      f"{g.samples(b)} sample{'s' if g.samples(b) > 1 else ''} each)", markup=False)
+    console.print(f"  backend {backend}; temperature {g.temperature}, top_p {g.top_p}, max_tokens {g.max_tokens}, "
+                  f"seed {cfg.seed}; prompt {cfg.variant}{' + prefix' if cfg.prefix else ''}", markup=False)
+
+
+# --------------------------------------------------------------------------------------------
+# The task
+# --------------------------------------------------------------------------------------------
+
+
+def model_specs(cfg: Config) -> list[ModelSpec]:
+    trained = ModelSpec(cfg.name or default_name(cfg.model, cfg.adapter), cfg.model, cfg.adapter, cfg.template_from,
+                        "trained", list(cfg.train_langs))
+    specs = [trained]
+    for e in cfg.models:
+        specs.append(ModelSpec(e.name, e.model or cfg.model, e.adapter, cfg.template_from, "trained", list(e.train_langs)))
+    if cfg.base:
+        name = cfg.base_name or default_name(cfg.base)
+        specs.append(ModelSpec(name, cfg.base, None, cfg.template_from, "base", []))
+    names = [s.name for s in specs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise XlingError(f"two models are both named '{dupes[0]}'; give name=, base_name= or distinct models[].name")
+    unknown = [n for n in cfg.scaling if n not in names]
+    if unknown:
+        raise XlingError(f"scaling names model '{unknown[0]}', which is not evaluated here; models: {', '.join(names)}")
+    return specs
+
+
+def check_comparisons(specs: list[ModelSpec], data: dict[str, dict]) -> None:
+    """With a base model, every training language must be evaluated and one language left unseen."""
+    if not any(s.role == "base" for s in specs):
+        return
+    for spec in specs:
+        if spec.role != "trained":
+            continue
+        for b, per_lang in data.items():
+            absent = [c for c in spec.train_langs if c not in per_lang]
+            if absent:
+                raise XlingError(f"training language(s) {', '.join(absent)} of '{spec.name}' are not evaluated on {b} "
+                                 f"(langs: {', '.join(per_lang)}); the training-set gain needs them: add them to "
+                                 "langs= or correct train_langs=")
+            if all(c in spec.train_langs for c in per_lang):
+                raise XlingError(f"{b}: every evaluated language is a training language of '{spec.name}'; MTI needs "
+                                 "unseen languages: add some to langs=")
+
+
+def run(cfg: Config, run_dir: Path) -> dict:
+    from .. import report as R
+
+    specs = model_specs(cfg)
+    backend, data = preflight(specs, cfg)
+    check_comparisons(specs, data)
+    show_plan(specs, data, cfg, backend)
+    items, stats = evaluate_specs(specs, cfg, data, run_dir, backend)
+    langs = {b: list(per_lang) for b, per_lang in data.items()}
+    base = next((s for s in specs if s.role == "base"), None)
+    comparisons = {s.name: R.Comparison(s.name, base.name, s.train_langs) for s in specs
+                   if base is not None and s.role == "trained"}
+    summary = R.summarize(items, [s.name for s in specs], langs, comparisons, cfg.in_domain, cfg.out_of_domain,
+                          n_boot=cfg.n_boot, seed=cfg.seed)
+    files = R.write_outputs(run_dir, items, summary)
+    scaling = dict(cfg.scaling)
+    if not scaling and cfg.models and base is not None:
+        scaling = {s.name: len(s.train_langs) for s in specs if s.role == "trained"}
+    R.show(summary)
+    figures = R.figures(run_dir, summary, scaling=scaling) if cfg.plots else {}
+    report = R.write_markdown(run_dir, summary, figures, title=f"Evaluation: {', '.join(s.name for s in specs)}",
+                              settings=R.settings_lines(cfg, backend))
+    console.print(f"report: {report}", markup=False)
+    return {
+        "models": {s.name: {"model": s.model, "adapter": s.adapter, "role": s.role, "train_langs": s.train_langs,
+                            "template_from": s.template_from} for s in specs},
+        "backend": backend,
+        "langs": langs,
+        "samples": {b: cfg.gen.samples(b) for b in langs},
+        "generation": stats,
+        **summary.as_metrics(),
+        "files": {k: str(v) for k, v in {**files, **figures, "report": report}.items()},
+    }

@@ -1,0 +1,160 @@
+"""Task `observational`: the paper's observational study — released reasoning models vs their initial models.
+
+Each entry of `pairs` names a trained model, the model it was trained from, and its paradigm (RL
+or SFT). Every distinct model (model, adapter, chat template) is evaluated once, however many pairs
+share it (the initial Qwen2.5-7B of several RL-zero models, say), with the same protocol as
+`evaluate`. Reported: accuracy and off-target per model, MTI per pair (per benchmark, avg, ID,
+OOD) and Gen, and the mean MTI of each paradigm with bootstrap 95% intervals (one paired
+bootstrap over items for every model, so the group means and their difference are comparable).
+Run folder as `evaluate` (accuracy.csv, off_target.csv, items.jsonl, figures/, report.md,
+metrics.json) with `figures/mti.png` (MTI per model by paradigm) and a TI heatmap per benchmark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .. import metrics as M
+from ..config import Invalid, Recipe
+from ..console import console, fmt_ci, print_table
+from ..errors import XlingError
+from ..languages import LANGUAGES, unknown_language_message
+from .evaluate import (
+    GenConfig, ModelSpec, ScoreConfig, check_common, check_comparisons, default_name, evaluate_specs, preflight,
+    show_plan,
+)
+
+
+@dataclass
+class Pair:
+    """One trained model and the model it was trained from."""
+
+    trained: str  # model id or folder, or a name from `models`
+    initial: str  # the initial model: id or folder, or a name from `models`
+    paradigm: str = "RL"  # RL, SFT, ... (models are grouped by it)
+    name: str | None = None  # label of the trained model
+    adapter: str | None = None  # LoRA adapter on `trained`
+    train_langs: list[str] = field(default_factory=lambda: ["en"])
+    template_from: str | None = None  # chat template for both models of the pair (default: the recipe's)
+
+
+@dataclass(kw_only=True)
+class Config(Recipe):
+    pairs: list[Pair] = field(default_factory=list)
+    models: dict[str, str] = field(default_factory=dict)  # short name -> model id or folder, usable in pairs
+    benchmarks: list[str] = field(default_factory=lambda: ["mgsm"])
+    langs: list[str] = field(default_factory=lambda: ["all"])
+    data: dict[str, str] = field(default_factory=dict)  # benchmark -> local path
+    limit: int | None = None
+    template_from: str | None = None
+    prefix: bool = True
+    variant: Literal["paper", "consistency", "bare"] = "paper"
+    gen: GenConfig = field(default_factory=GenConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
+    out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
+    n_boot: int = 1000
+    plots: bool = True
+    cache: str | None = None
+
+    def check(self) -> None:
+        check_common(self)
+        if not self.pairs:
+            raise Invalid("pairs", "give at least one {trained, initial, paradigm} entry")
+        for i, p in enumerate(self.pairs):
+            if not str(p.trained).strip() or not str(p.initial).strip():
+                raise Invalid(f"pairs[{i}]", "needs both trained= and initial=")
+            if not str(p.paradigm).strip():
+                raise Invalid(f"pairs[{i}].paradigm", "name the training paradigm, e.g. RL or SFT")
+            if p.trained == p.initial and not p.adapter:
+                raise Invalid(f"pairs[{i}]", f"the trained and the initial model are the same ({p.trained})")
+            if not p.train_langs:
+                raise Invalid(f"pairs[{i}].train_langs", "give at least one training language")
+            for code in p.train_langs:
+                if code not in LANGUAGES:
+                    raise Invalid(f"pairs[{i}].train_langs", unknown_language_message(code))
+
+
+def _resolve(ref: str, models: dict[str, str]) -> tuple[str, str]:
+    """(model id, label) of a reference that is a name in `models` or a model id/folder."""
+    if ref in models:
+        return models[ref], ref
+    return ref, default_name(ref)
+
+
+def plan_models(cfg: Config) -> tuple[list[ModelSpec], list[tuple[str, str, str, list[str]]]]:
+    """The distinct models to evaluate, and per pair (trained name, initial name, paradigm, train langs)."""
+    specs: dict[tuple, ModelSpec] = {}
+    taken: set[str] = set()
+
+    def spec_for(model: str, label: str, adapter: str | None, template: str | None, role: str) -> ModelSpec:
+        key = (model, adapter, template)
+        if key in specs:
+            return specs[key]
+        name, k = label, 2
+        while name in taken:
+            name, k = f"{label}-{k}", k + 1
+        taken.add(name)
+        specs[key] = ModelSpec(name, model, adapter, template, role, [])
+        return specs[key]
+
+    pairs = []
+    for i, p in enumerate(cfg.pairs):
+        template = p.template_from if p.template_from is not None else cfg.template_from
+        t_model, t_label = _resolve(p.trained, cfg.models)
+        i_model, i_label = _resolve(p.initial, cfg.models)
+        if p.adapter and not p.name:
+            t_label = default_name(t_model, p.adapter)
+        initial = spec_for(i_model, i_label, None, template, "initial")
+        trained = spec_for(t_model, p.name or t_label, p.adapter, template, "trained")
+        if trained is initial:
+            raise XlingError(f"pairs[{i}]: the trained and the initial model are the same evaluation ({trained.name})")
+        pairs.append((trained.name, initial.name, str(p.paradigm), list(p.train_langs)))
+    seen = [t for t, _, _, _ in pairs]
+    dupes = sorted({t for t in seen if seen.count(t) > 1})
+    if dupes:
+        raise XlingError(f"model '{dupes[0]}' is the trained model of two pairs; give the pairs distinct name= labels "
+                         "(a trained model is compared with one initial model)")
+    return list(specs.values()), pairs
+
+
+def run(cfg: Config, run_dir: Path) -> dict:
+    from .. import report as R
+
+    specs, pairs = plan_models(cfg)
+    by_name = {s.name: s for s in specs}
+    for t, _, _, langs in pairs:
+        by_name[t].train_langs = langs
+    backend, data = preflight(specs, cfg)
+    check = [ModelSpec(t, by_name[t].model, role="trained", train_langs=langs) for t, _, _, langs in pairs]
+    check_comparisons(check + [ModelSpec("base", "", role="base")], data)
+    show_plan(specs, data, cfg, backend)
+    items, stats = evaluate_specs(specs, cfg, data, run_dir, backend)
+    langs = {b: list(per_lang) for b, per_lang in data.items()}
+    comparisons = {t: R.Comparison(t, i, tl, paradigm) for t, i, paradigm, tl in pairs}
+    groups: dict[str, list[str]] = {}
+    for t, _, paradigm, _ in pairs:
+        groups.setdefault(paradigm, []).append(t)
+    summary = R.summarize(items, [s.name for s in specs], langs, comparisons, cfg.in_domain, cfg.out_of_domain,
+                          n_boot=cfg.n_boot, seed=cfg.seed, groups=groups)
+    files = R.write_outputs(run_dir, items, summary)
+    R.show(summary)
+    g = summary.groups
+    rows = [[k, fmt_ci(v, g["ci"].get(k)), ", ".join(g["members"].get(k, []))] for k, v in g["mti"].items()]
+    print_table("MTI by training paradigm (mean over models, 95% CI)", ["group", "mean MTI", "models"], rows)
+    figures = R.figures(run_dir, summary, observational=True) if cfg.plots else {}
+    report = R.write_markdown(run_dir, summary, figures, title="Observational study: MTI of trained vs initial models",
+                              settings=R.settings_lines(cfg, backend))
+    console.print(f"report: {report}", markup=False)
+    return {
+        "models": {s.name: {"model": s.model, "adapter": s.adapter, "template_from": s.template_from} for s in specs},
+        "pairs": [{"trained": t, "initial": i, "paradigm": p, "train_langs": tl} for t, i, p, tl in pairs],
+        "backend": backend,
+        "langs": langs,
+        "samples": {b: cfg.gen.samples(b) for b in langs},
+        "generation": stats,
+        **summary.as_metrics(),
+        "files": {k: str(v) for k, v in {**files, **figures, "report": report}.items()},
+    }
