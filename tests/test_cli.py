@@ -140,3 +140,16 @@ def test_import_xling_is_light():
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_shipped_example_files_are_found_from_any_folder(capsys, in_tmp):
+    rc, out, err = run(capsys, "grade", "workers=0")
+    assert rc == 0, err
+    [folder] = (in_tmp / "runs").iterdir()
+    assert len((folder / "graded.jsonl").read_text().splitlines()) == 13
+
+
+def test_doctor_runs_afresh_every_time(capsys, in_tmp):
+    assert run(capsys, "doctor")[0] == 0
+    rc, out, _ = run(capsys, "doctor")
+    assert rc == 0 and "already holds" not in out and "installed" in out

@@ -276,6 +276,19 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
+def shipped_path(path: str | Path) -> Path:
+    """A relative path as given, or, where it does not exist here, the file shipped in the repository.
+
+    Recipes name example files relative to the repository root (e.g. recipes/examples/...); this
+    lets them run from any working folder.
+    """
+    path = Path(path)
+    if path.is_absolute() or path.exists():
+        return path
+    shipped = ROOT / path
+    return shipped if shipped.exists() else path
+
+
 def available_recipes() -> dict[str, Path]:
     return {p.stem: p for p in sorted(RECIPES_DIR.glob("*.yaml"))}
 

@@ -51,6 +51,20 @@ def cuda_available() -> bool:
         return False
 
 
+def free_memory() -> None:
+    """Collect garbage and hand cached CUDA memory back, after a generator drops its model."""
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # torch missing or CUDA in a bad state: nothing more to free
+        pass
+
+
 def vllm_installed() -> bool:
     import importlib.util
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..errors import XlingError
-from .core import Conversation, Sample, check_conversations, check_sampling
+from .core import Conversation, Sample, check_conversations, check_sampling, free_memory
 
 
 def load_tokenizer(model: str):
@@ -126,14 +126,5 @@ class HFGenerator:
         return Sample(text, "length" if len(tokens) >= max_tokens else "stop", len(tokens), index)
 
     def close(self) -> None:
-        import gc
-
         self.net = None
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except Exception:
-            pass
+        free_memory()

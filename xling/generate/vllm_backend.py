@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..errors import XlingError
-from .core import Conversation, Sample, check_conversations, check_sampling
+from .core import Conversation, Sample, check_conversations, check_sampling, free_memory
 from .lora import check_adapter
 
 
@@ -90,8 +90,6 @@ class VLLMGenerator:
         return results
 
     def close(self) -> None:
-        import gc
-
         llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
             engine = getattr(llm, "llm_engine", None)
@@ -103,11 +101,4 @@ class VLLMGenerator:
                 except Exception:
                     pass
             del llm
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except Exception:
-            pass
+        free_memory()

@@ -16,7 +16,7 @@ from typing import Literal
 
 from .. import metrics as M
 from ..answers import KINDS, TIMEOUT, UNPARSEABLE_GOLD, Grader
-from ..config import Invalid, Recipe
+from ..config import Invalid, Recipe, shipped_path
 from ..console import console, fmt, print_table
 from ..errors import XlingError
 from ..io import atomic_write_jsonl, iter_jsonl
@@ -139,7 +139,7 @@ def show(summary: dict, cfg: Config) -> None:
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
-    items, bad = read_items(Path(cfg.input), cfg.kind)
+    items, bad = read_items(shipped_path(cfg.input), cfg.kind)
     for message in bad[:SHOW_BAD]:
         console.print(f"[yellow]skipped[/] {cfg.input} {message}", highlight=False)
     if len(bad) > SHOW_BAD:
