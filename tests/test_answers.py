@@ -193,9 +193,10 @@ def test_module_level_grade_uses_a_shared_grader():
 
 
 @pytest.mark.parametrize("text,decimal_comma,first,values", [
-    ("70,000", False, "70000", {70000, 70}),
-    ("70.000", True, "70000", {70000, 70}),
-    ("70.000", False, "70", {70000, 70}),
+    ("70,000", False, "70000", {70000}),  # en: ',' only groups
+    ("2,000", False, "2000", {2000}),
+    ("70.000", True, "70000", {70000, 70}),  # de: '.' groups, but English habits are common
+    ("70.000", False, "70", {70}),  # en: '.' is only a decimal point
     ("1,234", True, "617/500", {1234, Fraction(617, 500)}),
     ("1,5", False, "3/2", {Fraction(3, 2)}),
     ("0,750", True, "3/4", {Fraction(3, 4)}),
@@ -222,7 +223,8 @@ def test_number_boundaries():
 
 
 def test_parse_number_whole_text():
-    assert parse_number("70{,}000") == [70000, 70]
+    assert parse_number("70{,}000") == [70000]
+    assert parse_number("70{,}000", decimal_comma=True) == [70, 70000]
     assert parse_number("\\frac{3}{4}") == [Fraction(3, 4)]
     assert parse_number("\\$18") == [18]
     assert parse_number("x = 5") is None
@@ -324,3 +326,21 @@ def test_degenerate_completions_grade_fast():
     for text in ("\\boxed{1 " * 3000, "\\boxed{" * 3000 + "5" + "}" * 3000, "The answer is " * 3000, "1," * 10000):
         Grader(workers=0).grade(text, "5", "en", "number")
     assert time.monotonic() - start < 2.0
+
+
+def test_degenerate_digit_runs_are_no_answer_and_never_crash():
+    for completion in ("so the total is " + "9" * 5000, "x = 0." + "3" * 5000, "\\boxed{" + "1" * 5000 + "}"):
+        for kind in ("number", "math"):
+            result = grade(completion, "5", "en", kind, grader=Grader(workers=0))
+            assert result.correct is False
+
+
+@pytest.mark.parametrize("completion,gold,lang,correct", [
+    ("\\boxed{2,000}", "2", "en", False),  # an English thousands comma is never a decimal point
+    ("\\boxed{1,500}", "1.5", "en", False),
+    ("\\boxed{2,000}", "2000", "en", True),
+    ("\\boxed{2.000}", "2000", "de", True),
+    ("\\boxed{15 \\text{ m}^2}", "15", "en", True),  # a unit's power is not the answer
+])
+def test_separator_conventions_and_units(completion, gold, lang, correct):
+    assert grade(completion, gold, lang, "number", grader=Grader(workers=0)).correct is correct

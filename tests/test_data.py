@@ -123,6 +123,9 @@ def test_last_boxed_and_normalisers():
     assert last_boxed("no box") is None
     assert last_boxed("\\fbox{7}") == "7"
     assert normalize_number("2,125") == "2125" and normalize_number("8.0") == "8"
+    # only thousands commas go: a list or a decimal comma is not a number to squash
+    assert normalize_number("1,234,567.5") == "1234567.5"
+    assert [normalize_number(t) for t in ("1,2", "3,5", "12,50")] == ["1,2", "3,5", "12,50"]
     assert normalize_number("$1,000.50") == "1000.5" and normalize_number("-3") == "-3"
     assert normalize_number("x+1") == "x+1"
     assert normalize_choice("(B)") == "B" and normalize_choice("\\boxed{C}") == "C" and normalize_choice("d") == "d"

@@ -123,6 +123,13 @@ def test_item_scores_accuracies_align_by_id():
     assert np.isnan(items.scores["b"][("m", "de")][0])
 
 
+def test_item_scores_average_several_samples_of_one_item():
+    recs = _records("m", "aime24", "en", [1, 0, 0, 1], ids=["q0", "q0", "q0", "q1"])
+    items = M.ItemScores.from_records(recs)
+    assert items.scores["aime24"][("m", "en")].tolist() == [pytest.approx(1 / 3), 1.0]
+    assert items.accuracies()["m"]["aime24"]["en"] == pytest.approx(100 * (1 / 3 + 1) / 2)
+
+
 def test_bootstrap_is_seeded_and_contains_point():
     rng = np.random.default_rng(1)
     recs = []

@@ -91,6 +91,17 @@ def test_conversational_completions_and_prompt_hacking_prefix(grader):
     assert plain_fmt(prompts, completions) == [1.0, 1.0, 1.0]
 
 
+def test_think_opened_in_a_rendered_string_prompt(grader):
+    """xling's trainer gives GRPO rendered string prompts; a template or prefix may open <think>."""
+    (fmt,), _ = build_rewards({"format": 1.0}, grader=grader, require_think=True)
+    opened = "<|im_start|>user\nWie viele?<|im_end|>\n<|im_start|>assistant\n<think>\n"
+    closed = "<|im_start|>user\n<think>x</think> Wie viele?<|im_end|>\n<|im_start|>assistant\n"
+    done = ["zwölf mal zwanzig</think> \\boxed{240}"]
+    assert fmt([opened], done) == [1.0]
+    assert fmt([closed], done) == [0.0]  # a closed block in the prompt opens nothing
+    assert fmt([closed], ["<think>zwölf</think> \\boxed{240}"]) == [1.0]
+
+
 def test_called_the_way_trl_calls_it(grader):
     """trl 1.14.2 `_calculate_rewards`: keywords only, plus completion_ids, trainer_state, log_extra, log_metric."""
     metrics, extra = defaultdict(list), {}

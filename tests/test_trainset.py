@@ -240,3 +240,11 @@ def test_summary_counts():
     s = summarize(rows)
     assert s["by_lang"] == {"en": 2, "ru": 1} and s["by_type"] == {"all": 1, "x": 2}
     assert s["by_level"] == {"0": 1, "2": 2} and s["by_lang_level"]["ru"] == {"2": 1}
+
+
+def test_pool_draws_from_every_type(math_file):
+    """The source lists problems type after type: a pool must not be its first rows."""
+    rows, _ = build(TrainData(source="math", path=str(math_file), n=20, pool=40, seed=3))
+    assert set(Counter(e.meta["type"] for e in rows)) == set(TYPES)
+    again, _ = build(TrainData(source="math", path=str(math_file), n=20, pool=40, seed=3))
+    assert [e.id for e in again] == [e.id for e in rows]

@@ -97,6 +97,27 @@ def test_bootstrap_intervals_from_items(capsys, table, tmp_path):
     assert "[" in out  # intervals are printed
 
 
+def test_intervals_cover_only_the_chosen_languages(capsys, table, tmp_path):
+    rng = np.random.default_rng(1)
+    rows = []
+    for model, accs in {"base": (0.5, 0.2, 0.3), "rl": (0.6, 0.3, 0.1)}.items():
+        for bench in ("math500", "aime24"):
+            for lang, p in zip(("en", "de", "te"), accs):
+                rows += [{"model": model, "benchmark": bench, "lang": lang, "id": str(i), "score": float(rng.random() < p)}
+                         for i in range(300)]
+    rows.append({"model": "rl", "benchmark": "math500", "lang": "en", "id": "bad", "score": 0, "error": "unparseable gold"})
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rc, _, err = run(capsys, "transfer", f"table={table}", "base=base", "trained=rl", "out=o", "train_langs=en",
+                     "langs=en,de", f"items={items}", "n_boot=200")
+    assert rc == 0, err
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert set(m["ci"]["ti"]["math500"]) == {"de"}  # te, left out of the point estimate, is left out here too
+    lo, hi = m["ci"]["mti"]["math500"]
+    assert m["mti"]["math500"] == pytest.approx(2.5)
+    assert lo <= 2.5 <= hi  # te (a loss, p .3 -> .1) would pull the interval below the estimate
+
+
 @pytest.mark.parametrize(
     "extra,message",
     [

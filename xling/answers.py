@@ -83,6 +83,7 @@ _NUMBER = re.compile(
     r"(?:/(?P<den>\d+)(?![\d/.,]))?"
     r"(?P<pct>\s?%)?"
 )
+MAX_NUMBER_CHARS = 200  # longer digit runs are degenerate output, not an answer
 _MULTIPLIERS = {"万": 10**4, "萬": 10**4, "亿": 10**8, "億": 10**8}
 _CURRENCY = "$€£¥₹৳฿₽₦₩"
 _FRAC = re.compile(r"\\[dt]?frac\s*\{\s*(-?[\d.,]+)\s*\}\s*\{\s*(-?[\d.,]+)\s*\}")
@@ -108,6 +109,8 @@ def _latex_numbers(text: str) -> str:
 def _readings(match: re.Match, decimal_comma: bool) -> list[Fraction]:
     """Values a number token can mean, the preferred reading first."""
     body = match["body"]
+    if len(body) > MAX_NUMBER_CHARS:  # a degenerate run of digits: no answer (and beyond int() limits)
+        return []
     for ch in "'\u00a0\u202f\u2009 ":
         body = body.replace(ch, "")
     commas, dots = body.count(","), body.count(".")
@@ -125,8 +128,10 @@ def _readings(match: re.Match, decimal_comma: bool) -> list[Fraction]:
             as_decimal = Fraction(f"{head}.{tail}")
             if len(tail) == 3 and len(head) <= 3 and not head.startswith("0"):
                 as_group = Fraction(int(head + tail))
-                prefer_group = (sep == ",") != decimal_comma
-                values = [as_group, as_decimal] if prefer_group else [as_decimal, as_group]
+                if not decimal_comma:  # en, zh, ja, th, bn, te, sw: ',' groups, '.' is a decimal point
+                    values = [as_group] if sep == "," else [as_decimal]
+                else:  # es, ru, de, fr: '.' groups and ',' is decimal, but English habits are common
+                    values = [as_decimal, as_group] if sep == "," else [as_group, as_decimal]
             else:
                 values = [as_decimal]
     if match["mult"]:
@@ -175,10 +180,10 @@ def number_tokens(text: str, decimal_comma: bool = False) -> list[tuple[str, lis
 
 def _clean_math_number(text: str) -> str:
     text = _latex_numbers(normalize_digits(text))
+    text = _UNIT_POWER.sub(" ", text)  # before \text{m} goes, so that \text{ m}^2 loses its ^2
     text = _TEXT_CMD.sub(lambda m: m[1] if any(c.isdigit() for c in m[1]) else " ", text)
     text = _FRAC.sub(lambda m: f"{m[1]}/{m[2]}", text)
     text = _DEGREE.sub(" ", text)
-    text = _UNIT_POWER.sub(" ", text)
     text = re.sub(r"\\(?:left|right|displaystyle|quad|qquad)\b", " ", text)
     return text
 

@@ -166,13 +166,17 @@ class ItemScores:
 
     @classmethod
     def from_records(cls, records: Iterable[Mapping[str, Any]]) -> "ItemScores":
-        """Records with keys model, benchmark, lang, id and score (or correct)."""
-        cells: dict[str, dict[tuple[str, str], dict[str, float]]] = {}
+        """Records with keys model, benchmark, lang, id and score (or correct).
+
+        Several records of one item (one per sample, e.g. AIME's 16) are averaged into its score.
+        """
+        cells: dict[str, dict[tuple[str, str], dict[str, list[float]]]] = {}  # b -> (model, lang) -> id
         order: dict[str, dict[str, None]] = {}
         for r in records:
             b = str(r["benchmark"])
             score = r["score"] if "score" in r else r["correct"]
-            cells.setdefault(b, {}).setdefault((str(r["model"]), str(r["lang"])), {})[str(r["id"])] = float(score)
+            cell = cells.setdefault(b, {}).setdefault((str(r["model"]), str(r["lang"])), {})
+            cell.setdefault(str(r["id"]), []).append(float(score))
             order.setdefault(b, {})[str(r["id"])] = None
         items = cls()
         for b, per in cells.items():
@@ -182,8 +186,8 @@ class ItemScores:
             items.scores[b] = {}
             for key, by_id in per.items():
                 arr = np.full(len(ids), np.nan)
-                for i, s in by_id.items():
-                    arr[pos[i]] = s
+                for i, scores in by_id.items():
+                    arr[pos[i]] = sum(scores) / len(scores)
                 items.scores[b][key] = arr
         return items
 

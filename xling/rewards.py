@@ -71,8 +71,15 @@ def _content(content: Any) -> str:
 
 
 def assistant_prefix(prompt: Any) -> str:
-    """The pre-filled assistant turn at the end of a conversational prompt (prompt hacking), or ''."""
-    if isinstance(prompt, Sequence) and not isinstance(prompt, str) and prompt:
+    """The pre-filled assistant turn at the end of a prompt (prompt hacking), or ''.
+
+    For a rendered string prompt, the text after the last opened `<think>` that is not closed
+    (a chat template or a prefix may open the reasoning block), else ''.
+    """
+    if isinstance(prompt, str):
+        opened = prompt.rfind("<think>")
+        return prompt[opened:] if opened > prompt.rfind("</think>") else ""
+    if isinstance(prompt, Sequence) and prompt:
         last = prompt[-1]
         if isinstance(last, Mapping) and last.get("role") == "assistant":
             return _content(last.get("content"))

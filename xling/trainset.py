@@ -210,10 +210,12 @@ def language_tables(spec: TrainData) -> tuple[list[Example], dict[str, dict[str,
         own = [lang for lang in need if lang in src.langs]
         if "en" in src.langs and "en" not in own:
             own.insert(0, "en")  # the English originals define the pool (types, levels)
-    pool_size = spec.pool
-    if pool_size is None and spec.source == "synth":  # synth makes as many as asked: enough to balance types
-        pool_size = max(2000, 4 * sum(set_sizes(spec.build, spec.n, langs)))
-    examples = load(spec.source, path=spec.path, langs=own, limit=pool_size, split=spec.split, hub=spec.hub)
+    limit = None
+    if spec.source == "synth":  # synth makes as many as asked: enough to balance types
+        limit = spec.pool or max(2000, 4 * sum(set_sizes(spec.build, spec.n, langs)))
+    examples = load(spec.source, path=spec.path, langs=own, limit=limit, split=spec.split, hub=spec.hub)
+    if spec.pool is not None and spec.source != "synth":
+        examples = _subsample(examples, spec.pool, spec.seed)
     tables: dict[str, dict[str, Example]] = {}
     for ex in examples:
         tables.setdefault(ex.lang, {}).setdefault(ex.id, ex)
@@ -230,6 +232,28 @@ def language_tables(spec: TrainData) -> tuple[list[Example], dict[str, dict[str,
     base = "en" if "en" in tables else langs[0]
     pool = list(tables[base].values())
     return pool, tables
+
+
+def _subsample(examples: list[Example], size: int, seed: int) -> list[Example]:
+    """Keep `size` problems (all their languages), drawn in a seeded order, one type after another.
+
+    Sources list problems grouped by type, so the first N rows would drop whole types.
+    """
+    by_type: dict[str, dict[str, None]] = {}
+    for ex in examples:
+        by_type.setdefault(str(ex.meta.get("type", "")), {})[ex.id] = None
+    rng = random.Random(seed)
+    queues = []
+    for t in sorted(by_type):
+        ids = sorted(by_type[t])
+        rng.shuffle(ids)
+        queues.append(ids)
+    keep: set[str] = set()
+    while len(keep) < size and any(queues):
+        for q in queues:
+            if q and len(keep) < size:
+                keep.add(q.pop())
+    return [ex for ex in examples if ex.id in keep]
 
 
 def _with_meta(ex: Example, original: Example | None) -> Example:

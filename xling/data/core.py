@@ -51,6 +51,13 @@ class Example:
 # -- gold answers ------------------------------------------------------------------------------
 
 _NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)$")
+_GROUPED = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")  # 2,125 or 1,234,567.5: thousands commas
+
+
+def _plain(text: str) -> str:
+    """Currency and spaces removed; commas removed only where they group thousands."""
+    s = text.replace("$", "").replace(" ", "").replace("\u00a0", "")
+    return s.replace(",", "") if _GROUPED.match(s) else s
 
 
 def normalize_number(text: Any) -> str:
@@ -59,7 +66,7 @@ def normalize_number(text: Any) -> str:
     Text that is not a plain number is returned stripped and otherwise unchanged.
     """
     raw = str(text).strip()
-    s = raw.replace(",", "").replace("$", "").replace(" ", "").replace("\u00a0", "")
+    s = _plain(raw)
     if not _NUMBER.match(s):
         return raw
     try:
@@ -72,7 +79,7 @@ def normalize_number(text: Any) -> str:
 
 
 def is_number(text: Any) -> bool:
-    return bool(_NUMBER.match(str(text).strip().replace(",", "")))
+    return bool(_NUMBER.match(_plain(str(text).strip())))
 
 
 def last_boxed(text: str) -> str | None:

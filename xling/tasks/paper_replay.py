@@ -119,7 +119,8 @@ def show(data: dict, result: dict) -> None:
                 ["", "X", "train langs", "train gain", "MTI", "published", "diff", "mean acc %"], rows)
     rows = []
     for metric, fit in result["fits"].items():
-        rows.append([metric.replace("mti", "MTI").replace("_", " "), f"{fit.alpha:.2f} ± {fit.alpha_se:.2f}", f"{fit.beta:.3f} ± {fit.beta_se:.3f}",
+        rows.append([metric.replace("mti", "MTI").replace("_", " "), f"{fit.alpha:.2f} ± {fmt(fit.alpha_se, 2, 'n/a')}",
+                     f"{fit.beta:.3f} ± {fmt(fit.beta_se, 3, 'n/a')}",
                      fmt(fit.r2, 3), fmt(fit.alpha, 2), fmt(result["english_only"][metric], 2),
                      f"{result['gap'][metric]:+.2f}", f"{result['leap'][metric]:+.2f}"])
     xs = result["fits"]["mti"].x

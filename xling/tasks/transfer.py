@@ -53,12 +53,18 @@ def compute(table: AccuracyTable, cfg: Config) -> tuple[dict, dict[str, list[str
 
 def intervals(cfg: Config, langs: dict[str, list[str]]) -> dict:
     """Bootstrap 95% intervals of every transfer metric from the per-item file."""
-    records = [r for r in read_jsonl(cfg.items) if r.get("model") in (cfg.base, cfg.trained)]
     need = ("model", "benchmark", "lang", "id")
-    bad = [i for i, r in enumerate(records, 1) if any(k not in r for k in need) or ("score" not in r and "correct" not in r)]
+    records = []
+    bad = []
+    for line, r in enumerate(read_jsonl(cfg.items), 1):
+        if any(k not in r for k in need) or ("score" not in r and "correct" not in r):
+            bad.append(line)
+        elif (r["model"] in (cfg.base, cfg.trained) and r["lang"] in langs.get(r["benchmark"], ())
+              and r.get("error") != "unparseable gold"):  # the accuracy table leaves those out too
+            records.append(r)
     if bad:
-        raise XlingError(f"items file {cfg.items}: record(s) {bad[:5]} lack one of model, benchmark, lang, id, score|correct")
-    items = M.ItemScores.from_records(r for r in records if r["benchmark"] in langs)
+        raise XlingError(f"items file {cfg.items}: line(s) {bad[:5]} lack one of model, benchmark, lang, id, score|correct")
+    items = M.ItemScores.from_records(records)
     have = items.accuracies()
     missing = [f"({m}, {b}, {lang})" for m in (cfg.base, cfg.trained) for b, ls in langs.items()
                for lang in ls if lang not in have.get(m, {}).get(b, {})]
