@@ -154,3 +154,24 @@ def test_nothing_heavy_is_imported_before_the_backend():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_cispo_caps_the_weight_not_the_ratio():
+    from xling.train.grpo import epsilon_high
+
+    assert epsilon_high(grpo_cfg(**{"grpo.loss_type": "cispo"}).grpo) == 5.0
+    assert epsilon_high(grpo_cfg(**{"grpo.loss_type": "dapo"}).grpo) == 0.2
+    assert epsilon_high(grpo_cfg(**{"grpo.loss_type": "dapo", "grpo.epsilon_high": 0.28}).grpo) == 0.28
+    with pytest.raises(ConfigError, match="with loss_type=cispo it caps the importance weight itself"):
+        grpo_cfg(**{"grpo.loss_type": "cispo", "grpo.epsilon_high": 0.5})
+
+
+def test_too_few_prompts_for_one_step_is_an_error(capsys):
+    from xling.train.grpo import check_steps
+
+    with pytest.raises(XlingError, match="the training set has 10 prompt\\(s\\), fewer than one step's "
+                                         "train.questions_per_step=16: nothing would be trained"):
+        check_steps(10, 16)
+    assert check_steps(1000, 128) == 104
+    assert "each epoch trains on 896 of 1000 prompts (7 steps of 128)" in capsys.readouterr().out
+    assert check_steps(256, 128) == 0

@@ -271,3 +271,27 @@ def test_import_unsloth_warns_when_late_and_sets_standby(gpu_host, capsys, monke
     with pytest.raises(XlingError, match=r"cannot import unsloth .*pip install -r requirements-gpu.txt"):
         backends.import_unsloth()
     assert "imported before unsloth in this process" in capsys.readouterr().out
+
+
+def test_auto_backend_keeps_an_adapter_on_a_gpu_host(gpu_host, tiny_model):
+    """Unsloth cannot continue a given adapter: auto picks peft then, and says why."""
+    plan = backends.resolve(cfg(tiny_model, **{"train.backend": "auto", "model.adapter": "runs/sft/final"}), "grpo", 4)
+    assert plan.backend == "peft"
+    assert any("model.adapter is set" in note for note in plan.notes)
+    assert backends.resolve(cfg(tiny_model, **{"train.backend": "auto"}), "grpo", 4).backend == "unsloth"
+
+
+def test_gpu_rollouts_without_vllm_are_refused_when_large(gpu_host, tiny_model):
+    big = cfg(tiny_model, **{"train.backend": "peft", "train.questions_per_step": 128, "train.batch_size": 16,
+                             "grpo.num_generations": 16, "vllm.enabled": False})
+    with pytest.raises(XlingError, match=r"without vLLM, GRPO generates a step's 2048 rollouts .* at most 16$"):
+        backends.resolve(big, "grpo", 16)
+    small = cfg(tiny_model, **{"train.backend": "peft", "vllm.enabled": False})
+    assert backends.resolve(small, "grpo", 4).use_vllm is False
+
+
+def test_full_parameter_training_keeps_fp32_master_weights(gpu_host, tiny_model):
+    plan = backends.resolve(cfg(tiny_model, **{"train.backend": "full", "train.precision": "bf16"}), "grpo", 4)
+    assert (plan.precision, plan.dtype) == ("bf16", "float32")
+    plan = backends.resolve(cfg(tiny_model, **{"train.backend": "peft", "train.precision": "bf16"}), "grpo", 4)
+    assert plan.dtype == "bfloat16"

@@ -91,3 +91,32 @@ def test_resume_refuses_checkpoints_of_another_recipe_and_never_starts_over(tiny
     assert json.loads((run_dir / "final" / "adapter_config.json").read_text())["r"] == 4
     with pytest.raises(XlingError, match=r"^resume=nowhere: not a checkpoint folder"):
         grpo.run(cfg(tiny_model, resume="nowhere"), tmp_path / "other")
+
+
+def test_run_py_lets_a_run_continue_with_more_steps(tiny_model, tmp_path, monkeypatch, capsys):
+    """Changing a resumable key (train.max_steps) reuses the folder through run.py; others are refused."""
+    from xling import cli
+
+    monkeypatch.chdir(tmp_path)
+    base = ["grpo-en", f"model.name={tiny_model}", "data.source=synth", "data.n=4", "data.langs=en",
+            "train.backend=peft", "train.questions_per_step=2", "train.batch_size=4", "train.save_steps=1",
+            "train.gradient_checkpointing=false", "grpo.num_generations=4", "grpo.max_completion_length=8",
+            "rewards.workers=0", "out=r"]
+    assert cli.main(base + ["train.max_steps=1"]) == 0, capsys.readouterr().err
+    rc = cli.main(base + ["train.max_steps=2"])
+    assert rc == 2 and "holds a finished run; train.max_steps only take(s) effect while a run is unfinished" \
+        in capsys.readouterr().err
+    # an interrupted run (checkpoint-1 kept, no final model yet) continues to the new step count
+    import shutil
+
+    shutil.rmtree(tmp_path / "r" / "final")
+    (tmp_path / "r" / "metrics.json").unlink()
+    assert (tmp_path / "r" / "checkpoints" / "checkpoint-1").is_dir()
+    assert cli.main(base + ["train.max_steps=2"]) == 0, capsys.readouterr().err
+    steps = [r["step"] for r in read_jsonl(tmp_path / "r" / "train_log.jsonl") if "loss" in r]
+    assert steps == [1, 2]
+    assert "resuming from" in capsys.readouterr().out
+    rc = cli.main(base + ["train.max_steps=2", "lora.r=16"])
+    assert rc == 2 and "holds work of a different recipe (differs in: lora.r)" in capsys.readouterr().err
+    assert cli.default_out(cli.recipe_path("grpo-en"), ["train.max_steps=5"], train_grpo.RESUMABLE) == \
+        cli.default_out(cli.recipe_path("grpo-en"), [], train_grpo.RESUMABLE)

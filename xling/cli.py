@@ -65,16 +65,28 @@ def resolve(name: str, overrides: list[str]) -> tuple[Recipe, Path]:
     return build(task.Config, merge(data, over)), path
 
 
-def default_out(path: Path, overrides: list[str]) -> Path:
-    rest = sorted(o for o in overrides if not o.startswith("out="))
+def default_out(path: Path, overrides: list[str], resumable: frozenset[str] = frozenset()) -> Path:
+    """runs/RECIPE, or runs/RECIPE-<hash of the overrides> (keys a run may change on resume left out)."""
+    rest = sorted(o for o in overrides if o.split("=", 1)[0] not in {"out", *resumable})
     if not rest:
         return Path("runs") / path.stem
     digest = hashlib.sha1("\n".join(rest).encode()).hexdigest()[:8]
     return Path("runs") / f"{path.stem}-{digest}"
 
 
-def _comparable(cfg_dict: dict) -> dict:
-    return {k: v for k, v in cfg_dict.items() if k not in ("out", "description")}
+def _comparable(cfg_dict: dict, resumable: frozenset[str] = frozenset()) -> dict:
+    """The recipe without the keys that may differ between runs sharing a folder."""
+    import copy
+
+    out = copy.deepcopy({k: v for k, v in cfg_dict.items() if k not in ("out", "description")})
+    for key in resumable:
+        *parents, last = key.split(".")
+        node = out
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
 
 
 def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -105,23 +117,32 @@ def environment() -> dict:
     }
 
 
-def prepare_run_dir(cfg: Recipe, run_dir: Path, force: bool) -> bool:
-    """Create or re-open the run folder. Returns False when a finished identical run is there."""
+def prepare_run_dir(cfg: Recipe, run_dir: Path, force: bool, resumable: frozenset[str] = frozenset()) -> bool:
+    """Create or re-open the run folder. Returns False when a finished identical run is there.
+
+    `resumable`: dotted keys the task lets change between runs in one folder (e.g. train.max_steps).
+    """
     saved = run_dir / "recipe.yaml"
-    new = _comparable(to_dict(cfg))
     if saved.exists() and not force:
         import yaml
 
-        old = _comparable(yaml.safe_load(saved.read_text(encoding="utf-8")) or {})
+        old_full = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+        old, new = _comparable(old_full, resumable), _comparable(to_dict(cfg), resumable)
         has_work = any(p.name not in BOOKKEEPING for p in run_dir.iterdir())
         if old != new and has_work:
             changed = ", ".join(_changed_keys(old, new)[:6])
             raise XlingError(
                 f"{run_dir} holds work of a different recipe (differs in: {changed}); "
-                "give another out=DIR, or add --force to start over in it"
+                "give another out=DIR, or add --force to run there anyway (the task reuses what is still valid)"
             )
-        if old == new and (run_dir / "metrics.json").exists():
-            return False
+        if (run_dir / "metrics.json").exists():
+            changed = _changed_keys(_comparable(old_full), _comparable(to_dict(cfg)))
+            if not changed:
+                return False
+            raise XlingError(
+                f"{run_dir} holds a finished run; {', '.join(changed[:6])} only take(s) effect while a run is "
+                "unfinished: give another out=DIR to run afresh"
+            )
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(saved, dump_yaml(cfg))
     atomic_write_json(run_dir / "env.json", environment())
@@ -130,15 +151,16 @@ def prepare_run_dir(cfg: Recipe, run_dir: Path, force: bool) -> bool:
 
 def execute(name: str, overrides: list[str], dry_run: bool = False, force: bool = False) -> int:
     cfg, path = resolve(name, overrides)
+    task = load_task(cfg.task)
+    resumable = frozenset(getattr(task, "RESUMABLE", ()))
     if cfg.out is None:
-        cfg.out = str(default_out(path, overrides))
+        cfg.out = str(default_out(path, overrides, resumable))
     if dry_run:
         console.print(dump_yaml(cfg), end="", markup=False, highlight=False)
         return 0
-    task = load_task(cfg.task)
     run_dir = Path(cfg.out)
     # A task that reports on the machine (doctor) is worth running every time.
-    if not prepare_run_dir(cfg, run_dir, force or getattr(task, "ALWAYS_RUN", False)):
+    if not prepare_run_dir(cfg, run_dir, force or getattr(task, "ALWAYS_RUN", False), resumable):
         console.print(
             f"{run_dir} already holds this finished run (see {run_dir / 'metrics.json'}); "
             "add --force to run it again",

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Invalid
-from ..train.config import GrpoConfig, RewardsConfig, TrainRecipe, VllmConfig, batch_plan
+from ..train.config import RESUMABLE_CHANGES, GrpoConfig, RewardsConfig, TrainRecipe, VllmConfig, batch_plan
+
+RESUMABLE = RESUMABLE_CHANGES  # run.py lets these keys change in a run folder: the run resumes
 
 
 @dataclass(kw_only=True)

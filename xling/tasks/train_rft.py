@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Invalid
-from ..train.config import RftConfig, SftConfig, TrainRecipe, batch_plan
+from ..train.config import RESUMABLE_CHANGES, RftConfig, SftConfig, TrainRecipe, batch_plan
+
+RESUMABLE = RESUMABLE_CHANGES  # run.py lets these keys change in a run folder: the run resumes
 
 
 @dataclass(kw_only=True)

@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..train.config import SftConfig, TrainRecipe, batch_plan
+from ..train.config import RESUMABLE_CHANGES, SftConfig, TrainRecipe, batch_plan
+
+RESUMABLE = RESUMABLE_CHANGES  # run.py lets these keys change in a run folder: the run resumes
 
 
 @dataclass(kw_only=True)

@@ -81,6 +81,10 @@ class Plan:
                 f"{'questions' if self.method == 'grpo' else 'examples'}, grad_accum {self.batch.grad_accum}")
 
 
+# Rollouts per step that plain transformers generation is allowed to make on a GPU (no vLLM).
+MAX_HF_ROLLOUTS = 256
+
+
 def resolve(cfg: Any, method: str, generations: int = 1) -> Plan:
     """The backend, device, precision and vLLM use of a run, checked against this machine."""
     t, lora = cfg.train, cfg.lora
@@ -90,8 +94,11 @@ def resolve(cfg: Any, method: str, generations: int = 1) -> Plan:
     notes: list[str] = []
     backend = t.backend
     if backend == "auto":
-        if cuda and procs == 1 and installed("unsloth"):
+        if cuda and procs == 1 and installed("unsloth") and not cfg.model.adapter:
             backend = "unsloth"
+        elif cuda and procs == 1 and installed("unsloth"):
+            backend = "peft"
+            notes.append("model.adapter is set, so train.backend=auto uses peft (it continues training the adapter)")
         else:
             backend = "peft"
             if cuda and not installed("unsloth"):
@@ -123,6 +130,8 @@ def resolve(cfg: Any, method: str, generations: int = 1) -> Plan:
     dtype = cfg.model.dtype
     if dtype == "auto":
         dtype = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision]
+        if backend == "full":  # fp32 master weights (bf16/fp16 is autocast): at lr 1e-6, bf16 weights lose most updates
+            dtype = "float32"
 
     use_vllm = False
     if method == "grpo" and vllm_cfg is not None:
@@ -138,6 +147,14 @@ def resolve(cfg: Any, method: str, generations: int = 1) -> Plan:
         if use_vllm and procs % vllm_cfg.tensor_parallel_size and vllm_cfg.mode == "colocate":
             raise XlingError(f"vllm.tensor_parallel_size={vllm_cfg.tensor_parallel_size} must divide the number of "
                              f"processes ({procs})")
+    if method == "grpo" and cuda and not use_vllm:
+        rollouts = t.questions_per_step * generations
+        if rollouts > MAX_HF_ROLLOUTS:
+            raise XlingError(
+                f"without vLLM, GRPO generates a step's {rollouts} rollouts (train.questions_per_step="
+                f"{t.questions_per_step} x grpo.num_generations={generations}) in one transformers generate call, "
+                f"which does not fit a GPU; install vllm ({GPU_HINT}) or lower train.questions_per_step to at most "
+                f"{MAX_HF_ROLLOUTS // generations}")
     max_rank = lora_rank_for_vllm(lora.r)
     if vllm_cfg is not None and vllm_cfg.max_lora_rank is not None:
         if vllm_cfg.max_lora_rank < lora.r:

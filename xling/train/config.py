@@ -22,6 +22,12 @@ from ..config import Invalid, Recipe
 from ..trainset import TrainData
 
 BACKENDS = ("auto", "unsloth", "peft", "full")
+# Keys a training run may change and still resume in the same folder (run.py lets them differ).
+RESUMABLE_CHANGES = frozenset({"out", "description", "resume", "vllm",
+                     "train.max_steps", "train.epochs", "train.save_steps", "train.save_total_limit",
+                     "train.logging_steps", "train.report_to", "grpo.log_completions", "rewards.workers",
+                     "rewards.timeout", "rft.generator", "rft.gpu_memory_utilization", "rft.chunk"})
+
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 REPORT_TO = ("none", "tensorboard", "wandb")
 # vLLM 0.30 accepts only these LoRA ranks (vllm/config/lora.py MaxLoRARanks).
@@ -146,7 +152,7 @@ class GrpoConfig:
     beta: float = 0.0  # KL coefficient; 0 loads no reference model
     scale_rewards: Literal["group", "batch", "none"] = "group"
     epsilon: float = 0.2
-    epsilon_high: float | None = None  # default: epsilon (pass 0.28 for DAPO's clip-higher)
+    epsilon_high: float | None = None  # default: epsilon, or 5.0 for cispo (0.28: DAPO's clip-higher)
     num_iterations: int = 1
     mask_truncated_completions: bool = False
     importance_sampling_correction: bool = True  # vLLM rollouts: correct the sampler/trainer mismatch
@@ -167,6 +173,9 @@ class GrpoConfig:
         if self.epsilon <= 0 or (self.epsilon_high is not None and self.epsilon_high < self.epsilon):
             raise Invalid("epsilon_high" if self.epsilon > 0 else "epsilon",
                           "clip ranges: epsilon > 0 and epsilon_high >= epsilon")
+        if self.loss_type == "cispo" and self.epsilon_high is not None and self.epsilon_high < 1:
+            raise Invalid("epsilon_high", f"with loss_type=cispo it caps the importance weight itself and must be "
+                          f"at least 1 (e.g. 5.0, the default), got {self.epsilon_high}")
 
 
 @dataclass(kw_only=True)

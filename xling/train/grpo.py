@@ -51,6 +51,33 @@ def common_args(cfg: Any, plan: backends.Plan, output_dir: Path, run_dir: Path) 
     return args
 
 
+def check_steps(prompts: int, per_step: int) -> int:
+    """How many prompts each epoch leaves out: TRL's sampler drops an incomplete last step.
+
+    Fewer prompts than one step would train nothing at all: that is an error.
+    """
+    if prompts < per_step:
+        raise XlingError(f"the training set has {prompts} prompt(s), fewer than one step's "
+                         f"train.questions_per_step={per_step}: nothing would be trained; lower "
+                         "train.questions_per_step or raise data.n")
+    left = prompts % per_step
+    if left and loop.is_main():
+        console.print(f"note: each epoch trains on {prompts - left} of {prompts} prompts ({prompts // per_step} steps "
+                      f"of {per_step}); the other {left} are left out of it (TRL drops an incomplete step)", markup=False)
+    return left
+
+
+# CISPO clips the importance weight itself at epsilon_high (a cap well above 1), not the ratio at 1 ± epsilon.
+CISPO_EPSILON_HIGH = 5.0
+
+
+def epsilon_high(g: Any) -> float:
+    """The upper clip: as set; else `epsilon` (PPO-style symmetric clipping), or 5.0 for CISPO."""
+    if g.epsilon_high is not None:
+        return g.epsilon_high
+    return CISPO_EPSILON_HIGH if g.loss_type == "cispo" else g.epsilon
+
+
 def grpo_args(cfg: Any, plan: backends.Plan, output_dir: Path, run_dir: Path, weights: Sequence[float]) -> dict:
     """GRPOConfig keyword arguments for this recipe and plan."""
     g, v = cfg.grpo, cfg.vllm
@@ -60,7 +87,7 @@ def grpo_args(cfg: Any, plan: backends.Plan, output_dir: Path, run_dir: Path, we
         num_generations=g.num_generations, temperature=g.temperature, top_p=g.top_p, top_k=0,
         repetition_penalty=1.0, max_completion_length=g.max_completion_length,
         loss_type=g.loss_type, beta=g.beta, scale_rewards=g.scale_rewards,
-        epsilon=g.epsilon, epsilon_high=g.epsilon if g.epsilon_high is None else g.epsilon_high,
+        epsilon=g.epsilon, epsilon_high=epsilon_high(g),
         num_iterations=g.num_iterations, mask_truncated_completions=g.mask_truncated_completions,
         reward_weights=list(weights), multi_objective_aggregation="sum_then_normalize",
         shuffle_dataset=True, log_completions=g.log_completions,
@@ -119,6 +146,7 @@ def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict
     if prompt_report["dropped"] and loop.is_main():
         console.print(f"dropped {prompt_report['dropped']} prompt(s) longer than {g.max_prompt_length} tokens "
                       f"({prompt_report['dropped_by_lang']}); {prompt_report['kept']} left", markup=False)
+    prompt_report["unused_per_epoch"] = check_steps(len(records), plan.batch.questions_per_step)
 
     import datasets
     from transformers import set_seed

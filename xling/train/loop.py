@@ -32,17 +32,12 @@ from ..errors import XlingError
 from ..io import atomic_write_json, read_json, read_jsonl
 from . import backends
 from .callbacks import close_progress, language_table, quiet_trainer, read_log, truncate_log
-from .config import TINY, world_size
+from .config import RESUMABLE_CHANGES, TINY, world_size
 
 FINAL = "final"
 CHECKPOINTS = "checkpoints"
 LOG = "train_log.jsonl"
 # Keys that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = {"out", "description", "resume", "vllm",
-                     "train.max_steps", "train.epochs", "train.save_steps", "train.save_total_limit",
-                     "train.logging_steps", "train.report_to", "grpo.log_completions", "rewards.workers",
-                     "rewards.timeout", "rft.generator", "rft.gpu_memory_utilization", "rft.chunk"}
-
 
 def fingerprint(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
