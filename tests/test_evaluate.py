@@ -109,12 +109,9 @@ def test_killed_run_resumes_without_regenerating(capsys, common, tmp_path, monke
 
 def test_vllm_path_through_the_task(capsys, common, tmp_path, monkeypatch):
     """The whole task on the vllm backend (fake vllm module): adapter rank rounded, prefix continued."""
-    from test_generate import FakeVLLM, write_adapter
+    from test_generate import install_fake_vllm, write_adapter
 
-    fake = FakeVLLM()
-    monkeypatch.setitem(__import__("sys").modules, "vllm", fake.module)
-    monkeypatch.setitem(__import__("sys").modules, "vllm.lora", fake.lora)
-    monkeypatch.setitem(__import__("sys").modules, "vllm.lora.request", fake.request)
+    fake = install_fake_vllm(monkeypatch)
     adapter = write_adapter(tmp_path / "ad", r=12)
     args = [a for a in common if not a.startswith("gen.backend")] + ["gen.backend=vllm", f"adapter={adapter}"]
     rc, out, err = run(capsys, "evaluate", *args, "out=v")
@@ -138,6 +135,8 @@ def test_vllm_path_through_the_task(capsys, common, tmp_path, monkeypatch):
     (["template_from=null"], "has no chat template"),
     (["scaling.k9=3"], "scaling names model 'k9', which is not evaluated here"),
     (["gen.max_lora_rank=24"], "vLLM accepts only 1, 8, 16"),
+    (["gen.dtype=bogus"], "gen.dtype': 'bogus' is not a dtype generation can load; choose one of: auto, bfloat16, "
+                          "float16, float32"),
 ])
 def test_bad_input_fails_before_generation(capsys, common, tmp_path, monkeypatch, extra, message):
     spy = Spy(monkeypatch)
@@ -150,8 +149,9 @@ def test_bad_input_fails_before_generation(capsys, common, tmp_path, monkeypatch
 
 
 def test_adapter_rank_vllm_cannot_serve(capsys, common, tmp_path, monkeypatch):
-    from test_generate import write_adapter
+    from test_generate import install_fake_vllm, write_adapter
 
+    install_fake_vllm(monkeypatch)
     spy = Spy(monkeypatch)
     adapter = write_adapter(tmp_path / "big", r=1024)
     args = [a for a in common if not a.startswith("gen.backend")] + ["gen.backend=vllm", f"adapter={adapter}"]
@@ -160,4 +160,132 @@ def test_adapter_rank_vllm_cannot_serve(capsys, common, tmp_path, monkeypatch):
     rc, _, err = run(capsys, "evaluate", *args[:-1], f"adapter={write_adapter(tmp_path / 'r64', r=64)}",
                      "gen.max_lora_rank=32", "out=bad2")
     assert rc == 2 and "rank 64, above max_lora_rank=32" in err and "fail at the first request" in err
+    assert spy.loads == [] and not (tmp_path / "bad" / "completions").exists()
+
+
+# ----------------------------------------------------------------------- caches that must not go stale
+
+
+@pytest.fixture
+def synth(tiny_model, tmp_path, monkeypatch):
+    """A small evaluation on the built-in synth benchmark (no data files needed)."""
+    monkeypatch.chdir(tmp_path)
+    return [f"model={tiny_model}", "template_from=chatml", "benchmarks=synth", "langs=en,de", "limit=3",
+            "gen.backend=hf", "gen.max_tokens=6", "gen.batch_size=4", "score.workers=0", "n_boot=20", "plots=false"]
+
+
+def items_of(folder):
+    return [json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines()]
+
+
+def test_scored_cache_follows_the_number_of_samples(capsys, synth, tmp_path, monkeypatch):
+    """gen.n.synth=3, then 1, then 3 again: the items always have the n the run asked for (the scored
+    cache was reused whenever the row count matched), and completions are reused throughout."""
+    spy = Spy(monkeypatch)
+    rc, _, err = run(capsys, "evaluate", *synth, "gen.n.synth=3", "out=o")
+    assert rc == 0, err
+    assert spy.items == 6 and {r["n"] for r in items_of(tmp_path / "o")} == {3}
+    spy = Spy(monkeypatch)
+    rc, _, err = run(capsys, "evaluate", *synth, "gen.n.synth=1", "out=o", "--force")
+    assert rc == 0, err
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["samples"] == {"synth": 1} and {r["n"] for r in items_of(tmp_path / "o")} == {1}
+    assert spy.loads == []  # sample 0 of the n=3 completions is the n=1 completion
+    rc, _, err = run(capsys, "evaluate", *synth, "gen.n.synth=3", "out=o", "--force")
+    assert rc == 0, err
+    assert {r["n"] for r in items_of(tmp_path / "o")} == {3} and spy.loads == []
+    assert all("scored_from" not in r for r in items_of(tmp_path / "o"))
+
+
+def test_completion_cache_follows_adapter_content_and_backend(capsys, synth, tiny_model, tmp_path, monkeypatch):
+    """Retraining an adapter into the same folder, or switching the backend, never reuses completions."""
+    import os
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from test_generate import install_fake_vllm
+
+    def train_adapter(seed):
+        import torch
+
+        torch.manual_seed(seed)
+        net = AutoModelForCausalLM.from_pretrained(tiny_model)
+        lora = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+        get_peft_model(net, lora).save_pretrained(tmp_path / "adapter")
+        weights = tmp_path / "adapter" / "adapter_model.safetensors"
+        st = weights.stat()  # make sure the new save is seen even on a coarse-mtime file system
+        os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + seed * 1_000_000_000))
+
+    train_adapter(1)
+    args = [*synth, f"adapter={tmp_path / 'adapter'}", "name=rl"]
+    spy = Spy(monkeypatch)
+    rc, _, err = run(capsys, "evaluate", *args, "out=o")
+    assert rc == 0, err
+    assert spy.items == 6
+    recs = [json.loads(line) for p in (tmp_path / "o" / "completions").rglob("*.jsonl") for line in p.open()]
+    assert {r["backend"] for r in recs} == {"hf"} and all(r["prompt"].startswith("<|im_start|>") for r in recs)
+    spy = Spy(monkeypatch)
+    rc, _, err = run(capsys, "evaluate", *args, "out=o", "--force")
+    assert rc == 0, err
+    assert spy.loads == []  # same adapter: everything cached
+    train_adapter(2)  # retrained into the same folder
+    spy = Spy(monkeypatch)
+    rc, _, err = run(capsys, "evaluate", *args, "out=o", "--force")
+    assert rc == 0, err
+    assert spy.items == 6
+    fake = install_fake_vllm(monkeypatch)
+    rc, _, err = run(capsys, "evaluate", *[a for a in args if a != "gen.backend=hf"], "gen.backend=vllm", "out=o",
+                     "--force")
+    assert rc == 0, err
+    assert sum(len(c["messages"]) for c in fake.chat_calls) == 6  # hf completions are not served as vllm's
+    assert len(list((tmp_path / "o" / "completions").iterdir())) == 3
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["backend"] == "vllm" and m["accuracy"]["rl"]["synth"]["en"] == 0  # the fake's "\boxed{5}" answers
+
+
+def test_a_changed_template_regenerates_the_items(capsys, synth, tmp_path, monkeypatch):
+    """A cached completion whose prompt is not the one rendered now is generated again."""
+    spy = Spy(monkeypatch)
+    rc, _, err = run(capsys, "evaluate", *synth, "out=o")
+    assert rc == 0, err
+    shard = next((tmp_path / "o" / "completions").rglob("en.jsonl"))
+    lines = shard.read_text().splitlines()
+    rec = json.loads(lines[0])
+    rec["prompt"] += " (rendered by an older template)"
+    shard.write_text("\n".join([json.dumps(rec)] + lines[1:]) + "\n")
+    spy = Spy(monkeypatch)
+    rc, out, err = run(capsys, "evaluate", *synth, "out=o", "--force")
+    assert rc == 0, err
+    assert spy.items == 1 and "1 of them again" in out
+
+
+def test_local_paths_are_checked_before_data_is_loaded(capsys, synth, tmp_path, monkeypatch):
+    import xling.tasks.evaluate as E
+
+    def no_data(*a, **k):
+        raise AssertionError("benchmark data loaded before the model paths were checked")
+
+    monkeypatch.setattr(E, "load_benchmarks", no_data)
+    rc, _, err = run(capsys, "evaluate", *[a for a in synth if not a.startswith("model=")], "model=./no-model",
+                     "out=bad")
+    assert rc == 2 and "./no-model does not exist" in err
+    rc, _, err = run(capsys, "evaluate", *synth, "adapter=./no-adapter", "out=bad")
+    assert rc == 2 and "adapter ./no-adapter does not exist" in err
+
+
+def test_explicit_vllm_fails_up_front_without_vllm_or_cuda(capsys, synth, tmp_path, monkeypatch):
+    import xling.generate.core as core
+
+    from test_generate import install_fake_vllm
+
+    args = [a for a in synth if a != "gen.backend=hf"] + ["gen.backend=vllm", "out=bad"]
+    install_fake_vllm(monkeypatch, cuda=False)
+    spy = Spy(monkeypatch)
+    rc, _, err = run(capsys, "evaluate", *args)
+    assert rc == 2 and "gen.backend=vllm needs a CUDA GPU and none is visible here" in err
+    assert len(err.strip().splitlines()) == 1
+    monkeypatch.setattr(core, "vllm_installed", lambda: False)
+    rc, _, err = run(capsys, "evaluate", *args)
+    assert rc == 2 and "gen.backend=vllm needs vllm, which is not installed here" in err and "use gen.backend=hf" in err
     assert spy.loads == [] and not (tmp_path / "bad" / "completions").exists()

@@ -35,6 +35,26 @@ def test_hf_chat_shapes_and_finish_reasons(hf_gen):
     assert greedy[0][0].text == greedy[0][1].text
 
 
+def test_hf_sampling_is_per_item_deterministic(hf_gen, tiny_model):
+    """Sample k of a conversation depends on its seed and k only: not on batch_size, on the other
+    conversations of its batch, on its place in the call, or on n."""
+    convs = [build_messages({**EX, "id": f"q{i}", "lang": lang, "question": f"{i} + {i} = ?"}, prefix=True)
+             for i, lang in enumerate(["de", "en", "ja", "zh"])]
+    seeds = [101, 202, 303, 404]
+    kw = dict(temperature=0.8, top_p=0.95, max_tokens=8, seed=0)
+    batched = hf_gen.chat(convs, n=3, seeds=seeds, **kw)  # batch_size 2
+    one_by_one = load_generator("hf", str(tiny_model), batch_size=1)
+    alone = one_by_one.chat(convs, n=3, seeds=seeds, **kw)
+    texts = lambda out: [[s.text for s in o] for o in out]  # noqa: E731
+    assert texts(batched) == texts(alone)
+    assert len({t for o in texts(batched) for t in o}) > 4  # samples differ from each other
+    reordered = hf_gen.chat([convs[2], convs[0]], n=1, seeds=[303, 101], **kw)
+    assert texts(reordered) == [[batched[2][0].text], [batched[0][0].text]]  # n=1 gives sample 0 of n=3
+    assert hf_gen.chat([convs[0]], n=1, seeds=[999], **kw)[0][0].text != batched[0][0].text  # the seed matters
+    with pytest.raises(XlingError, match="2 seeds for 4 conversations"):
+        hf_gen.chat(convs, n=1, seeds=[1, 2], **kw)
+
+
 def test_hf_renders_prefix_continuation_like_vllm(hf_gen):
     msgs = build_messages(EX, prefix=True)
     text = hf_gen.render(msgs)
@@ -105,10 +125,40 @@ def test_unknown_backend_and_option(tiny_model):
         load_generator("hf", str(tiny_model), gpu_memory_utilization=0.5)
 
 
+def test_explicit_vllm_is_checked_up_front(monkeypatch, tiny_model):
+    """gen.backend=vllm without vllm or without CUDA fails in resolve_backend, with a one-line message
+    that names the caller's key when given and speaks of "the hf backend" otherwise."""
+    import xling.generate.core as core
+    from xling.generate import resolve_backend
+
+    monkeypatch.setattr(core, "vllm_installed", lambda: False)
+    with pytest.raises(XlingError, match=r"^gen.backend=vllm needs vllm, which is not installed.*use gen.backend=hf$"):
+        resolve_backend("vllm", "gen.backend")
+    with pytest.raises(XlingError, match=r"^the vllm backend needs vllm.*use the hf backend$"):
+        load_generator("vllm", str(tiny_model))
+    monkeypatch.setattr(core, "vllm_installed", lambda: True)
+    monkeypatch.setattr(core, "cuda_available", lambda: False)
+    with pytest.raises(XlingError, match=r"rft.generator=vllm needs a CUDA GPU and none is visible.*rft.generator=hf"):
+        resolve_backend("vllm", "rft.generator")
+    assert resolve_backend("auto") == "hf" and resolve_backend("hf") == "hf"
+
+
+def test_vllm_import_error_names_no_recipe_key(monkeypatch, tiny_model):
+    """The vllm backend is also used by RFT (key rft.generator): its message must not say gen.backend."""
+    from xling.generate.vllm_backend import VLLMGenerator
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` raises ImportError
+    with pytest.raises(XlingError, match="use the hf backend") as e:
+        VLLMGenerator(str(tiny_model))
+    assert "gen.backend" not in str(e.value)
+
+
 # ------------------------------------------------------------------------------ completion cache
 
 
 class CountingGen:
+    backend = "fake"
+
     def __init__(self, fail_after=None):
         self.calls = 0
         self.fail_after = fail_after
@@ -155,6 +205,66 @@ def test_cache_resumes_after_a_crash(tmp_path):
     shards, settings = shards_for(tmp_path)
     stats = generate_shards(shards, lambda: pytest.fail("must not load a model"), settings, chunk=3)
     assert stats["shards_cached"] == 2 and stats["items_generated"] == 0
+
+
+def test_stale_prompt_or_backend_is_regenerated(tmp_path):
+    """A cached record whose prompt is not the one rendered now (or whose backend differs) is stale:
+    its item is generated again, not mixed in; records say which backend wrote them."""
+    def shards(prompts=None, backend="fake"):
+        out, settings = shards_for(tmp_path, n=2)
+        for s in out:
+            s.prompts = prompts(s) if prompts else {i: c[1]["content"] for i, c in s.conversations.items()}
+            s.backend = backend
+        return out, settings
+
+    first, settings = shards()
+    generate_shards(first, lambda: CountingGen(), settings, chunk=3)
+    recs = read_shard(first[0].path)
+    assert {r["backend"] for r in recs.values()} == {"fake"} and recs[("q0", 0)]["prompt"] == "en-q0"
+    # the template changed for q3 of en: only that item is generated again
+    def changed(s):
+        p = {i: c[1]["content"] for i, c in s.conversations.items()}
+        if s.lang == "en":
+            s.conversations["q3"] = [s.conversations["q3"][0], {"role": "user", "content": "en-q3 (new template)"}]
+            p["q3"] = "en-q3 (new template)"
+        return p
+
+    again, settings = shards(changed)
+    gen = CountingGen()
+    stats = generate_shards(again, lambda: gen, settings, chunk=3)
+    assert stats["items_stale"] == 1 and stats["items_generated"] == 1 and gen.calls == 1
+    assert [r["text"] for r in again[0].done["q3"]] == ["en-q3 (new template)#0", "en-q3 (new template)#1"]
+    again[0].load()
+    assert again[0].complete and again[0].done["q3"][0]["prompt"] == "en-q3 (new template)"
+    # another backend's records are not reused either
+    other, settings = shards(backend="vllm")
+    for s in other:
+        s.load()
+    assert all(s.stale == 5 and not s.done for s in other)
+    # a generator that renders another prompt than the cache expects is a bug, not silently cached
+    wrong, settings = shards(lambda s: {i: "something else" for i in s.ids})
+    with pytest.raises(RuntimeError, match="rendered another prompt"):
+        generate_shards(wrong, lambda: CountingGen(), settings, chunk=3)
+
+
+def test_local_fingerprint(tmp_path):
+    import os
+
+    from xling.generate.completions import local_fingerprint
+
+    write_adapter(tmp_path / "ad")
+    (tmp_path / "ad" / "adapter_model.safetensors").write_bytes(b"x" * 10)
+    (tmp_path / "ad" / "README.md").write_text("notes")
+    before = local_fingerprint(tmp_path / "ad")
+    assert [f[0] for f in before] == ["adapter_config.json", "adapter_model.safetensors"]
+    assert local_fingerprint("Qwen/Qwen2.5-1.5B-Instruct") is None and local_fingerprint(None) is None
+    (tmp_path / "ad" / "README.md").write_text("other notes")
+    assert local_fingerprint(tmp_path / "ad") == before  # not a weight or config file
+    (tmp_path / "ad" / "adapter_model.safetensors").write_bytes(b"y" * 10)  # retrained: same size
+    st = (tmp_path / "ad" / "adapter_model.safetensors").stat()
+    os.utime(tmp_path / "ad" / "adapter_model.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert local_fingerprint(tmp_path / "ad") != before
+    assert local_fingerprint(tmp_path / "ad" / "adapter_config.json") == local_fingerprint(tmp_path / "ad")
 
 
 def test_repair_tail_and_read_shard(tmp_path):
@@ -242,13 +352,21 @@ class FakeVLLM:
         self.module.lora = self.lora
 
 
-@pytest.fixture
-def fake_vllm(monkeypatch):
+def install_fake_vllm(monkeypatch, cuda=True):
+    """Put the fake vllm in sys.modules and (by default) pretend a CUDA GPU is visible."""
+    import xling.generate.core as core
+
     fake = FakeVLLM()
     monkeypatch.setitem(sys.modules, "vllm", fake.module)
     monkeypatch.setitem(sys.modules, "vllm.lora", fake.lora)
     monkeypatch.setitem(sys.modules, "vllm.lora.request", fake.request)
+    monkeypatch.setattr(core, "cuda_available", lambda: cuda)
     return fake
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    return install_fake_vllm(monkeypatch)
 
 
 def test_vllm_backend_arguments(fake_vllm, tiny_model, tmp_path):

@@ -54,3 +54,31 @@ def test_unparseable_gold_is_left_out_of_accuracy(grader):
     recs = [item_record("m", "mgsm", "en", str(i), a, g) for i, (a, g) in enumerate(zip(["3", "n/a"], graded))]
     assert recs[1]["error"] == "unparseable gold"
     assert cell_summary(recs)["accuracy"] == 100 and cell_summary(recs)["unparseable_gold"] == 1
+
+
+def test_read_scored_reuses_only_matching_rows(grader, tmp_path):
+    """A scored row is reused only for one of the shard's ids, with the shard's n and the digest of
+    the completions, gold answer and settings it was computed from; anything else is re-scored."""
+    from xling.score import read_scored, scored_key, write_scored
+
+    settings = ScoreSettings(workers=0)
+    samples = {f"q{i}": [sample(f"{EN} \\boxed{{{i}}}", k) for k in range(3)] for i in range(3)}
+    graded = score_samples(list(samples.values()), ["0", "1", "2"], ["number"] * 3, "en", grader, settings)
+    rows = [item_record("m", "mgsm", "en", i, str(k), g) for k, (i, g) in enumerate(zip(samples, graded))]
+    keys = {i: scored_key(samples[i], str(k), "number", settings) for k, i in enumerate(samples)}
+    path = tmp_path / "scored" / "en.jsonl"
+    write_scored(path, rows, [keys[i] for i in samples])
+    assert "scored_from" in path.read_text()
+    assert read_scored(path, keys, 3) == {r["id"]: r for r in rows}  # returned without the digest
+    assert read_scored(path, keys, 1) == {}  # n changed (the stale-cache bug: n=3 rows served for n=1)
+    assert set(read_scored(path, {"q0": keys["q0"], "q9": "x"}, 3)) == {"q0"}  # other ids are not served
+    # one completion changed, a gold answer changed, the settings changed: those rows are stale
+    changed = {**keys, "q1": scored_key(samples["q1"][:2] + [sample("other", 2)], "1", "number", settings),
+               "q2": scored_key(samples["q2"], "7", "number", settings)}
+    assert set(read_scored(path, changed, 3)) == {"q0"}
+    other = ScoreSettings(langid="langid", workers=0)
+    assert scored_key(samples["q0"], "0", "number", other) != keys["q0"]
+    assert scored_key(samples["q0"], "0", "number", ScoreSettings(workers=4)) == keys["q0"]  # workers change nothing
+    assert read_scored(tmp_path / "absent.jsonl", keys, 3) == {}
+    path.write_text(path.read_text() + '{"id": "q0", "n"')  # a torn line is ignored
+    assert set(read_scored(path, keys, 3)) == {"q0", "q1", "q2"}

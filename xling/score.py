@@ -12,13 +12,20 @@ language is undetermined) and `extracted` / `detected_lang` are strings; with n 
 and `truncated` count samples, `on_target` is the share of judged samples on target and
 `extracted` / `detected_lang` are lists. A generation that ended because `max_tokens` ran out
 (finish_reason "length") is truncated; truncations are counted and reported per cell.
+
+Scored shards (`RUN/scored/`) are a cache: each stored row carries `scored_from`, a digest of
+what it was computed from (its completions, gold answer and kind, the scoring settings and
+`SCORE_VERSION`), and `read_scored` reuses a row only when its id is one of the shard's, its n
+is the shard's and that digest matches; every other item is scored again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from . import metrics as M
 from .answers import UNPARSEABLE_GOLD, Grader
@@ -83,16 +90,45 @@ def item_record(model: str, benchmark: str, lang: str, item_id: str, answer: str
     return rec
 
 
-def read_scored(path: Path, expected: int) -> list[dict] | None:
-    """A finished scored shard, or None when it is absent or incomplete."""
+SCORE_VERSION = 1  # bump when grading or language identification changes what a row holds
+SCORED_KEY = "scored_from"
+
+
+def scored_key(samples: Sequence[dict], answer: str, kind: str, settings: ScoreSettings) -> str:
+    """A digest of everything an item's scored row depends on: its completions (sample index, text,
+    finish reason, tokens), its gold answer and kind, the scoring settings and `SCORE_VERSION`."""
+    payload = {"version": SCORE_VERSION, "settings": settings.as_dict(), "answer": answer, "kind": kind,
+               "samples": [[s.get("sample"), s.get("text"), s.get("finish_reason"), s.get("tokens")] for s in samples]}
+    return hashlib.sha1(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
+
+
+def read_scored(path: Path, expected: Mapping[str, str], n: int) -> dict[str, dict]:
+    """The still-valid rows of a scored shard, id -> row (without its `scored_from` digest).
+
+    `expected` maps each of the shard's ids to its `scored_key`; a row is kept only when its id is
+    among them, its n is `n` and its digest matches (an absent file: nothing is kept).
+    """
+    out: dict[str, dict] = {}
     if not path.is_file():
-        return None
-    rows = [rec for _, rec, err in iter_jsonl(path) if not err]
-    return rows if len(rows) == expected else None
+        return out
+    try:
+        for _, rec, err in iter_jsonl(path):
+            if err or not isinstance(rec, dict):
+                continue
+            item_id = rec.get("id")
+            if not isinstance(item_id, str) or item_id not in expected or rec.get("n") != n:
+                continue
+            if rec.get(SCORED_KEY) != expected[item_id]:
+                continue
+            out[item_id] = {k: v for k, v in rec.items() if k != SCORED_KEY}
+    except (OSError, UnicodeDecodeError):  # a damaged file: score what it lacks again
+        pass
+    return out
 
 
-def write_scored(path: Path, rows: Sequence[dict]) -> Path:
-    return atomic_write_jsonl(path, rows)
+def write_scored(path: Path, rows: Sequence[dict], keys: Sequence[str]) -> Path:
+    """Write a scored shard atomically, each row with its `scored_key` (as `scored_from`)."""
+    return atomic_write_jsonl(path, [{**row, SCORED_KEY: key} for row, key in zip(rows, keys, strict=True)])
 
 
 # ------------------------------------------------------------------------------- cell summaries

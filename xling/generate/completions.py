@@ -4,10 +4,17 @@ A shard file holds one line per sample: ``{"id", "sample", "text", "finish_reaso
 "prompt", "seed", "backend"}``. Lines are appended (and fsynced) as each generation call returns,
 so a crash loses at most the call in flight. On reading, a torn last line is cut off (and any
 malformed line ignored); an item counts as done when samples 0…n−1 are all there, and the last
-line of a (id, sample) wins. A re-run generates only the missing items; a finished shard is never
-touched. The folder of a model's shards is named after a hash of everything that changes the
-completions (model, adapter, template, prompt, sampling settings, seed), so changing a setting
-starts fresh files instead of mixing old and new completions.
+line of a (id, sample) wins. A record whose `prompt` differs from the prompt the shard renders
+now (a changed chat template or tokenizer), or whose `backend` is not the shard's, is stale: its
+item is generated again and the new lines win, so old and new completions are never mixed in an
+item. A re-run generates only the missing and stale items; a finished shard is never touched.
+
+The folder of a model's shards is named after a hash of everything that changes the completions
+(see `xling.tasks.evaluate.generation_settings`): model and adapter, backend, dtype and device,
+template, prompt, sampling settings and seed. A local model or adapter folder enters the hash by
+its path and by `local_fingerprint`, the names, sizes and modification times of its weight and
+config files, so retraining an adapter into the same folder starts fresh files; a hub id enters
+by name only (a new revision of the same id is not noticed: clear the cache or pin a local copy).
 """
 
 from __future__ import annotations
@@ -31,6 +38,38 @@ def slug(text: str, limit: int = 48) -> str:
 
 def fingerprint(settings: dict) -> str:
     return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+CONFIG_FILES = ("config.json", "generation_config.json", "adapter_config.json")
+
+
+def local_fingerprint(path: str | Path | None) -> list | None:
+    """[name, size, mtime_ns] of the weight and config files of a local model or adapter folder.
+
+    Weights are the top-level files ending in .safetensors, .bin, .pt, .pth or .gguf (and their
+    *.index.json), config files are config.json, generation_config.json and adapter_config.json.
+    None where `path` is not a local folder or file (a hub id): it is then known by name only.
+    """
+    if not path:
+        return None
+    p = Path(path).expanduser()
+    if p.is_file():
+        p = p.parent
+    if not p.is_dir():
+        return None
+    out = []
+    for f in sorted(p.iterdir()):
+        name = f.name
+        if not (name.endswith(WEIGHT_SUFFIXES) or name in CONFIG_FILES or name.endswith(".index.json")):
+            continue
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        if f.is_file():
+            out.append([name, st.st_size, st.st_mtime_ns])
+    return out
 
 
 def stable_seed(*parts: object) -> int:
@@ -109,15 +148,28 @@ class Shard:
     conversations: dict[str, list[dict]]  # id -> messages
     n: int
     seed: int
+    prompts: dict[str, str] | None = None  # id -> the prompt text rendered now (None: not checked)
+    backend: str | None = None  # the backend that must have written the records (None: not checked)
     done: dict[str, list[dict]] = field(default_factory=dict)  # id -> n records, sample order
+    stale: int = 0  # items with a record whose prompt or backend is not this shard's (generated again)
+
+    def fresh(self, item_id: str, rec: dict | None) -> bool:
+        """Whether a record is there and was generated from this shard's prompt on its backend."""
+        if rec is None:
+            return False
+        if self.prompts is not None and rec.get("prompt") != self.prompts.get(item_id):
+            return False
+        return self.backend is None or rec.get("backend") == self.backend
 
     def load(self) -> "Shard":
         recs = read_shard(self.path)
-        self.done = {}
+        self.done, self.stale = {}, 0
         for i in self.ids:
             samples = [recs.get((i, k)) for k in range(self.n)]
-            if all(s is not None for s in samples):
+            if all(self.fresh(i, s) for s in samples):
                 self.done[i] = samples  # type: ignore[assignment]
+            elif any(s is not None and not self.fresh(i, s) for s in samples):
+                self.stale += 1
         return self
 
     @property
@@ -148,14 +200,14 @@ def generate_shards(shards: Sequence[Shard], get_generator: Callable[[], object]
 
     Items of consecutive shards with the same sampling settings share a call (large calls keep
     vLLM busy); each call's results are appended to their shards before the next call starts.
-    `get_generator` is called only if something is missing. Returns counts.
+    `get_generator` is called only if something is missing (or stale). Returns counts.
     """
     for s in shards:
         s.load()
     finished_before = sum(s.complete for s in shards)
     work: list[tuple[Shard, str]] = [(s, i) for s in shards for i in s.pending]
     stats = {"shards": len(shards), "shards_cached": finished_before, "items_cached": sum(len(s.done) for s in shards),
-             "items_generated": 0, "calls": 0, "tokens": 0}
+             "items_stale": sum(s.stale for s in shards), "items_generated": 0, "calls": 0, "tokens": 0}
     if not work:
         return stats
     generator = get_generator()
@@ -174,12 +226,18 @@ def generate_shards(shards: Sequence[Shard], get_generator: Callable[[], object]
                              max_tokens=first.max_tokens, seed=seeds[0], seeds=seeds)
         stats["calls"] += 1
         by_shard: dict[int, list[dict]] = {}
+        backend = getattr(generator, "backend", None)
         for (shard, i), samples, seed in zip(batch, out, seeds):
             if len(samples) != first.n:
                 raise RuntimeError(f"the generator returned {len(samples)} samples for {first.n} asked")
             prompt = _prompt_text(generator, shard.conversations[i])
+            if shard.prompts is not None and prompt != shard.prompts.get(i):
+                raise RuntimeError(f"{shard.model} {shard.benchmark}/{shard.lang} {i}: the generator rendered another "
+                                   "prompt than the cache expects (tokenizer or chat template differ)")
+            if shard.backend is not None and backend != shard.backend:
+                raise RuntimeError(f"the generator's backend is {backend}, the cache's {shard.backend}")
             recs = [{"id": i, "sample": k, "text": s.text, "finish_reason": s.finish_reason, "tokens": s.tokens,
-                     "seed": seed, "prompt": prompt} for k, s in enumerate(samples)]
+                     "seed": seed, "prompt": prompt, "backend": backend} for k, s in enumerate(samples)]
             by_shard.setdefault(id(shard), []).extend(recs)
             shard.done[i] = recs
             stats["tokens"] += sum(s.tokens for s in samples)

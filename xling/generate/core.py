@@ -67,19 +67,37 @@ def free_memory() -> None:
 
 def vllm_installed() -> bool:
     import importlib.util
+    import sys
 
+    if sys.modules.get("vllm") is not None:  # already imported
+        return True
     try:
         return importlib.util.find_spec("vllm") is not None
     except (ImportError, ValueError):
         return False
 
 
-def resolve_backend(backend: str) -> str:
-    """'auto' -> 'vllm' where CUDA and vllm are there, else 'hf'; other names are checked."""
+def resolve_backend(backend: str, setting: str | None = None) -> str:
+    """'auto' -> 'vllm' where CUDA and vllm are there, else 'hf'; other names are checked.
+
+    An explicit 'vllm' is refused here, before anything is loaded, where vllm is not installed or
+    no CUDA GPU is visible. `setting` names the caller's key (e.g. 'gen.backend') in the messages;
+    without it they speak of "the hf backend".
+    """
     if backend not in BACKENDS:
-        raise XlingError(f"unknown generation backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+        where = f"{setting}=" if setting else "generation backend "
+        raise XlingError(f"unknown {where}'{backend}'; choose one of: {', '.join(BACKENDS)}")
     if backend == "auto":
         return "vllm" if cuda_available() and vllm_installed() else "hf"
+    if backend == "vllm":
+        asked = f"{setting}=vllm" if setting else "the vllm backend"
+        instead = f"use {setting}=hf" if setting else "use the hf backend"
+        if not vllm_installed():
+            raise XlingError(f"{asked} needs vllm, which is not installed here; install the GPU lock set "
+                             f"(requirements-gpu.txt) on a CUDA host, or {instead}")
+        if not cuda_available():
+            raise XlingError(f"{asked} needs a CUDA GPU and none is visible here (torch.cuda.is_available() is "
+                             f"False); {instead}")
     return backend
 
 

@@ -3,16 +3,61 @@
 Prompts are rendered with `xling.prompts.render` (the same template and the same pre-fill
 continuation as vLLM's `LLM.chat(..., continue_final_message=True, add_generation_prompt=False)`)
 and tokenized without added special tokens, left-padded. Sampling settings are passed explicitly
-(top_k and repetition penalty off), so a model's `generation_config.json` does not change them,
-as with an explicit vLLM `SamplingParams`.
+(temperature and top_p as asked, top_k and repetition penalty off), so a model's
+`generation_config.json` does not change them, as with an explicit vLLM `SamplingParams`.
+
+Seeding is per sample, as vLLM's per-request seeds: transformers' `generate` draws every row of a
+batch from the one global torch RNG (it takes no per-row generator), so xling samples the next
+token itself, in a logits processor (`RowSampler`: temperature and top-p exactly as transformers'
+warpers, then inverse-CDF sampling with uniforms drawn from a `torch.Generator` seeded for that
+(conversation seed, sample index)) and lets greedy decoding pick it. Sample k of a conversation
+therefore depends only on its seed (`seeds[i]`, else `seed + i`), k, its prompt and the model:
+not on batch_size, on which other conversations share its batch, or on n (sample 0 of n=1 is
+sample 0 of n=16), up to floating-point differences between batch shapes.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Sequence
 
 from ..errors import XlingError
 from .core import Conversation, Sample, check_conversations, check_sampling, free_memory
+
+
+def row_seed(seed: int, index: int) -> int:
+    """The seed of sample `index` of a conversation whose seed is `seed` (stable across machines)."""
+    digest = hashlib.sha1(f"{int(seed)}\x1f{int(index)}".encode()).hexdigest()
+    return int(digest[:15], 16)
+
+
+class RowSampler:
+    """A logits processor that samples each row's next token from its own random stream.
+
+    Temperature and top-p are applied as transformers' `TemperatureLogitsWarper` and
+    `TopPLogitsWarper` do; the token is then drawn by inverse CDF with the row's uniform for this
+    step, and every other token is masked, so that greedy decoding (`do_sample=False`) emits it.
+    `uniforms` is (rows, max_new_tokens), drawn up front from one `torch.Generator` per row.
+    """
+
+    def __init__(self, uniforms, prompt_length: int, temperature: float, top_p: float):
+        from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.uniforms, self.prompt_length = uniforms, prompt_length
+        self.warpers = [TemperatureLogitsWarper(temperature)] + ([TopPLogitsWarper(top_p)] if top_p < 1 else [])
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        for warp in self.warpers:
+            scores = warp(input_ids, scores)
+        step = min(input_ids.shape[1] - self.prompt_length, self.uniforms.shape[1] - 1)
+        probs = torch.softmax(scores.float(), dim=-1)
+        cdf = probs.cumsum(dim=-1)
+        target = self.uniforms[:, step:step + 1].to(cdf.device) * cdf[:, -1:]
+        chosen = torch.searchsorted(cdf, target, right=True).clamp_(max=scores.shape[-1] - 1)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, chosen, 0.0)
 
 
 def load_tokenizer(model: str):
@@ -83,34 +128,42 @@ class HFGenerator:
 
         return render(list(conversation), self.tokenizer, self.template)
 
-    def _config(self, temperature: float, top_p: float, max_tokens: int):
+    def _config(self, max_tokens: int):
+        """Greedy decoding; sampling, when asked for, is done by `RowSampler` (see the module docstring)."""
         from transformers import GenerationConfig
 
-        common = dict(max_new_tokens=max_tokens, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.eos,
-                      num_return_sequences=1, repetition_penalty=1.0, top_k=0)
-        if temperature == 0:
-            return GenerationConfig(do_sample=False, **common)
-        return GenerationConfig(do_sample=True, temperature=temperature, top_p=top_p, **common)
+        return GenerationConfig(do_sample=False, max_new_tokens=max_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                                eos_token_id=self.eos, num_return_sequences=1, repetition_penalty=1.0)
 
     def chat(self, conversations: list[Conversation], *, n: int, temperature: float, top_p: float,
              max_tokens: int, seed: int, seeds: Sequence[int] | None = None) -> list[list[Sample]]:
         import torch
 
+        from transformers import LogitsProcessorList
+
         check_sampling(n, temperature, top_p, max_tokens)
         check_conversations(conversations)
+        if seeds is not None and len(seeds) != len(conversations):
+            raise XlingError(f"{len(seeds)} seeds for {len(conversations)} conversations")
+        conv_seeds = [int(seeds[i]) if seeds is not None else seed + i for i in range(len(conversations))]
         prompts = [self.render(c) for c in conversations]
-        config = self._config(temperature, top_p, max_tokens)
+        config = self._config(max_tokens)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths pad less
         results: list[list[Sample]] = [[] for _ in prompts]
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
-            torch.manual_seed(seeds[batch[0]] if seeds is not None else seed + start)
             enc = self.tokenizer([prompts[i] for i in batch], add_special_tokens=False, padding=True,
                                  return_tensors="pt").to(self.device)
             ids = enc["input_ids"].repeat_interleave(n, dim=0)
             mask = enc["attention_mask"].repeat_interleave(n, dim=0)
+            processors = LogitsProcessorList()
+            if temperature > 0:
+                uniforms = torch.stack([torch.rand(max_tokens, generator=torch.Generator().manual_seed(
+                    row_seed(conv_seeds[i], k))) for i in batch for k in range(n)])
+                processors.append(RowSampler(uniforms.to(self.device), ids.shape[1], temperature, top_p))
             with torch.inference_mode():
-                out = self.net.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+                out = self.net.generate(input_ids=ids, attention_mask=mask, generation_config=config,
+                                        logits_processor=processors)
             generated = out[:, ids.shape[1]:].tolist()
             for row, tokens in enumerate(generated):
                 conv = batch[row // n]

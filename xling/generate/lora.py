@@ -84,7 +84,7 @@ def lora_rank_for(rank: int, max_lora_rank: int | None = None, adapter: str = "t
         if value >= rank:
             return value
     raise XlingError(f"{adapter} has LoRA rank {rank}; vLLM serves ranks up to {ALLOWED_LORA_RANKS[-1]}: "
-                     "retrain with a smaller r, or evaluate with gen.backend=hf (slow), or merge the adapter "
+                     "retrain with a smaller r, or use the hf backend (slow), or merge the adapter "
                      "into the model and evaluate the merged model")
 
 
@@ -95,5 +95,5 @@ def check_adapter(path: str | Path, backend: str = "vllm", max_lora_rank: int | 
         return info, None
     if info.problems:
         raise XlingError(f"vLLM cannot serve adapter {path}: {'; '.join(info.problems)}; retrain without it, "
-                         "or evaluate with gen.backend=hf")
+                         "or use the hf backend")
     return info, lora_rank_for(info.rank, max_lora_rank, f"adapter {path}")

@@ -43,7 +43,7 @@ class VLLMGenerator:
             from vllm.lora.request import LoRARequest
         except ImportError as e:
             raise XlingError(f"the vllm backend needs vllm on a CUDA host ({e}); install the GPU lock set "
-                             "(requirements-gpu.txt) or use gen.backend=hf") from None
+                             "(requirements-gpu.txt) or use the hf backend") from None
         kwargs: dict = dict(dtype=dtype, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
                             tensor_parallel_size=tensor_parallel_size, enforce_eager=enforce_eager)
         if max_model_len is not None:

@@ -34,6 +34,7 @@ from ..errors import XlingError
 from ..languages import CODES, LANGUAGES, check_codes, unknown_language_message
 
 PAPER_N = {"aime24": 16, "aime25": 16}  # samples per question (SPEC §3); every other benchmark: 1
+DTYPES = ("auto", "bfloat16", "float16", "float32")  # gen.dtype: what both generation backends load
 
 
 @dataclass
@@ -47,7 +48,7 @@ class GenConfig:
     n: dict[str, int] = field(default_factory=lambda: dict(PAPER_N))  # samples per question; others 1
     chunk: int = 0  # conversations per generation call (what a crash can lose); 0: hf batch_size, vllm 1024
     batch_size: int = 8  # hf: conversations per generate() call
-    dtype: str = "auto"
+    dtype: str = "auto"  # auto, bfloat16, float16 or float32 (auto: bfloat16 on CUDA, float32 on CPU)
     max_lora_rank: int | None = None  # vllm: null = the adapter's rank rounded up to an allowed value
     gpu_memory_utilization: float = 0.9  # vllm
     max_model_len: int | None = None  # vllm: null = the model's
@@ -146,6 +147,8 @@ def check_common(cfg) -> None:
             raise Invalid(f"gen.n.{b}", "ask for at least one sample per question")
     if g.chunk < 0 or g.batch_size < 1:
         raise Invalid("gen.chunk", "chunk must be 0 (automatic) or more and batch_size at least 1")
+    if g.dtype not in DTYPES:
+        raise Invalid("gen.dtype", f"'{g.dtype}' is not a dtype generation can load; choose one of: {', '.join(DTYPES)}")
     if g.max_lora_rank is not None:
         from ..generate.lora import ALLOWED_LORA_RANKS
 
@@ -228,6 +231,21 @@ def materialize(model: str) -> str:
     return str(path)
 
 
+def check_paths(spec: ModelSpec) -> None:
+    """The cheap checks, before anything is loaded or downloaded: a model given as a local path and
+    an adapter folder exist (and the adapter is a LoRA folder). Raises XlingError."""
+    from ..generate.lora import read_adapter
+
+    if spec.model not in TINY and _looks_local(spec.model) and not Path(spec.model).expanduser().exists():
+        raise XlingError(f"{spec.role} model '{spec.name}': {spec.model} does not exist; give a local model folder "
+                         "or a hub id (org/name)")
+    if spec.adapter:
+        try:
+            read_adapter(spec.adapter)
+        except XlingError as e:
+            raise XlingError(f"{spec.role} model '{spec.name}': {e}") from None
+
+
 def check_model(spec: ModelSpec, backend: str, max_lora_rank: int | None) -> None:
     """Everything that can be checked without loading weights: the model and tokenizer are there,
     a chat template resolves, the adapter is a LoRA folder that vLLM can serve. Raises XlingError."""
@@ -235,9 +253,7 @@ def check_model(spec: ModelSpec, backend: str, max_lora_rank: int | None) -> Non
     from ..generate.lora import check_adapter
     from ..prompts import chat_template_for
 
-    if _looks_local(spec.model) and not Path(spec.model).expanduser().exists():
-        raise XlingError(f"{spec.role} model '{spec.name}': {spec.model} does not exist; give a local model folder "
-                         "or a hub id (org/name)")
+    check_paths(spec)
     tok = load_tokenizer(spec.model)
     try:
         chat_template_for(tok, spec.template_from)
@@ -337,34 +353,66 @@ def progress_bar(description: str, total: int) -> Iterator:
         yield lambda k=1: prog.advance(task, k)
 
 
-def generation_settings(spec: ModelSpec, cfg) -> dict:
-    """Everything that changes a model's completions (names the cache folder)."""
+def generation_settings(spec: ModelSpec, cfg, backend: str) -> dict:
+    """Everything that changes a model's completions (names the cache folder).
+
+    The model and the adapter enter by path (or hub id) and, when local, by the names, sizes and
+    modification times of their weight and config files (`local_fingerprint`), so that retraining
+    into the same folder is noticed; the backend, dtype and device enter too, so that hf and vLLM
+    (or CPU and GPU) completions never share a shard.
+    """
+    from ..generate import core
+    from ..generate.completions import local_fingerprint
     from ..prompts import SOLVE
 
     g = cfg.gen
-    return {"model": spec.model, "adapter": str(Path(spec.adapter).resolve()) if spec.adapter else None,
+    device = "cuda" if backend == "vllm" or core.cuda_available() else "cpu"
+    return {"model": spec.model, "model_files": local_fingerprint(spec.model),
+            "adapter": str(Path(spec.adapter).resolve()) if spec.adapter else None,
+            "adapter_files": local_fingerprint(spec.adapter), "backend": backend, "dtype": g.dtype, "device": device,
             "template_from": spec.template_from, "prefix": cfg.prefix, "variant": cfg.variant,
             "temperature": g.temperature, "top_p": g.top_p, "max_tokens": g.max_tokens, "seed": cfg.seed,
             "instruction": SOLVE}
 
 
-def model_key(spec: ModelSpec, cfg) -> str:
+def model_key(spec: ModelSpec, cfg, backend: str) -> str:
     from ..generate.completions import fingerprint, slug
 
-    return f"{slug(default_name(spec.model, spec.adapter))}-{fingerprint(generation_settings(spec, cfg))}"
+    return f"{slug(default_name(spec.model, spec.adapter))}-{fingerprint(generation_settings(spec, cfg, backend))}"
 
 
-def build_shards(spec: ModelSpec, cfg, data: dict[str, dict], cache: Path) -> list:
+def prompt_renderer(model: str, template_from: str | None):
+    """conversation -> the prompt text the generators render for it (tokenizer only, no weights)."""
+    from ..generate.hf import load_tokenizer
+    from ..prompts import chat_template_for, render
+
+    key = (model, template_from)
+    if key not in _RENDERERS:
+        tokenizer = load_tokenizer(model)
+        template = chat_template_for(tokenizer, template_from)
+        _RENDERERS.clear()  # one model at a time: do not keep every tokenizer alive
+        _RENDERERS[key] = lambda conv: render(list(conv), tokenizer, template)
+    return _RENDERERS[key]
+
+
+_RENDERERS: dict = {}
+
+
+def build_shards(spec: ModelSpec, cfg, data: dict[str, dict], cache: Path, backend: str) -> list:
+    """The model's shards; each knows the prompt of every item, so that a cached completion of
+    another prompt (a changed template or tokenizer) is generated again rather than reused."""
     from ..generate.completions import Shard
     from ..prompts import build_messages
 
-    key = model_key(spec, cfg)
+    key = model_key(spec, cfg, backend)
+    render = prompt_renderer(spec.model, spec.template_from)
     shards = []
     for b, per_lang in data.items():
         for lang, examples in per_lang.items():
             convs = {ex.id: build_messages(ex, prefix=cfg.prefix, variant=cfg.variant) for ex in examples}
             shards.append(Shard(spec.name, b, lang, cache / key / b / f"{lang}.jsonl", [ex.id for ex in examples],
-                                convs, cfg.gen.samples(b), cfg.seed))
+                                convs, cfg.gen.samples(b), cfg.seed, prompts={i: render(c) for i, c in convs.items()},
+                                backend=backend))
     return shards
 
 
@@ -388,7 +436,7 @@ def generate_model(spec: ModelSpec, cfg, data: dict[str, dict], cache: Path, bac
     from ..generate.completions import GenerationSettings, generate_shards
 
     g = cfg.gen
-    shards = build_shards(spec, cfg, data, cache)
+    shards = build_shards(spec, cfg, data, cache, backend)
     chunk = g.chunk or (g.batch_size if backend == "hf" else 1024)
     for s in shards:
         s.load()
@@ -416,6 +464,8 @@ def generate_model(spec: ModelSpec, cfg, data: dict[str, dict], cache: Path, bac
     stats["seconds"] = time.monotonic() - start
     done = stats["shards_cached"]
     console.print(f"{spec.name}: {stats['items_generated']} items generated"
+                  + (f" ({stats['items_stale']} of them again: their cached prompt or backend differed)"
+                     if stats.get("items_stale") else "")
                   + (f", {done} of {len(shards)} shards already finished (skipped)" if done else "")
                   + (f", {stats['tokens']} tokens in {stats['seconds']:.1f}s" if stats["items_generated"] else ""),
                   markup=False)
@@ -423,9 +473,14 @@ def generate_model(spec: ModelSpec, cfg, data: dict[str, dict], cache: Path, bac
 
 
 def score_model(spec: ModelSpec, shards: list, data: dict[str, dict], cfg, grader, run_dir: Path) -> list[dict]:
-    """Per-item records of one model (scored shards are cached under RUN/scored/)."""
+    """Per-item records of one model (scored shards are cached under RUN/scored/).
+
+    A cached row is reused only for the same item, n, completions, gold answer and scoring
+    settings (`xling.score.read_scored`); the other items of the shard are scored again and the
+    shard is rewritten atomically.
+    """
     from ..generate.completions import fingerprint
-    from ..score import ScoreSettings, item_record, read_scored, score_samples, write_scored
+    from ..score import ScoreSettings, item_record, read_scored, score_samples, scored_key, write_scored
 
     s = cfg.score
     settings = ScoreSettings(s.langid, s.min_chars, s.reasoning_only, s.timeout, s.workers)
@@ -434,23 +489,30 @@ def score_model(spec: ModelSpec, shards: list, data: dict[str, dict], cfg, grade
     todo = []
     for shard in shards:
         path = folder / shard.benchmark / f"{shard.lang}.jsonl"
-        cached = read_scored(path, len(shard.ids))
-        if cached is not None:
-            items.extend({**r, "model": spec.name} for r in cached)
-        else:
-            todo.append((shard, path))
-    if todo:
-        with progress_bar(f"scoring {spec.name}", sum(len(sh.ids) for sh, _ in todo)) as advance:
-            for shard, path in todo:
-                examples = {ex.id: ex for ex in data[shard.benchmark][shard.lang]}
-                graded = score_samples(shard.records(), [examples[i].answer for i in shard.ids],
-                                       [examples[i].kind for i in shard.ids], shard.lang, grader, settings)
-                rows = [item_record(spec.name, shard.benchmark, shard.lang, i, examples[i].answer, g)
-                        for i, g in zip(shard.ids, graded)]
-                write_scored(path, rows)
-                items.extend(rows)
-                advance(len(shard.ids))
+        examples = {ex.id: ex for ex in data[shard.benchmark][shard.lang]}
+        records = dict(zip(shard.ids, shard.records()))
+        keys = {i: scored_key(records[i], examples[i].answer, examples[i].kind, settings) for i in shard.ids}
+        cached = read_scored(path, keys, shard.n)
+        missing = [i for i in shard.ids if i not in cached]
+        todo.append((shard, path, examples, records, keys, cached, missing))
+    total = sum(len(t[-1]) for t in todo)
+    with progress_bar(f"scoring {spec.name}", total) if total else _no_progress() as advance:
+        for shard, path, examples, records, keys, cached, missing in todo:
+            if missing:
+                graded = score_samples([records[i] for i in missing], [examples[i].answer for i in missing],
+                                       [examples[i].kind for i in missing], shard.lang, grader, settings)
+                for i, g in zip(missing, graded):
+                    cached[i] = item_record(spec.name, shard.benchmark, shard.lang, i, examples[i].answer, g)
+                rows = [cached[i] for i in shard.ids]
+                write_scored(path, rows, [keys[i] for i in shard.ids])
+                advance(len(missing))
+            items.extend({**cached[i], "model": spec.name} for i in shard.ids)
     return items
+
+
+@contextmanager
+def _no_progress() -> Iterator:
+    yield lambda k=1: None
 
 
 def evaluate_specs(specs: list[ModelSpec], cfg, data: dict[str, dict], run_dir: Path, backend: str) -> tuple[list[dict], dict]:
@@ -472,13 +534,14 @@ def preflight(specs: list[ModelSpec], cfg) -> tuple[str, dict[str, dict]]:
     """Every check that can fail, before any generation: backend, benchmarks, data, models, adapters."""
     from ..generate import resolve_backend
 
-    backend = resolve_backend(cfg.gen.backend)
+    backend = resolve_backend(cfg.gen.backend, "gen.backend")
     per_bench = benchmark_langs(list(cfg.benchmarks), list(cfg.langs), dict(cfg.data))
     unknown_n = [b for b in cfg.gen.n if b not in per_bench and b not in PAPER_N]
     if unknown_n:
         raise XlingError(f"gen.n.{unknown_n[0]} is set but {unknown_n[0]} is not among benchmarks "
                          f"({', '.join(per_bench)})")
-    data = load_benchmarks(per_bench, dict(cfg.data), cfg.limit)
+    for spec in specs:  # local paths first: a missing folder must not wait behind data downloads
+        check_paths(spec)
     seen: set = set()
     for spec in specs:
         spec.model = materialize(spec.model)
@@ -486,6 +549,7 @@ def preflight(specs: list[ModelSpec], cfg) -> tuple[str, dict[str, dict]]:
             continue
         seen.add(spec.identity)
         check_model(spec, backend, cfg.gen.max_lora_rank)
+    data = load_benchmarks(per_bench, dict(cfg.data), cfg.limit)
     return backend, data
 
 
