@@ -137,6 +137,8 @@ CASES = [
     ("\\boxed{B}", "C", "en", "choice", False, "B"),
     ("I think it is one of (A) or (B).", "C", "en", "choice", False, None),
     ("\\boxed{E}", "E", "en", "choice", True, "E"),
+    ("The answer is: I believe it is (B).", "B", "en", "choice", True, "B"),  # "I" is a word here
+    ("The answer is A since it balances.", "A", "en", "choice", True, "A"),
     ("\\boxed{A}", "Z", "en", "choice", False, "A"),  # unparseable gold
     ("\\boxed{c}", "C", "es", "choice", True, "c"),
     ("Ответ: C", "C", "ru", "choice", True, "C"),
@@ -312,6 +314,7 @@ def test_in_process_grading_has_a_timeout_too():
     start = time.monotonic()
     result = g.grade("\\boxed{9^{9^{9^{9}}}}", "5")
     assert result.correct is False and time.monotonic() - start < 4.0
+    assert result.error == TIMEOUT and g.stats[TIMEOUT] == 1  # counted, though math-verify swallows it
     assert g.grade("\\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt3}{2}").correct
 
 
@@ -344,3 +347,11 @@ def test_degenerate_digit_runs_are_no_answer_and_never_crash():
 ])
 def test_separator_conventions_and_units(completion, gold, lang, correct):
     assert grade(completion, gold, lang, "number", grader=Grader(workers=0)).correct is correct
+
+
+@pytest.mark.parametrize("gold", ["???", "\\frac{", "\\boxed{"])
+def test_malformed_math_gold_is_unparseable_not_a_string_match(gold):
+    """math-verify falls back to the raw string when it cannot parse; such a gold is unparseable,
+    so that `\\boxed{???}` does not match gold `???`."""
+    result = Grader(workers=0).grade(f"\\boxed{{{gold}}}", gold, "en", "math")
+    assert result.correct is False and result.error == UNPARSEABLE_GOLD

@@ -153,3 +153,33 @@ def test_doctor_runs_afresh_every_time(capsys, in_tmp):
     assert run(capsys, "doctor")[0] == 0
     rc, out, _ = run(capsys, "doctor")
     assert rc == 0 and "already holds" not in out and "installed" in out
+
+
+def test_refused_forced_rerun_keeps_the_finished_run(capsys, in_tmp):
+    """--force with bad input fails before any work: the finished run it would replace stays as it was."""
+    (in_tmp / "t.csv").write_text("model,benchmark,lang,accuracy\nb,m,en,50\nb,m,de,20\nt,m,en,60\nt,m,de,30\n")
+    (in_tmp / "dup.csv").write_text("model,benchmark,lang,accuracy\nb,m,en,50\nb,m,en,40\n")
+    good = ["transfer", "table=t.csv", "base=b", "trained=t", "train_langs=en", "out=r"]
+    assert run(capsys, *good)[0] == 0
+    before = {n: (in_tmp / "r" / n).read_text() for n in ("recipe.yaml", "env.json", "metrics.json")}
+    rc, _, err = run(capsys, *[a if a != "table=t.csv" else "table=dup.csv" for a in good], "--force")
+    assert rc == 2 and "duplicate rows" in err
+    assert {n: (in_tmp / "r" / n).read_text() for n in before} == before
+    rc, out, _ = run(capsys, *good)
+    assert rc == 0 and "already holds this finished run" in out
+
+
+def test_interrupted_forced_rerun_no_longer_claims_to_be_finished(capsys, in_tmp, monkeypatch):
+    import xling.tasks.paper_replay as task
+
+    assert run(capsys, "paper-replay", "plot=false", "out=r")[0] == 0
+    finished = (in_tmp / "r" / "metrics.json").read_text()
+
+    def interrupted(cfg, run_dir):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(task, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cli.execute("paper-replay", ["plot=false", "out=r", "fit_from=3"], force=True)
+    assert not (in_tmp / "r" / "metrics.json").exists()
+    assert (in_tmp / "r" / "metrics.previous.json").read_text() == finished  # kept, under another name

@@ -164,3 +164,13 @@ def test_benchmark_runs_tiny(tmp_path, capsys):
     stages = [r["stage"] for r in json.loads(out.read_text())["rows"]]
     assert stages == ["extraction", "grade number", "grade math (math-verify)", "language ID lingua",
                       "language ID langdetect"]
+
+
+def test_a_line_that_is_not_utf8_is_reported_and_the_rest_graded(tmp_path, capsys):
+    path = tmp_path / "in.jsonl"
+    good = json.dumps({"completion": "The answer is 1.", "answer": "1", "lang": "en"}).encode()
+    path.write_bytes(b'{"completion": "\xff", "answer": "1", "lang": "en"}\n' + good + b"\n")
+    assert main(["grade", f"input={path}", f"out={tmp_path / 'run'}", "workers=0"]) == 0
+    assert "line 1: not UTF-8 text (byte 17); save the file as UTF-8" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["graded"] == 1 and metrics["skipped"] == 1

@@ -52,3 +52,11 @@ def test_replay_of_other_numbers_and_bad_files(tmp_path):
     p.write_text("{")
     with pytest.raises(XlingError, match="not valid JSON"):
         load_numbers(p)
+    data["trained"]["3"] = [1, "2", 3]
+    p.write_text(json.dumps(data))
+    with pytest.raises(XlingError, match=r"trained\[3\] has accuracies that are not numbers from 0 to 100: de='2'"):
+        load_numbers(p)
+    data["trained"]["3"] = [1, 2, 300]
+    p.write_text(json.dumps(data))
+    with pytest.raises(XlingError, match="fr=300"):
+        load_numbers(p)

@@ -81,3 +81,10 @@ def test_comparison_names_missing_rows(tmp_path):
     table = AccuracyTable.read(write(tmp_path, TABLE + "rl,mgsm,te,5\nrl,aime24,en,3\n"))
     with pytest.raises(XlingError, match=r"lacks rows \(base, mgsm, te\); \(base, aime24, en\)"):
         table.comparison("base", "rl", ["en"])
+
+
+def test_a_table_that_is_not_utf8_is_named(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_bytes(b"model,benchmark,lang,accuracy\nm,b,en,\xff\n")
+    with pytest.raises(XlingError, match=r"t.csv is not UTF-8 text \(byte 38\); save it as UTF-8"):
+        AccuracyTable.read(p)

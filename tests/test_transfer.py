@@ -142,3 +142,40 @@ def test_items_missing_cells(capsys, table, tmp_path):
     items.write_text("{not json\n")
     rc, _, err = run(capsys, "transfer", f"table={table}", "base=base", "trained=rl", "out=o", "train_langs=en", f"items={items}")
     assert rc == 2 and "line 1: not valid JSON" in err
+
+
+def test_items_with_a_bad_score_are_named(capsys, table, tmp_path):
+    rows = [{"model": m, "benchmark": b, "lang": lang, "id": "q1", "correct": True}
+            for m in ("base", "rl") for b in ("math500", "aime24") for lang in ("en", "de", "te")]
+    rows[3]["correct"] = "yes"
+    rows[5] = {**rows[5], "score": None}
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rc, _, err = run(capsys, "transfer", f"table={table}", "base=base", "trained=rl", "train_langs=en",
+                     f"items={items}", "out=o")
+    assert rc == 2 and "line(s) [4, 6] have a score|correct that is not true, false or a number from 0 to 1" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_relative_gains_get_intervals_too(capsys, table, tmp_path):
+    rng = np.random.default_rng(1)
+    rows = [{"model": m, "benchmark": b, "lang": lang, "id": f"{b}-{i}", "correct": bool(rng.random() < p)}
+            for m, p in (("base", 0.4), ("rl", 0.5)) for b in ("math500", "aime24") for lang in ("en", "de", "te")
+            for i in range(100)]
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rc, out, err = run(capsys, "transfer", f"table={table}", "base=base", "trained=rl", "train_langs=en",
+                       f"items={items}", "n_boot=50", "out=o")
+    assert rc == 0, err
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    lo, hi = m["ci"]["gain"]["math500"]["de"]
+    assert lo < hi and set(m["ci"]["gain"]["aime24"]) == {"en", "de", "te"}
+    assert f"{m['gain']['math500']['de']:.3f} [{lo:.3f}, {hi:.3f}]" in out
+
+
+def test_a_table_of_fractions_is_warned_about(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f.csv").write_text("model,benchmark,lang,accuracy\nb,m,en,0.5\nb,m,de,0.2\nt,m,en,0.6\nt,m,de,0.3\n")
+    rc, out, err = run(capsys, "transfer", "table=f.csv", "base=b", "trained=t", "train_langs=en", "out=o")
+    assert rc == 0, err
+    assert "every accuracy in f.csv is at most 1; accuracies are percentages (0–100)" in " ".join(out.split())

@@ -294,6 +294,8 @@ _CUES = re.compile(_cue_pattern())
 _CUES_ANY_CASE = re.compile(_cue_pattern(), re.IGNORECASE)
 _CUE_WINDOW = 80
 _LETTER = re.compile(r"(?<![A-Za-z])\(?([A-J])\)?(?![A-Za-z])")
+_MARKED_LETTER = re.compile(r"\(([A-J])\)|\*\*\(?([A-J])\)?\*\*|\\text(?:bf)?\{\(?([A-J])\)?\}")
+_LETTER_AS_WORD = re.compile(r"\s+[a-z]")  # "I think", "A total": the letter is a word, not an option
 _LATEX_SPAN = re.compile(r"\s*(?:\$\$(.{1,200}?)\$\$|\$([^$\n]{1,100}?)\$|\\\((.{1,200}?)\\\)|\\\[(.{1,200}?)\\\])", re.DOTALL)
 _WORD = re.compile(r"(?<![\\A-Za-z])[^\W\d_]{3,}")  # a word of text, not a LaTeX command
 
@@ -307,8 +309,15 @@ class Extraction:
 def _after_cue(segment: str, kind: str, decimal_comma: bool) -> str | None:
     segment = segment.lstrip(" \t\n:：*_—–=")
     if kind == "choice":
-        m = _LETTER.search(segment[:30])
-        return m.group(1) if m else None
+        window = segment[:30]
+        m = _MARKED_LETTER.search(window)  # "(B)", "**B**", "\\textbf{B}" first: "I believe (B)" is B
+        if m:
+            return next(g for g in m.groups() if g)
+        letters = list(_LETTER.finditer(window))
+        for m in letters:
+            if not (m.group(0) in ("A", "I") and _LETTER_AS_WORD.match(window, m.end())):
+                return m.group(1)  # a bare letter, unless it is a word ("I think", "A total", "A partir")
+        return letters[0].group(1) if letters else None  # "A since ...": no other letter, so A
     if kind == "math":
         m = _LATEX_SPAN.match(segment)
         if m:
@@ -492,7 +501,7 @@ def verify_math(gold: str, prediction: str | None) -> tuple[bool, str | None]:
 
     _quiet_math_verify()
     gold_parsed = _parse_gold(gold) if gold.strip() else []
-    if not gold_parsed:
+    if not any(not isinstance(g, str) for g in gold_parsed):  # only math-verify's raw-string fallback
         return False, UNPARSEABLE_GOLD
     if prediction is None:
         return False, None
@@ -762,13 +771,18 @@ class Grader:
             return verify_math(gold, prediction)
         from math_verify.errors import TimeoutException
 
+        fired = []
+
         def on_alarm(signum, frame):
+            fired.append(True)
             raise TimeoutException("timeout")
 
         old = signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, self.timeout)
         try:
-            return verify_math(gold, prediction)
+            verdict = verify_math(gold, prediction)
+            # math-verify catches exceptions inside verify(), ours included: the flag tells
+            return (False, TIMEOUT) if fired else verdict
         except TimeoutException:
             return False, TIMEOUT
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shlex
 import sys
@@ -159,6 +160,10 @@ def execute(name: str, overrides: list[str], dry_run: bool = False, force: bool 
         console.print(dump_yaml(cfg), end="", markup=False, highlight=False)
         return 0
     run_dir = Path(cfg.out)
+    finished = run_dir / "metrics.json"
+    # What a forced re-run of a finished run replaces, kept until the task has accepted its input.
+    previous = {n: (run_dir / n).read_text(encoding="utf-8") for n in sorted(BOOKKEEPING)
+                if finished.exists() and (run_dir / n).is_file()}
     # A task that reports on the machine (doctor) is worth running every time.
     if not prepare_run_dir(cfg, run_dir, force or getattr(task, "ALWAYS_RUN", False), resumable):
         console.print(
@@ -168,8 +173,17 @@ def execute(name: str, overrides: list[str], dry_run: bool = False, force: bool 
         )
         return 0
     console.print(f"[bold]{path.stem}[/] ({cfg.task}) -> {run_dir}/", highlight=False)
-    metrics = task.run(cfg, run_dir)
-    atomic_write_json(run_dir / "metrics.json", metrics if metrics is not None else {})
+    try:
+        metrics = task.run(cfg, run_dir)
+    except XlingError:
+        for n, text in previous.items():  # refused input: the finished run stays as it was
+            atomic_write_text(run_dir / n, text)
+        raise
+    except BaseException:
+        if previous and finished.exists():  # interrupted: the folder no longer holds that finished run
+            os.replace(finished, run_dir / "metrics.previous.json")
+        raise
+    atomic_write_json(finished, metrics if metrics is not None else {})
     console.print(f"results: {run_dir / 'metrics.json'}", markup=False, highlight=False)
     return 0
 

@@ -19,6 +19,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from .errors import ConfigError
+from .io import read_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DIR = ROOT / "recipes"
@@ -310,7 +311,7 @@ def recipe_path(name: str) -> Path:
 
 def read_recipe_file(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

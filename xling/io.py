@@ -49,11 +49,20 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except FileNotFoundError:
         raise XlingError(f"{path}: no such file") from None
     except json.JSONDecodeError as e:
         raise XlingError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
+def read_text(path: str | Path, encoding: str = "utf-8") -> str:
+    """A text file's content; a file that is not UTF-8 is an XlingError naming it and the byte."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding=encoding)
+    except UnicodeDecodeError as e:
+        raise XlingError(f"{path} is not UTF-8 text (byte {e.start + 1}); save it as UTF-8") from None
 
 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
@@ -66,8 +75,13 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict | None, str | None]
 
     Malformed lines are reported, not raised, so that a caller can keep the good ones.
     """
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                yield lineno, None, f"not UTF-8 text (byte {e.start + 1}); save the file as UTF-8"
+                continue
             if not line.strip():
                 continue
             try:

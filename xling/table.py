@@ -56,7 +56,10 @@ class AccuracyTable:
         path = Path(path)
         if not path.is_file():
             raise XlingError(f"accuracy table {path} does not exist")
-        text = path.read_text(encoding="utf-8-sig")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise XlingError(f"accuracy table {path} is not UTF-8 text (byte {e.start + 1}); save it as UTF-8") from None
         if not text.strip():
             raise XlingError(f"accuracy table {path} is empty; it needs a header {','.join(COLUMNS)}[,n] and rows")
         reader = csv.DictReader(io.StringIO(text))
@@ -82,6 +85,11 @@ class AccuracyTable:
             raise XlingError(f"accuracy table {path}: {_limit(errors)}")
         if not rows:
             raise XlingError(f"accuracy table {path} has a header but no rows")
+        if len(rows) > 1 and all(r.accuracy <= 1 for r in rows) and any(r.accuracy > 0 for r in rows):
+            from .console import console
+
+            console.print(f"warning: every accuracy in {path} is at most 1; accuracies are percentages (0–100): "
+                          "if these are fractions, multiply them by 100", markup=False, highlight=False)
         return cls(rows, source=f"accuracy table {path}")
 
     def write(self, path: str | Path) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import XlingError
+from ..io import read_text
 from ..languages import LANGUAGES
 from .core import (
     Example, is_number, is_uniform, jsonl_records, last_boxed, normalize_choice, normalize_number,
@@ -104,7 +105,7 @@ def gsm8k_example(rec: dict, index: int, split: str, where: str) -> Example:
 
 
 def _read_lines_jsonl_or_json(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     if not text.strip():
         raise XlingError(f"{path} is empty")
     if text.lstrip().startswith("["):
@@ -128,7 +129,7 @@ def read_mgsm(path: Path, langs: Sequence[str], split: str) -> ByLang:
         if not file.is_file():
             raise XlingError(f"{folder} has no mgsm_{lang}.tsv; add it or leave {lang} out of langs")
         rows = []
-        for lineno, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in enumerate(read_text(file).splitlines(), 1):
             if not line.strip():
                 continue
             if "\t" not in line:
@@ -277,7 +278,7 @@ def read_math(path: Path, langs: Sequence[str], split: str) -> ByLang:
             raise XlingError(f"{root} holds no <type>/*.json files; give path= {what}")
         for file in files:
             try:
-                rec = json.loads(file.read_text(encoding="utf-8"))
+                rec = json.loads(read_text(file))
             except json.JSONDecodeError as e:
                 raise XlingError(f"{file}: not valid JSON ({e.msg})") from None
             rec.setdefault("type", file.parent.name)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import XlingError
+from ..io import read_text
 
 ALLOWED_LORA_RANKS: tuple[int, ...] = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
@@ -39,7 +40,7 @@ def read_adapter(path: str | Path) -> AdapterInfo:
         raise XlingError(f"adapter {path} has no adapter_config.json; give the folder a LoRA training run saved "
                          "(it holds adapter_config.json and adapter_model.safetensors)")
     try:
-        cfg = json.loads(config_file.read_text(encoding="utf-8"))
+        cfg = json.loads(read_text(config_file))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise XlingError(f"{config_file} is not valid JSON ({e}); the adapter is damaged") from None
     peft_type = str(cfg.get("peft_type", "LORA")).upper()

@@ -45,8 +45,13 @@ def load_numbers(path: str | Path | None) -> dict:
     check_codes(data["order"])
     rows = {int(k): v for k, v in data["trained"].items()}
     for name, vals in [("base", data["base"])] + [(f"trained[{k}]", v) for k, v in rows.items()]:
-        if len(vals) != len(langs):
-            raise XlingError(f"{path}: {name} has {len(vals)} values for {len(langs)} languages")
+        if not isinstance(vals, list) or len(vals) != len(langs):
+            got = f"{len(vals)} values" if isinstance(vals, list) else f"a {type(vals).__name__}"
+            raise XlingError(f"{path}: {name} has {got} for {len(langs)} languages")
+        wrong = [f"{lang}={v!r}" for lang, v in zip(langs, vals)
+                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 100]
+        if wrong:
+            raise XlingError(f"{path}: {name} has accuracies that are not numbers from 0 to 100: {', '.join(wrong[:5])}")
     if sorted(rows) != list(range(len(rows))):
         raise XlingError(f"{path}: trained rows must be k = 0…K without gaps, got {sorted(rows)}")
     data["trained"] = rows
@@ -76,8 +81,11 @@ def replay(data: dict, fit_from: int = 2) -> dict:
     # of the recomputed MTIs is reported beside it.
     published = data.get("published_mti")
     if published:
-        if len(published) != len(per_k):
-            raise XlingError(f"published_mti has {len(published)} values for {len(per_k)} rows k")
+        if not isinstance(published, list) or len(published) != len(per_k):
+            raise XlingError(f"published_mti has {len(published) if isinstance(published, list) else 'no list of'} "
+                             f"values for {len(per_k)} rows k")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in published):
+            raise XlingError(f"published_mti holds values that are not numbers: {published}")
         series = {"mti": published, "accuracy": [r["accuracy"] for r in per_k.values()],
                   "mti_recomputed": [r["mti"] for r in per_k.values()]}
     else:

@@ -56,14 +56,20 @@ def intervals(cfg: Config, langs: dict[str, list[str]]) -> dict:
     need = ("model", "benchmark", "lang", "id")
     records = []
     bad = []
+    bad_score = []
     for line, r in enumerate(read_jsonl(cfg.items), 1):
         if any(k not in r for k in need) or ("score" not in r and "correct" not in r):
             bad.append(line)
+        elif r.get("error") != "unparseable gold" and not _valid_score(r.get("score", r.get("correct"))):
+            bad_score.append(line)
         elif (r["model"] in (cfg.base, cfg.trained) and r["lang"] in langs.get(r["benchmark"], ())
               and r.get("error") != "unparseable gold"):  # the accuracy table leaves those out too
             records.append(r)
     if bad:
         raise XlingError(f"items file {cfg.items}: line(s) {bad[:5]} lack one of model, benchmark, lang, id, score|correct")
+    if bad_score:
+        raise XlingError(f"items file {cfg.items}: line(s) {bad_score[:5]} have a score|correct that is not true, false "
+                         "or a number from 0 to 1")
     items = M.ItemScores.from_records(records)
     have = items.accuracies()
     missing = [f"({m}, {b}, {lang})" for m in (cfg.base, cfg.trained) for b, ls in langs.items()
@@ -73,9 +79,15 @@ def intervals(cfg: Config, langs: dict[str, list[str]]) -> dict:
 
     def statistic(acc: dict) -> dict:
         r = M.transfer_metrics(acc[cfg.trained], acc[cfg.base], cfg.train_langs, cfg.in_domain, cfg.out_of_domain)
-        return {k: r[k] for k in ("mti", "gen", "ti", "train_gain")}
+        return {k: r[k] for k in ("gain", "mti", "gen", "ti", "train_gain")}
 
     return M.bootstrap(items, statistic, n_boot=cfg.n_boot, seed=cfg.seed)
+
+
+def _valid_score(value) -> bool:
+    if isinstance(value, bool):
+        return True
+    return isinstance(value, (int, float)) and 0 <= value <= 1
 
 
 def show(result: dict, langs: dict[str, list[str]], table: AccuracyTable, cfg: Config, ci: dict | None) -> None:
@@ -89,7 +101,7 @@ def show(result: dict, langs: dict[str, list[str]], table: AccuracyTable, cfg: C
                 lang, role,
                 fmt(table.get(cfg.base, b, lang).accuracy, 1),
                 fmt(table.get(cfg.trained, b, lang).accuracy, 1),
-                fmt(result["gain"][b][lang], 3),
+                fmt_ci(result["gain"][b][lang], ci.get("gain", {}).get(b, {}).get(lang), 3),
                 "" if role == "train" else fmt_ci(ti, ci.get("ti", {}).get(b, {}).get(lang)),
             ])
         print_table(f"{b}: {cfg.trained} vs {cfg.base} (train: {','.join(cfg.train_langs)})",
