@@ -204,3 +204,23 @@ def truth_of_process(p_base, p_rl):
     base = {k: 100 * prob(v * 0.85) for k, v in p_base.items()}
     rl = {k: 100 * prob(v * 0.85) for k, v in p_rl.items()}
     return M.gen(rl, base)
+
+
+def test_bootstrap_with_languages_that_hold_different_items():
+    """A benchmark whose languages are not parallel (30 English items, 2 German ones with other
+    ids): each language is resampled from its own items, so no replicate leaves one empty."""
+    records = [{"model": m, "benchmark": "x", "lang": "en", "id": f"e{i}", "correct": i % 3 == 0}
+               for m in ("base", "rl") for i in range(30)]  # the same answers: paired draws give a gap of 0
+    records += [{"model": m, "benchmark": "x", "lang": "de", "id": f"d{i}", "correct": i == 0}
+                for m in ("base", "rl") for i in range(2)]
+    items = M.ItemScores.from_records(records)
+    seen = []
+
+    def statistic(acc):
+        seen.append(acc["rl"]["x"]["de"])
+        return {"de": acc["rl"]["x"]["de"], "gap": acc["rl"]["x"]["en"] - acc["base"]["x"]["en"]}
+
+    ci = M.bootstrap(items, statistic, n_boot=200, seed=0)
+    assert len(seen) == 200 and set(seen) == {0.0, 50.0, 100.0}  # resampled from its own 2 items
+    assert ci["de"] == [0.0, 100.0]
+    assert ci["gap"] == [0.0, 0.0]  # the two models share the English items: paired

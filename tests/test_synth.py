@@ -77,6 +77,24 @@ def test_answers_exact_and_solutions_check_out(data):
         assert all(int(n) >= 2 for n in re.findall(r"\d+", ex.question)), ex.question
 
 
+def test_solutions_are_in_the_problem_language(data):
+    """SFT in a language learns from solutions that end in that language: the English steps'
+    calculations, one per line, then the final answer with the language's own words."""
+    from xling.answers import grade
+    from xling.synth import FINAL_ANSWER
+
+    en = {e.id: e.meta["solution"] for e in data if e.lang == "en"}
+    for ex in data:
+        solution = ex.meta["solution"]
+        *steps, last = solution.split("\n")
+        assert last == FINAL_ANSWER[ex.lang].replace("X", f"\\boxed{{{ex.answer}}}"), solution
+        assert grade(solution, ex.answer, ex.lang, "number").correct
+        if ex.lang != "en":
+            calculations = re.findall(r"\d+(?: [-+×÷] \d+)+ = \d+", en[ex.id])
+            assert steps == calculations and steps, (ex.lang, solution)
+            assert not re.search(r"[A-Za-z]{2,}", "\n".join(steps))  # no English words left
+
+
 def test_templates_cover_operations_and_languages(data):
     assert len(TEMPLATES) >= 10
     assert set(TYPES) == {"addition", "subtraction", "multiplication", "division", "multi-step"}

@@ -123,7 +123,9 @@ def test_accept_cache_and_report(pool, tmp_path):
     fake = FakeTranslator()
     report = translate(pool[:6], ["ru", "ja"], fake, store, batch_size=4, model="fake")
     assert (report["translated"], report["accepted"], report["rejected"]) == (12, 12, 0)
-    assert fake.calls == [("ru", 4), ("ru", 2), ("ja", 4), ("ja", 2)]
+    # each batch of problems, then their worked solutions
+    assert fake.calls == [("ru", 4), ("ru", 4), ("ru", 2), ("ru", 2), ("ja", 4), ("ja", 4), ("ja", 2), ("ja", 2)]
+    assert report["solutions"] == {"translated": 12, "accepted": 12, "rejected": 0, "reasons": {}}
     saved = [json.loads(line) for line in (tmp_path / "store" / "ru.jsonl").read_text().splitlines()]
     assert [r["id"] for r in saved] == [e.id for e in pool[:6]]
     assert saved[0]["answer"] == pool[0].answer and saved[0]["meta"]["type"] == pool[0].meta["type"]
@@ -151,7 +153,7 @@ def test_rejections_recorded_and_not_retried(pool, tmp_path):
 
 
 def test_resume_after_a_crash(pool, tmp_path):
-    crashing = FakeTranslator(fail_after=1)
+    crashing = FakeTranslator(fail_after=2)  # the first batch's problems and solutions, then a crash
     with pytest.raises(RuntimeError):
         translate(pool[:7], ["ru"], crashing, Store(tmp_path / "s"), batch_size=3)
     store = Store(tmp_path / "s")
@@ -214,25 +216,47 @@ def test_hf_translator_with_tiny_model(tiny_model, pool, tmp_path):
     assert again["translated"] == 0
 
 
-def test_vllm_translator_against_a_fake_module(monkeypatch, pool):
-    seen: dict = {}
+# vllm 0.30.0's names: the LLM arguments xling may pass, SamplingParams' fields (those a translator
+# could use), and LLM.chat's signature.
+LLM_KEYS = {"dtype", "seed", "gpu_memory_utilization", "tensor_parallel_size", "enforce_eager", "max_model_len",
+            "max_num_seqs", "enable_prefix_caching", "enable_lora", "max_lora_rank", "max_loras"}
+SAMPLING_KEYS = {"n", "temperature", "top_p", "top_k", "min_p", "seed", "stop", "stop_token_ids", "max_tokens",
+                 "min_tokens", "presence_penalty", "frequency_penalty", "repetition_penalty", "logprobs"}
+
+
+def strict_vllm(seen: dict, reply) -> SimpleNamespace:
+    """A fake vllm module that refuses any argument name vllm 0.30.0 does not accept."""
 
     class LLM:
         def __init__(self, model, **kwargs):
+            assert not set(kwargs) - LLM_KEYS, f"unexpected LLM arguments {set(kwargs) - LLM_KEYS}"
             seen["model"], seen["llm_kwargs"] = model, kwargs
 
         def get_tokenizer(self):
             return SimpleNamespace(chat_template="{{ messages }}")
 
-        def chat(self, conversations, params, **kwargs):
-            seen["conversations"], seen["params"], seen["chat_kwargs"] = conversations, params, kwargs
-            return [SimpleNamespace(outputs=[SimpleNamespace(text=f"Задача {i}")]) for i in range(len(conversations))]
+        def chat(self, messages, sampling_params=None, use_tqdm=True, lora_request=None, chat_template=None,
+                 chat_template_content_format="auto", add_generation_prompt=True, continue_final_message=False,
+                 tools=None, chat_template_kwargs=None, tokenization_kwargs=None, mm_processor_kwargs=None):
+            assert isinstance(sampling_params, SamplingParams), "always pass SamplingParams explicitly"
+            assert not (add_generation_prompt and continue_final_message)
+            seen["conversations"], seen["params"] = messages, sampling_params
+            seen["chat_kwargs"] = dict(use_tqdm=use_tqdm, chat_template=chat_template,
+                                       add_generation_prompt=add_generation_prompt,
+                                       continue_final_message=continue_final_message)
+            return [SimpleNamespace(outputs=[SimpleNamespace(text=reply(i, c))]) for i, c in enumerate(messages)]
 
     class SamplingParams:
         def __init__(self, **kwargs):
+            assert not set(kwargs) - SAMPLING_KEYS, f"unexpected SamplingParams arguments {set(kwargs) - SAMPLING_KEYS}"
             self.kwargs = kwargs
 
-    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
+    return SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams)
+
+
+def test_vllm_translator_against_a_fake_module(monkeypatch, pool):
+    seen: dict = {}
+    monkeypatch.setitem(sys.modules, "vllm", strict_vllm(seen, lambda i, conv: f"Задача {i}"))
     translator = vllm_translator("Qwen/Qwen2.5-7B-Instruct", max_new_tokens=512, gpu_memory_utilization=0.5,
                                  tensor_parallel_size=1)
     out = translator([pool[0].question, pool[1].question], "ru")
@@ -260,7 +284,7 @@ def test_translate_recipe_then_trainset(run_cli, monkeypatch, tmp_path, cache):
     assert metrics["store"] == str(store) and metrics["complete"] == 6 and metrics["accepted"] == 12
     assert (run_dir / "rejected.jsonl").read_text() == ""
     assert run_cli(*args, "--force") == 0
-    assert fake.translated == 12  # the second run found everything in the store
+    assert fake.translated == 24  # 12 problems and their solutions; the second run found everything in the store
     assert run_cli("data", "source=math", f"path={FIX / 'math_train.jsonl'}", "build=parallel", "langs=en,ja",
                    "n=6", f"translations={store}", "out=built") == 0
     summary = json.loads((tmp_path / "built" / "trainset_summary.json").read_text())
@@ -289,21 +313,18 @@ def test_translate_recipe_errors(run_cli, capsys):
 def test_translate_recipe_vllm_backend_against_a_fake_module(run_cli, monkeypatch, tmp_path):
     seen: dict = {}
 
-    class LLM:
-        def __init__(self, model, **kwargs):
-            seen["model"], seen["kwargs"] = model, kwargs
+    def reply(i, conv):
+        text = conv[-1]["content"].rsplit("\n\n", 1)[1]
+        return "Задача с числами " + " и ".join(re.findall(r"\d+", text))
 
-        def chat(self, conversations, params, **kwargs):
-            texts = [c[-1]["content"].rsplit("\n\n", 1)[1] for c in conversations]
-            return [SimpleNamespace(outputs=[SimpleNamespace(text="Задача с числами " + " и ".join(re.findall(r"\d+", t)))])
-                    for t in texts]
-
-    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw))
+    monkeypatch.setitem(sys.modules, "vllm", strict_vllm(seen, reply))
     assert run_cli("translate", "source=synth", "langs=ru", "n=5", "backend=vllm", "model=org/model",
                    "gpu_memory_utilization=0.5", "out=v") == 0
     metrics = json.loads((tmp_path / "v" / "metrics.json").read_text())
     assert metrics["accepted"] == 5 and metrics["complete"] == 5
-    assert seen == {"model": "org/model", "kwargs": {"gpu_memory_utilization": 0.5, "tensor_parallel_size": 1}}
+    assert metrics["solutions"]["translated"] == 5  # synth problems carry worked solutions
+    assert seen["model"] == "org/model"
+    assert seen["llm_kwargs"] == {"gpu_memory_utilization": 0.5, "tensor_parallel_size": 1}
 
 
 def test_store_as_a_benchmark_copy(tmp_path, monkeypatch):
@@ -317,3 +338,20 @@ def test_store_as_a_benchmark_copy(tmp_path, monkeypatch):
     data = load("math500", path=tmp_path / "m500", langs=["en", "ru", "bn"])
     assert Counter(e.lang for e in data) == {"en": 4, "ru": 4, "bn": 4}
     assert {e.answer for e in data if e.id == "math500-1"} == {"7"}
+
+
+def test_solutions_are_translated_and_checked(pool, tmp_path):
+    """A problem's worked solution is translated with it and checked like the problem: SFT in a
+    language then learns from a solution in that language; a solution whose numbers differ is not
+    kept (the problem is, without a solution), and the English one is never passed off as it."""
+    fake = FakeTranslator()
+    fake.break_texts = {pool[1].meta["solution"]}  # this solution's translation loses a number
+    store = Store(tmp_path / "s")
+    report = translate(pool[:3], ["de"], fake, store, batch_size=8)
+    assert report["accepted"] == 3
+    assert report["solutions"] == {"translated": 3, "accepted": 2, "rejected": 1, "reasons": {"numbers differ": 1}}
+    got = {e.id: e for e in store.accepted["de"].values()}
+    first = got[pool[0].id].meta["solution"]
+    assert first.startswith("Eine übersetzte Aufgabe") and re.findall(r"\d+", first) == re.findall(
+        r"\d+", pool[0].meta["solution"])
+    assert "solution" not in got[pool[1].id].meta and got[pool[1].id].meta["solution_rejected"] == "numbers differ"

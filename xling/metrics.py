@@ -7,7 +7,6 @@ it is None, shown as "None", and left out of every mean (never inf or NaN).
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -203,16 +202,23 @@ class ItemScores:
         """model -> benchmark -> lang -> array of n_boot resampled accuracies (percent).
 
         Items are drawn once per benchmark and replicate, and the same draw serves every model
-        and language: the resampling is paired.
+        and language: the resampling is paired. Where cells hold different items (a benchmark whose
+        languages are not parallel, or a model missing some items), cells are grouped by the set
+        of items they hold, and each group is resampled from its own items (paired within it), so
+        that no replicate leaves a cell without items.
         """
         reps: dict[str, dict[str, dict[str, np.ndarray]]] = {}
         for b, per in self.scores.items():
-            n = len(self.ids[b])
-            idx = rng.integers(0, n, size=(n_boot, n))
-            for (model, lang), arr in per.items():
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    reps.setdefault(model, {}).setdefault(b, {})[lang] = np.nanmean(arr[idx], axis=1) * 100
+            groups: dict[bytes, list[tuple[str, str]]] = {}
+            for key, arr in per.items():
+                groups.setdefault(np.packbits(~np.isnan(arr)).tobytes(), []).append(key)
+            for keys in groups.values():
+                present = np.flatnonzero(~np.isnan(per[keys[0]]))
+                if not len(present):
+                    continue
+                idx = present[rng.integers(0, len(present), size=(n_boot, len(present)))]
+                for model, lang in keys:
+                    reps.setdefault(model, {}).setdefault(b, {})[lang] = per[(model, lang)][idx].mean(axis=1) * 100
         return reps
 
 

@@ -5,7 +5,10 @@ problems) are written out in each language as a native speaker would phrase them
 and numbers vary. Problem `i` is generated from its own seeded random stream, so `synth-i` is the
 same problem, with the same numbers and the same answer, in every language and in every run.
 Answers are exact integers; every quantity in a question is at least 2 (so no singular forms are
-needed), numbers are ASCII digits, and each problem carries a worked English solution (for SFT).
+needed), numbers are ASCII digits, and each problem carries a worked solution (for SFT): in English the
+steps in words; in the other languages the same calculations (`23 + 12 = 35`, one per line)
+followed by the final answer in that language (`Die Antwort lautet \\boxed{35}.`), so that SFT in a
+language never learns to answer in English.
 
 Grammar is handled where it cannot be avoided: Russian count forms (1 / 2–4 / 5+, accusative of
 feminine nouns) and name cases, Bengali and Telugu name cases, gendered verbs and pronouns
@@ -532,7 +535,7 @@ def render(text: str, lang: str, values: dict[str, int], obj: str, a: _N, b: _N)
     return _SLOT.sub(slot, text)
 
 
-def _solution(t: Template, values: dict[str, int], obj: str, answer: int) -> str:
+def _solution(t: Template, values: dict[str, int], obj: str, answer: int, lang: str = "en") -> str:
     v = dict(values)
     if t.key in ("buy-give", "buy-share"):
         v["s1"] = values["a"] + values["b"]
@@ -548,7 +551,18 @@ def _solution(t: Template, values: dict[str, int], obj: str, answer: int) -> str
         v["s1"] = values["a"] * values["b"]
         v["s2"] = v["s1"] - values["c"]
     steps = t.solution.format(pl=ENGLISH_PLURAL[obj], ans=answer, **v)
-    return f"{steps}\nThe answer is \\boxed{{{answer}}}."
+    if lang != "en":
+        steps = "\n".join(_CALCULATION.findall(steps))
+    return f"{steps}\n" + FINAL_ANSWER[lang].replace("X", f"\\boxed{{{answer}}}")
+
+
+# The last line of a solution in each language; X is the boxed answer.
+FINAL_ANSWER = {
+    "en": "The answer is X.", "es": "La respuesta es X.", "ru": "Ответ: X.", "de": "Die Antwort lautet X.",
+    "fr": "La réponse est X.", "bn": "উত্তর হল X।", "th": "คำตอบคือ X", "sw": "Jibu ni X.", "zh": "答案是 X。",
+    "ja": "答えは X です。", "te": "సమాధానం X.",
+}
+_CALCULATION = re.compile(r"\d+(?: [-+×÷] \d+)+ = \d+")
 
 
 def problem(index: int, split: str = "train", seed: int = 0) -> dict:
@@ -583,6 +597,6 @@ def generate(n: int | None = None, langs: Iterable[str] | None = None, split: st
             a, b = (NAMES[lang][k] for k in p["names"])
             question = render(t.text[lang], lang, p["values"], p["object"], a, b)
             meta = {"type": t.type, "level": t.level, "template": t.key, "object": p["object"],
-                    "solution": _solution(t, p["values"], p["object"], p["answer"])}
+                    "solution": _solution(t, p["values"], p["object"], p["answer"], lang)}
             out.append(Example(problem_id(i, split, seed), lang, question, str(p["answer"]), "number", meta))
     return out

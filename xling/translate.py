@@ -7,7 +7,10 @@ LaTeX is kept and compared too), when it is not in the target language's script,
 or is far too short or too long. Accepted translations are stored per language in
 `STORE/<lang>.jsonl` (the uniform Example format; `en.jsonl` keeps the originals), rejections in
 `STORE/rejected.jsonl`; both grow as batches finish, so an interrupted run resumes, and a re-run
-translates only what is missing. The store is then a multilingual copy of the data set: give it
+translates only what is missing. A problem's worked solution (MATH, GSM8K, synth), when it has
+one, is translated with it and checked the same way; a rejected solution leaves the translated
+problem without one (SFT then skips it) and is counted, never kept untranslated. The store is then
+a multilingual copy of the data set: give it
 to a training set as `translations=DIR`, or to a benchmark as `path=DIR`. `translate_selection` translates exactly the problems the training-set builder will
 pick (same selection, same seed), replacing rejected ones with the next candidates.
 
@@ -193,7 +196,8 @@ def translate(examples: Sequence[Example], langs: Iterable[str], translator: Tra
     """Translate English `examples` into `langs`, skipping what the store holds; returns counts."""
     langs = [lang for lang in langs if lang != "en"]
     report = {"requested": 0, "cached": 0, "skipped_rejected": 0, "translated": 0, "accepted": 0, "rejected": 0,
-              "reasons": Counter(), "by_lang": {lang: Counter() for lang in langs}}
+              "reasons": Counter(), "by_lang": {lang: Counter() for lang in langs},
+              "solutions": {"translated": 0, "accepted": 0, "rejected": 0, "reasons": Counter()}}
     todo: dict[str, list[Example]] = {}
     for lang in langs:
         for ex in examples:
@@ -218,22 +222,47 @@ def translate(examples: Sequence[Example], langs: Iterable[str], translator: Tra
                     outputs = translator([ex.question for ex in batch], lang)
                     if len(outputs) != len(batch):
                         raise XlingError(f"the translator returned {len(outputs)} texts for {len(batch)} problems")
-                    _file(batch, outputs, lang, store, report, model)
+                    with_solution = [j for j, ex in enumerate(batch) if _solution_of(ex)
+                                     and rejection(ex.question, clean(str(outputs[j])), lang) is None]
+                    solutions = translator([_solution_of(batch[j]) for j in with_solution], lang) if with_solution else []
+                    if len(solutions) != len(with_solution):
+                        raise XlingError(f"the translator returned {len(solutions)} texts for {len(with_solution)} "
+                                         "solutions")
+                    _file(batch, outputs, lang, store, report, model, dict(zip(with_solution, solutions)))
                     progress.advance(task, len(batch))
     report["reasons"] = dict(report["reasons"])
+    report["solutions"]["reasons"] = dict(report["solutions"]["reasons"])
     report["by_lang"] = {lang: dict(c) for lang, c in report["by_lang"].items()}
     return report
 
 
-def _file(batch: Sequence[Example], outputs: Sequence[str], lang: str, store: Store, report: dict, model: str) -> None:
+def _solution_of(ex: Example) -> str | None:
+    text = ex.meta.get("solution")
+    return text if isinstance(text, str) and text.strip() else None
+
+
+def _file(batch: Sequence[Example], outputs: Sequence[str], lang: str, store: Store, report: dict, model: str,
+          solutions: dict[int, str] | None = None) -> None:
     accepted, rejected = [], []
-    for ex, raw in zip(batch, outputs):
+    solutions = solutions or {}
+    for j, (ex, raw) in enumerate(zip(batch, outputs)):
         text = clean(str(raw))
         reason = rejection(ex.question, text, lang)
         report["translated"] += 1
         if reason is None:
             meta = {k: ex.meta[k] for k in ("type", "level") if k in ex.meta}
             meta.update({"translated_from": ex.lang, "source_question": ex.question, "model": model})
+            if j in solutions:
+                solution = clean(str(solutions[j]))
+                why = rejection(_solution_of(ex) or "", solution, lang)
+                report["solutions"]["translated"] += 1
+                if why is None:
+                    meta["solution"] = solution
+                    report["solutions"]["accepted"] += 1
+                else:
+                    meta["solution_rejected"] = why
+                    report["solutions"]["rejected"] += 1
+                    report["solutions"]["reasons"][why] += 1
             accepted.append(Example(ex.id, lang, text, ex.answer, ex.kind, meta))
             report["accepted"] += 1
             report["by_lang"][lang]["accepted"] += 1
@@ -260,7 +289,8 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
 
     langs = [lang for lang in langs if lang != "en"]
     totals: dict = {"rounds": 0, "translated": 0, "accepted": 0, "rejected": 0, "reasons": Counter(),
-                    "by_lang": {lang: Counter() for lang in langs}}
+                    "by_lang": {lang: Counter() for lang in langs},
+                    "solutions": {"translated": 0, "accepted": 0, "rejected": 0, "reasons": Counter()}}
     chosen: list[Example] = list(pool)
     for round_ in range(max(1, max_rounds)):
         if n is not None:
@@ -274,6 +304,9 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
         for key in ("translated", "accepted", "rejected"):
             totals[key] += report[key]
         totals["reasons"].update(report["reasons"])
+        for key in ("translated", "accepted", "rejected"):
+            totals["solutions"][key] += report["solutions"][key]
+        totals["solutions"]["reasons"].update(report["solutions"]["reasons"])
         for lang, counts in report["by_lang"].items():
             totals["by_lang"][lang].update({k: v for k, v in counts.items() if k in ("accepted", "rejected")})
         if n is None or report["rejected"] == 0:
@@ -282,6 +315,7 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
     complete = sum(1 for ex in chosen if all(store.has(ex.id, lang) for lang in langs))
     for lang in langs:
         totals["by_lang"][lang]["available"] = sum(1 for ex in chosen if store.has(ex.id, lang))
+    totals["solutions"]["reasons"] = dict(totals["solutions"]["reasons"])
     totals.update({"selected": len(chosen), "complete": complete, "reasons": dict(totals["reasons"]),
                    "by_lang": {lang: dict(c) for lang, c in totals["by_lang"].items()},
                    "selected_ids": [ex.id for ex in chosen]})

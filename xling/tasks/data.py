@@ -80,6 +80,8 @@ def run(cfg: Config, run_dir: Path) -> dict:
     kinds = Counter(e.kind for e in examples)
     order = sorted(counts, key=CODES.index)
     print_table(f"{cfg.source}: {len(examples)} examples", ["lang", "problems"],
-                [[lang, counts[lang]] for lang in order], note=f"written to {path}")
+                [[lang, counts[lang]] for lang in order],
+                note=f"written to {path}" + (f" (at most the first {cfg.limit} per language: limit={cfg.limit}; "
+                                             "limit=null for all)" if cfg.limit else ""))
     return {"source": cfg.source, "split": cfg.split or SOURCES[cfg.source].split, "rows": len(examples),
             "by_lang": {lang: counts[lang] for lang in order}, "kinds": dict(kinds), "file": str(path)}

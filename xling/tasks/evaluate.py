@@ -46,7 +46,7 @@ class GenConfig:
     top_p: float = 0.95
     max_tokens: int = 8192
     n: dict[str, int] = field(default_factory=lambda: dict(PAPER_N))  # samples per question; others 1
-    chunk: int = 0  # conversations per generation call (what a crash can lose); 0: hf batch_size, vllm 1024
+    chunk: int = 0  # conversations per generation call (what a crash can lose); 0: hf batch_size, vllm 256
     batch_size: int = 8  # hf: conversations per generate() call
     dtype: str = "auto"  # auto, bfloat16, float16 or float32 (auto: bfloat16 on CUDA, float32 on CPU)
     max_lora_rank: int | None = None  # vllm: null = the adapter's rank rounded up to an allowed value
@@ -437,7 +437,7 @@ def generate_model(spec: ModelSpec, cfg, data: dict[str, dict], cache: Path, bac
 
     g = cfg.gen
     shards = build_shards(spec, cfg, data, cache, backend)
-    chunk = g.chunk or (g.batch_size if backend == "hf" else 1024)
+    chunk = g.chunk or (g.batch_size if backend == "hf" else 256)
     for s in shards:
         s.load()
     pending = sum(len(s.pending) for s in shards)

@@ -115,8 +115,9 @@ def plan_models(cfg: Config) -> tuple[list[ModelSpec], list[tuple[str, str, str,
     seen = [t for t, _, _, _ in pairs]
     dupes = sorted({t for t in seen if seen.count(t) > 1})
     if dupes:
-        raise XlingError(f"model '{dupes[0]}' is the trained model of two pairs; give the pairs distinct name= labels "
-                         "(a trained model is compared with one initial model)")
+        raise XlingError(f"model '{dupes[0]}' is the trained model of two pairs (the same model, adapter and "
+                         "template are one evaluation); a trained model is compared with one initial model: "
+                         "keep one of those pairs")
     return list(specs.values()), pairs
 
 

@@ -114,6 +114,11 @@ def run(cfg: Config, run_dir: Path) -> dict:
     print_table(f"translations of {report['selected']} {cfg.source} problems -> {store.folder}",
                 ["lang", "accepted now", "rejected now", "available", "selected"], rows,
                 note=f"rejections: {report['reasons'] or 'none'}; details in {run_dir / 'rejected.jsonl'}")
+    sol = report["solutions"]
+    if sol["translated"]:
+        console.print(f"worked solutions: {sol['accepted']} of {sol['translated']} translated ones accepted"
+                      + (f" (rejected: {sol['reasons']}; those problems have no solution for SFT)" if sol["rejected"]
+                         else ""), markup=False)
     console.print(f"use them with: translations={store.folder} (training) or path={store.folder} (evaluation)",
                   markup=False)
     return {"source": cfg.source, "split": cfg.split, "model": cfg.model, "store": str(store.folder),
