@@ -136,7 +136,7 @@ def test_vllm_path_through_the_task(capsys, common, tmp_path, monkeypatch):
     (["scaling.k9=3"], "scaling names model 'k9', which is not evaluated here"),
     (["gen.max_lora_rank=24"], "vLLM accepts only 1, 8, 16"),
     (["gen.dtype=bogus"], "gen.dtype': 'bogus' is not a dtype generation can load; choose one of: auto, bfloat16, "
-                          "float16, float32"),
+                          "float16, float32"),    (["base=null"], "base_name': names the base model, but no base= is given"),
 ])
 def test_bad_input_fails_before_generation(capsys, common, tmp_path, monkeypatch, extra, message):
     spy = Spy(monkeypatch)

@@ -112,6 +112,8 @@ class Config(Recipe):
                     raise Invalid(key, unknown_language_message(code))
         if not self.train_langs:
             raise Invalid("train_langs", "give at least one training language, e.g. train_langs=en")
+        if self.base_name and not self.base:
+            raise Invalid("base_name", "names the base model, but no base= is given; add base=MODEL or drop base_name")
         names = [e.name for e in self.models]
         if len(set(names)) != len(names):
             raise Invalid("models", "every entry needs its own name")
