@@ -14,6 +14,7 @@ from xling.errors import ConfigError, XlingError
 from xling.tasks import train_grpo, train_rft, train_sft
 from xling.train import backends
 from xling.train.config import batch_plan
+from helpers import with_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,13 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def grpo_cfg(**over):
     data = {"task": "train-grpo", "model": {"name": "tiny"}, "data": {"source": "synth", "n": 4, "langs": ["en"]},
             "train": {"questions_per_step": 2, "batch_size": 4}, "grpo": {"num_generations": 4}}
-    for key, value in over.items():
-        node = data
-        *parts, last = key.split(".")
-        for p in parts:
-            node = node.setdefault(p, {})
-        node[last] = value
-    return build(train_grpo.Config, data)
+    return with_overrides(train_grpo.Config, data, over)
 
 
 def dry_run_error(capsys, monkeypatch, tmp_path, *args) -> str:

@@ -18,6 +18,7 @@ from xling.errors import XlingError
 from xling.tasks import train_grpo, train_sft
 from xling.train import backends, grpo, sft
 from xling.train.config import VLLM_LORA_RANKS
+from helpers import with_overrides
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:'pin_memory' argument")]
 
@@ -105,13 +106,7 @@ def cfg(model, **over):
         "grpo": {"num_generations": 4, "max_completion_length": 8, "max_prompt_length": 512},
         "rewards": {"workers": 0},
     }
-    for key, value in over.items():
-        node = data
-        *parts, last = key.split(".")
-        for p in parts:
-            node = node.setdefault(p, {})
-        node[last] = value
-    return build(train_grpo.Config, data)
+    return with_overrides(train_grpo.Config, data, over)
 
 
 def record_args():

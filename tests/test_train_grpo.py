@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from xling.config import build
 from xling.errors import XlingError
 from xling.io import read_jsonl
 from xling.tasks import train_grpo
 from xling.train import grpo
+from helpers import with_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -25,13 +25,7 @@ def grpo_cfg(model, **over):
         "grpo": {"num_generations": 4, "max_completion_length": 16, "max_prompt_length": 512},
         "rewards": {"workers": 0, "min_chars": 1},
     }
-    for key, value in over.items():
-        node = data
-        *parts, last = key.split(".")
-        for p in parts:
-            node = node.setdefault(p, {})
-        node[last] = value
-    return build(train_grpo.Config, data)
+    return with_overrides(train_grpo.Config, data, over)
 
 
 def test_grpo_lora_trains_with_the_real_rewards(tiny_model, tmp_path):
