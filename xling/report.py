@@ -78,6 +78,16 @@ def _nest(items: Sequence[dict], value) -> dict:
     return {m: {b: {l: value(rs) for l, rs in per_b.items()} for b, per_b in per_m.items()} for m, per_m in out.items()}
 
 
+def _ti_rows(summary, benchmark: str) -> list[list[str]]:
+    """One row per trained model: 'train' for its training languages, else TI [95% CI]."""
+    rows = []
+    for name, r in summary.comparisons.items():
+        ci = (r.get("ci", {}).get("ti") or {}).get(benchmark) or {}
+        rows.append([name, *[("train" if l in r["train_langs"] else fmt_ci(r["ti"][benchmark].get(l), ci.get(l), 2))
+                             for l in summary.langs[benchmark]]])
+    return rows
+
+
 def _mean_accuracy(acc: Mapping, model: str, langs: Mapping[str, Sequence[str]]) -> float | None:
     vals = [acc.get(model, {}).get(b, {}).get(l) for b, ls in langs.items() for l in ls]
     return None if any(v is None for v in vals) or not vals else sum(vals) / len(vals)
@@ -215,12 +225,8 @@ def show_comparisons(summary: Summary) -> None:
                  *[f"Gen {b}" for b in benches]], rows,
                 note="None: undefined (zero base accuracy or zero training-set gain), left out of every mean.")
     for b in benches:
-        rows = []
-        for name, r in summary.comparisons.items():
-            ci = (r.get("ci", {}).get("ti") or {}).get(b) or {}
-            rows.append([name, *[("train" if l in r["train_langs"] else fmt_ci(r["ti"][b].get(l), ci.get(l), 2))
-                                 for l in summary.langs[b]]])
-        print_table(f"{b}: transferability index TI per language", ["trained", *summary.langs[b]], rows)
+        print_table(f"{b}: transferability index TI per language", ["trained", *summary.langs[b]],
+                    _ti_rows(summary, b))
 
 
 # -------------------------------------------------------------------------------------- figures
@@ -524,12 +530,8 @@ def write_markdown(run_dir: Path, summary: Summary, figures: Mapping[str, Path],
         if "mti_figure" in rel:
             parts += [f"![MTI per model]({rel['mti_figure'].as_posix()})", ""]
         for b in benches:
-            rows = []
-            for name, r in summary.comparisons.items():
-                ci = (r.get("ci", {}).get("ti") or {}).get(b) or {}
-                rows.append([name, *[("train" if l in r["train_langs"] else fmt_ci(r["ti"][b].get(l), ci.get(l), 2))
-                                     for l in summary.langs[b]]])
-            parts += [f"**{b}: TI per language**", "", _md_table(["trained", *summary.langs[b]], rows), ""]
+            parts += [f"**{b}: TI per language**", "", _md_table(["trained", *summary.langs[b]], _ti_rows(summary, b)),
+                      ""]
             key = f"ti_heatmap_{b}"
             if key in rel:
                 parts += [f"![TI heatmap {b}]({rel[key].as_posix()})", ""]

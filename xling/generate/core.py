@@ -121,6 +121,15 @@ def check_conversations(conversations: Sequence[Conversation]) -> None:
                 raise XlingError(f"conversation {i}: every message needs 'role' and 'content', got {m!r}"[:200])
 
 
+def check_chat(conversations: Sequence[Conversation], seeds: Sequence[int] | None, n: int, temperature: float,
+               top_p: float, max_tokens: int) -> None:
+    """What every backend's `chat` checks first: sampling settings, conversations, one seed each."""
+    check_sampling(n, temperature, top_p, max_tokens)
+    check_conversations(conversations)
+    if seeds is not None and len(seeds) != len(conversations):
+        raise XlingError(f"{len(seeds)} seeds for {len(conversations)} conversations")
+
+
 def load_generator(backend: str, model: str, *, adapter: str | None = None, **options) -> Generator:
     """A generator for `model` (a local folder or hub id), optionally with a LoRA adapter.
 

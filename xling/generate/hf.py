@@ -22,7 +22,7 @@ import hashlib
 from typing import Sequence
 
 from ..errors import XlingError
-from .core import Conversation, Sample, check_conversations, check_sampling, free_memory
+from .core import Conversation, Sample, check_chat, free_memory
 
 
 def row_seed(seed: int, index: int) -> int:
@@ -141,10 +141,7 @@ class HFGenerator:
 
         from transformers import LogitsProcessorList
 
-        check_sampling(n, temperature, top_p, max_tokens)
-        check_conversations(conversations)
-        if seeds is not None and len(seeds) != len(conversations):
-            raise XlingError(f"{len(seeds)} seeds for {len(conversations)} conversations")
+        check_chat(conversations, seeds, n, temperature, top_p, max_tokens)
         conv_seeds = [int(seeds[i]) if seeds is not None else seed + i for i in range(len(conversations))]
         prompts = [self.render(c) for c in conversations]
         config = self._config(max_tokens)

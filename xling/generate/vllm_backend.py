@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..errors import XlingError
-from .core import Conversation, Sample, check_conversations, check_sampling, free_memory
+from .core import Conversation, Sample, check_chat, free_memory
 from .lora import check_adapter
 
 
@@ -66,10 +66,7 @@ class VLLMGenerator:
 
     def chat(self, conversations: list[Conversation], *, n: int, temperature: float, top_p: float,
              max_tokens: int, seed: int, seeds: Sequence[int] | None = None) -> list[list[Sample]]:
-        check_sampling(n, temperature, top_p, max_tokens)
-        check_conversations(conversations)
-        if seeds is not None and len(seeds) != len(conversations):
-            raise XlingError(f"{len(seeds)} seeds for {len(conversations)} conversations")
+        check_chat(conversations, seeds, n, temperature, top_p, max_tokens)
         results: list[list[Sample]] = [[] for _ in conversations]
         groups: dict[bool, list[int]] = {}
         for i, conv in enumerate(conversations):
