@@ -29,7 +29,7 @@ usage: python run.py RECIPE [key.sub=value ...] [--dry-run] [--force]
 
 RECIPE is a name under recipes/ (without .yaml) or a path to a YAML file.
 Lists are written a,b or [a,b]. Results go to the run folder (out=DIR, default runs/RECIPE...).
-  --dry-run   print the fully resolved recipe and run nothing
+  --dry-run   print the fully resolved recipe (and a training run's plan) and run nothing
   --force     run again even if the run folder holds a finished run
 """
 
@@ -158,6 +158,9 @@ def execute(name: str, overrides: list[str], dry_run: bool = False, force: bool 
         cfg.out = str(default_out(path, overrides, resumable))
     if dry_run:
         console.print(dump_yaml(cfg), end="", markup=False, highlight=False)
+        describe = getattr(task, "describe_plan", None)  # the task's plan, as YAML comments
+        for line in describe(cfg) if describe else ():
+            console.print(f"# {line}", markup=False, highlight=False, soft_wrap=True)
         return 0
     run_dir = Path(cfg.out)
     finished = run_dir / "metrics.json"

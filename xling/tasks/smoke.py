@@ -93,6 +93,13 @@ def reload_and_generate(run_dir: Path, backend: str, lang: str) -> dict:
     return {"ok": True, "weights_changed_max_abs": changed, "generated": text}
 
 
+def describe_plan(cfg: Config) -> list[str]:
+    """The plan --dry-run prints: that of the train-grpo recipe the smoke run trains with (estimates)."""
+    from ..plan import describe
+
+    return describe(grpo_config(cfg))
+
+
 def run(cfg: Config, run_dir: Path) -> dict:
     from ..train import grpo
 

@@ -32,6 +32,13 @@ class Config(TrainRecipe):
             raise Invalid("vllm.mode", "train.backend=unsloth runs its own vLLM engine; use vllm.mode=colocate")
 
 
+def describe_plan(cfg: Config) -> list[str]:
+    """The plan --dry-run prints: steps, rollouts, tokens, GPU-hours, peak VRAM (estimates)."""
+    from ..plan import describe
+
+    return describe(cfg)
+
+
 def run(cfg: Config, run_dir: Path) -> dict:
     from ..train import grpo
 

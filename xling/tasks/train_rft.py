@@ -27,6 +27,13 @@ class Config(TrainRecipe):
             raise Invalid("rft.keep", f"keeps more answers ({self.rft.keep}) than are sampled ({self.rft.samples})")
 
 
+def describe_plan(cfg: Config) -> list[str]:
+    """The plan --dry-run prints: steps, rollouts, tokens, GPU-hours, peak VRAM (estimates)."""
+    from ..plan import describe
+
+    return describe(cfg)
+
+
 def run(cfg: Config, run_dir: Path) -> dict:
     from ..train import rft
 

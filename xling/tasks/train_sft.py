@@ -22,6 +22,13 @@ class Config(TrainRecipe):
         batch_plan(self.train, 1)
 
 
+def describe_plan(cfg: Config) -> list[str]:
+    """The plan --dry-run prints: steps, rollouts, tokens, GPU-hours, peak VRAM (estimates)."""
+    from ..plan import describe
+
+    return describe(cfg)
+
+
 def run(cfg: Config, run_dir: Path) -> dict:
     from ..train import sft
 

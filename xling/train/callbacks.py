@@ -1,7 +1,8 @@
 """What a training run shows and records while it runs.
 
 - `RichProgress`: one progress bar with ETA (transformers' own tqdm bars and log printer are
-  switched off), showing the latest reward and accuracy.
+  switched off), showing the time per step and the latest reward and accuracy; the first step's
+  time is also printed as a line as soon as it ends (a step can take minutes).
 - `JsonlLog`: every log of the trainer (TRL's metrics and the per-language ones) appended to
   `run_dir/train_log.jsonl`; on resume, entries after the checkpoint are dropped first.
 - `per_language_rewards`: wraps the reward functions so that, for each batch, the weighted total
@@ -24,6 +25,7 @@ from typing import Any, Callable, Sequence
 from ..console import console
 from ..io import append_jsonl, atomic_write_text, iter_jsonl
 from ..languages import LANGUAGES
+from ..plan import duration
 
 LANG_METRICS = ("reward", "accuracy", "on_target")
 
@@ -135,6 +137,8 @@ def callbacks(log_path: Path, start_step: int = 0, show: bool = True) -> list:
             self.progress = None
             self.task = None
             self.info = ""
+            self.timing = ""
+            self.start, self.start_step = time.time(), 0
 
         def on_train_begin(self, args, state, control, **kwargs):
             if not (show and state.is_world_process_zero):
@@ -148,10 +152,27 @@ def callbacks(log_path: Path, start_step: int = 0, show: bool = True) -> list:
             self.progress.start()
             self.task = self.progress.add_task("train", total=state.max_steps or None, info="")
             self.progress.update(self.task, completed=state.global_step)
+            self.start, self.start_step = time.time(), state.global_step
+            left = (state.max_steps or 0) - state.global_step
+            console.print(f"training {left} step(s); a step generates and scores its rollouts, then trains on them "
+                          "(its time is shown when the first one ends)", markup=False)
 
         def on_step_end(self, args, state, control, **kwargs):
-            if self.progress is not None:
-                self.progress.update(self.task, completed=state.global_step, info=self.info)
+            if self.progress is None:
+                return
+            done = state.global_step - self.start_step
+            per_step = (time.time() - self.start) / done if done > 0 else None
+            if per_step is not None:
+                self.timing = f"{duration(per_step)}/step"
+                if done == 1:
+                    left = (state.max_steps or 0) - state.global_step
+                    console.print(f"step {state.global_step} took {duration(per_step)}"
+                                  + (f"; the other {left} take about {duration(per_step * left)} at that rate" if left
+                                     else ""), markup=False)
+            self.progress.update(self.task, completed=state.global_step, info=self._info())
+
+        def _info(self) -> str:
+            return "  ".join(p for p in (self.timing, self.info) if p)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if self.progress is None or not logs:
@@ -162,7 +183,7 @@ def callbacks(log_path: Path, start_step: int = 0, show: bool = True) -> list:
                 if isinstance(value, (int, float)):
                     parts.append(f"{label} {value:.3f}")
             self.info = "  ".join(parts)
-            self.progress.update(self.task, info=self.info)
+            self.progress.update(self.task, info=self._info())
 
         def on_train_end(self, args, state, control, **kwargs):
             self.close()

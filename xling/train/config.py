@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..config import Invalid, Recipe
+from ..plan import PLAN_KEYS, PlanConfig
 from ..trainset import TrainData
 
 BACKENDS = ("auto", "unsloth", "peft", "full")
@@ -26,7 +27,7 @@ BACKENDS = ("auto", "unsloth", "peft", "full")
 RESUMABLE_CHANGES = frozenset({"out", "description", "resume", "vllm",
                      "train.max_steps", "train.epochs", "train.save_steps", "train.save_total_limit",
                      "train.logging_steps", "train.report_to", "grpo.log_completions", "rewards.workers",
-                     "rewards.timeout", "rft.generator", "rft.gpu_memory_utilization", "rft.chunk"})
+                     "rewards.timeout", "rft.generator", "rft.gpu_memory_utilization", "rft.chunk"}) | PLAN_KEYS
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 REPORT_TO = ("none", "tensorboard", "wandb")
@@ -255,6 +256,7 @@ class TrainRecipe(Recipe):
     data: TrainData = field(default_factory=TrainData)
     train: TrainConfig = field(default_factory=TrainConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)  # what the plan (--dry-run) assumes; changes no result
     resume: str = "auto"  # auto: continue from the last checkpoint; never: start over; or a checkpoint path
 
     def check(self) -> None:

@@ -30,6 +30,7 @@ from ..config import to_dict
 from ..console import console, fmt, print_table
 from ..errors import XlingError
 from ..io import atomic_write_json, read_json, read_jsonl
+from ..plan import preflight
 from . import backends
 from .callbacks import close_progress, language_table, quiet_trainer, read_log, truncate_log
 from .config import RESUMABLE_CHANGES, TINY, world_size
@@ -75,6 +76,11 @@ def is_main() -> bool:
 def prepare(cfg: Any, run_dir: Path, method: str, generations: int = 1, standby: bool = False) -> backends.Plan:
     """Plan the run, check the installed versions, import Unsloth first where it is used, record the run."""
     plan = backends.resolve(cfg, method, generations)
+    if not finished(run_dir):  # refuses what cannot fit this GPU; on CPU, says when it takes hours
+        done = checkpoints(run_dir / CHECKPOINTS)
+        for line in preflight(cfg, plan, checkpoint_step(done[-1]) if done else 0):
+            if is_main():
+                console.print(line, markup=False, soft_wrap=True, style="yellow" if line.startswith("note:") else None)
     warnings = backends.startup_check(plan, cfg.lora.qlora)
     if plan.backend == "unsloth":
         backends.import_unsloth(standby)  # before anything imports trl/transformers/peft
