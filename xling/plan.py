@@ -333,9 +333,9 @@ def estimate_training(cfg: Any, gpu: str | Gpu | None = None, *, backend: str | 
         full_steps = rows // Q
         per_epoch = full_steps * mu
         steps = t.max_steps if t.max_steps > 0 else math.ceil(t.epochs * per_epoch)
-        if full_steps == 0:
-            problems.append(f"the training set's {rows:,} prompts are fewer than one step's "
-                            f"train.questions_per_step={Q}: nothing would be trained")
+        if full_steps == 0:  # the run itself stops with an error (xling.train.grpo.check_steps)
+            details.append(f"the training set's {rows:,} prompts are fewer than one step's "
+                           f"train.questions_per_step={Q}: nothing would be trained")
             steps = 0
         details.append(f"a step: {Q} questions x {G} rollouts = {Q * G:,} completions, grad_accum {batch.grad_accum}"
                        + (f", each generation used for {mu} steps" if mu > 1 else ""))
@@ -535,7 +535,7 @@ def _memory(est: Estimate, cfg: Any, method: str, dev: Gpu, arch: Any, n_params:
     est.memory = {k: round(v, 2) for k, v in terms.items()}
     est.peak_vram_gib = peak
     if gpu and peak > dev.memory_gib:
-        problems.insert(0, f"estimated peak {peak:.1f} GiB exceeds the {dev.memory_gib:.1f} GiB of {dev.key}")
+        problems.insert(0, f"estimated peak {peak:.1f} GiB exceeds its {dev.memory_gib:.1f} GiB")
     if dev.cpu and dev.memory_gib and peak > dev.memory_gib:
         notes.append(f"the estimated peak ({peak:.1f} GiB) exceeds this machine's {dev.memory_gib:.0f} GiB of RAM")
         est.fits = False
@@ -610,9 +610,9 @@ def preflight(cfg: Any, resolved: Any, done_steps: int = 0) -> list[str]:
     if resolved.cuda and dev.cpu:  # CUDA is claimed but torch sees no GPU: nothing to check against
         return [f"plan (estimate): {est.summary()}"]
     if not dev.cpu and not est.fits and est.exact and pc.memory_check:
-        terms = ", ".join(f"{k} {v:.1f}" for k, v in est.memory.items())
-        raise XlingError(f"this run does not fit {dev.key} ({dev.memory_gib:.1f} GiB): {'; '.join(est.problems)} "
-                         f"[estimate: {terms}]; {_fit_hint(cfg, method, est)}, or plan.memory_check=false to try anyway")
+        terms = ", ".join(f"{k} {_gib(v)}" for k, v in est.memory.items())
+        raise XlingError(f"this run does not fit {dev.key}: {'; '.join(est.problems)} (estimate, GiB: {terms}); "
+                         f"{_fit_hint(cfg, method, est)}; or plan.memory_check=false to try anyway")
     left = max(0, est.steps - done_steps)
     hours_left = est.hours * (left / est.steps) if est.steps else est.hours
     lines = [f"plan (estimate): {est.summary()}" + (f"; {left} step(s) left" if done_steps else "")]
@@ -625,22 +625,18 @@ def preflight(cfg: Any, resolved: Any, done_steps: int = 0) -> list[str]:
 
 
 def _fit_hint(cfg: Any, method: str, est: Estimate) -> str:
-    hints = ["lower train.batch_size"]
-    if method == "grpo":
-        hints.append("grpo.max_completion_length")
-        if "vLLM share" in est.memory:
-            hints.append("vllm.gpu_memory_utilization")
-    elif method == "rft":
-        hints.append("rft.gpu_memory_utilization")
-    else:
-        hints.append("sft.max_length")
+    lower = ["train.batch_size", {"grpo": "grpo.max_completion_length", "rft": "rft.gpu_memory_utilization"}.get(
+        method, "sft.max_length")]
+    if "vLLM share" in est.memory:
+        lower.append("vllm.gpu_memory_utilization")
+    switch = []
     if cfg.train.backend == "full":
-        hints.append("train.backend=peft (LoRA)")
+        switch.append("train.backend=peft (LoRA)")
     elif not cfg.lora.qlora:
-        hints.append("lora.qlora=true")
+        switch.append("lora.qlora=true")
     if not cfg.train.gradient_checkpointing:
-        hints.append("train.gradient_checkpointing=true")
-    return "try " + ", ".join(hints)
+        switch.append("train.gradient_checkpointing=true")
+    return f"lower {', '.join(lower[:-1])} or {lower[-1]}" + "".join(f"; or set {s}" for s in switch)
 
 
 # -- python -m xling.plan ------------------------------------------------------------------------------
