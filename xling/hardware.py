@@ -82,8 +82,9 @@ def _gpu(key, name, memory_gib, capability, peak, bandwidth, *patterns) -> Gpu:
     return Gpu(key, name, memory_gib, capability, peak, bandwidth, tuple(patterns))
 
 
-# Memory: torch's total_memory in GiB. Peak: dense bf16 tensor TFLOP/s with fp32 accumulation (fp16 on
-# T4/V100). Bandwidth: TB/s. From the vendors' data sheets (SXM parts for H100/A100).
+# Memory: about what torch reports as total_memory, in GiB. Peak: dense bf16 tensor TFLOP/s with fp32
+# accumulation (fp16 on T4/V100). Bandwidth: TB/s. From the vendors' data sheets (SXM parts for H100/A100;
+# the A10G, which has none of its own, with the A10's figures).
 GPUS: dict[str, Gpu] = {g.key: g for g in (
     _gpu("h200-141gb", "NVIDIA H200", 139.8, (9, 0), 989.0, 4.8, r"\bH200\b"),
     _gpu("h100-80gb", "NVIDIA H100 80GB HBM3", 79.2, (9, 0), 989.0, 3.35, r"\bH100\b"),
