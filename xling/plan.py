@@ -133,19 +133,16 @@ class Estimate:
                 f"~{_gib(self.peak_vram_gib)} of {self.memory_gib:.1f} GiB ({fit})")
 
     def lines(self) -> list[str]:
-        unit = "CPU-hours" if self.on_cpu else "GPU-hours"
-        out = [f"plan (estimates, not measurements): {self.label}, on {self.device}"
-               + (f" x {self.gpus}" if self.gpus > 1 else "")]
-        out.append(f"  steps {self.steps:,}; rollouts {self.rollouts:,}; tokens generated ~{_num(self.generated_tokens)}, "
-                   f"trained ~{_num(self.trained_tokens)}")
-        out += [f"    {d}" for d in self.details]
-        per_step = f" (~{duration(self.step_seconds)} per step)" if self.step_seconds else ""
-        out.append(f"  time ~{_hours(self.gpu_hours)} {unit}{per_step}")
-        mem = "RAM" if self.on_cpu else "VRAM"
-        verdict = "fits" if self.fits else "DOES NOT FIT"
-        terms = ", ".join(f"{k} {_gib(v)}" for k, v in self.memory.items())
-        out.append(f"  peak {mem} ~{_gib(self.peak_vram_gib)} of {self.memory_gib:.1f} GiB: {verdict}"
-                   + (f" ({terms})" if terms else ""))
+        """The first line is the whole plan in one line (a sweep lists one per member); then how it was counted,
+        the memory terms and the assumptions."""
+        gpus = f" x {self.gpus}" if self.gpus > 1 else ""
+        out = [f"plan (estimates, not measurements) of {self.label}, on {self.device}{gpus}: {self.summary()}"]
+        out += [f"  {d}" for d in self.details]
+        if self.step_seconds:
+            out.append(f"  time per step ~{duration(self.step_seconds)}")
+        if self.memory:
+            terms = ", ".join(f"{k} {_gib(v)}" for k, v in self.memory.items())
+            out.append(f"  peak {'RAM' if self.on_cpu else 'VRAM'} (GiB): {terms}")
         out += [f"  does not fit: {p}" for p in self.problems]
         if self.assumptions:
             out.append("  assumptions:")
