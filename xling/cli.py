@@ -115,6 +115,7 @@ def environment() -> dict:
         "platform": platform.platform(),
         "command": " ".join(shlex.quote(a) for a in ["python", "run.py", *sys.argv[1:]]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "packages": versions,
     }
 
