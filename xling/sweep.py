@@ -344,7 +344,7 @@ def expand(cfg, sweep_dir: Path) -> Plan:
     if len(base_stages) > 1:  # several bases: name each after its model
         labels: dict[tuple, str] = {}
         for key in base_stages:
-            label, k = default_name(key[0]) + (f"+{key[1]}" if key[1] else ""), 2
+            label, k = default_name(key[0]), 2
             while label in labels.values():
                 label, k = f"{default_name(key[0])}-{k}", k + 1
             labels[key] = label
