@@ -18,7 +18,7 @@ from .config import (
     read_recipe_file, recipe_path, to_dict,
 )
 from .console import console, print_error
-from .errors import ConfigError, XlingError
+from .errors import ConfigError, Unfinished, XlingError
 from .io import atomic_write_json, atomic_write_text
 from .tasks import load_task
 
@@ -29,8 +29,9 @@ usage: python run.py RECIPE [key.sub=value ...] [--dry-run] [--force]
 
 RECIPE is a name under recipes/ (without .yaml) or a path to a YAML file.
 Lists are written a,b or [a,b]. Results go to the run folder (out=DIR, default runs/RECIPE...).
-  --dry-run   print the fully resolved recipe (and a training run's plan) and run nothing
+  --dry-run   print the fully resolved recipe (and a sweep's members, a training run's plan) and run nothing
   --force     run again even if the run folder holds a finished run
+  --only=A,B  a sweep: run these members only
 """
 
 # Files a run folder holds before any work is done; anything else is work worth keeping.
@@ -114,6 +115,7 @@ def environment() -> dict:
         "platform": platform.platform(),
         "command": " ".join(shlex.quote(a) for a in ["python", "run.py", *sys.argv[1:]]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "packages": versions,
     }
 
@@ -158,9 +160,10 @@ def execute(name: str, overrides: list[str], dry_run: bool = False, force: bool 
         cfg.out = str(default_out(path, overrides, resumable))
     if dry_run:
         console.print(dump_yaml(cfg), end="", markup=False, highlight=False)
-        describe = getattr(task, "describe_plan", None)  # the task's plan, as YAML comments
-        for line in describe(cfg) if describe else ():
-            console.print(f"# {line}", markup=False, highlight=False, soft_wrap=True)
+        describe = getattr(task, "describe_plan", None)
+        if describe is not None:  # as YAML comments: the output stays a valid recipe
+            for line in describe(cfg):
+                console.print(f"# {line}".rstrip(), markup=False, highlight=False, soft_wrap=True)
         return 0
     run_dir = Path(cfg.out)
     finished = run_dir / "metrics.json"
@@ -178,6 +181,9 @@ def execute(name: str, overrides: list[str], dry_run: bool = False, force: bool 
     console.print(f"[bold]{path.stem}[/] ({cfg.task}) -> {run_dir}/", highlight=False)
     try:
         metrics = task.run(cfg, run_dir)
+    except Unfinished as e:
+        console.print(str(e), markup=False, highlight=False)
+        return 0
     except XlingError:
         for n, text in previous.items():  # refused input: the finished run stays as it was
             atomic_write_text(run_dir / n, text)
@@ -221,8 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     flags = {a for a in args if a.startswith("--")}
     rest = [a for a in args if not a.startswith("--")]
-    known = {"--list", "--dry-run", "--force", "--help"}
+    known = {"--list", "--dry-run", "--force", "--help", "--only"}
     try:
+        only = [a for a in flags if a.split("=", 1)[0] == "--only"]
+        if only:
+            flags -= set(only)
+            value = only[-1].partition("=")[2]
+            if not value:
+                raise ConfigError("--only needs member names: --only=k0,k3")
+            rest.append(f"only={value}")
         unknown = flags - known
         if unknown:
             raise ConfigError(f"unknown option {sorted(unknown)[0]}; options: {', '.join(sorted(known))}")

@@ -93,7 +93,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return ConfigError(f"recipe key '{key}': expected {_type_name(tp)}, got {_show(value)}")
 
     if tp is Any:
-        return value
+        return _plain(value)
     if origin in (Union, types.UnionType):
         if value is None or (isinstance(value, _Raw) and value.strip().lower() in _NULL):
             if type(None) in args:
@@ -188,6 +188,21 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise wrong()
         return build(tp, value, prefix=key + ".")
     raise ConfigError(f"recipe key '{key}': unsupported type {tp!r}")  # a bug in a Config class
+
+
+def _plain(value: Any) -> Any:
+    """A value of an untyped key (Any): text typed on the command line read as YAML ("3" -> 3, "[a,b]" -> a
+    list); mappings and lists walked through. Typed keys read their text later, by their own type."""
+    if isinstance(value, _Raw):
+        try:
+            return yaml.safe_load(str(value)) if str(value).strip() else None
+        except yaml.YAMLError:
+            return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _parse_yaml_value(text: str, key: str) -> Any:

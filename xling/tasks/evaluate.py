@@ -77,16 +77,19 @@ class Extra:
     adapter: str | None = None
     model: str | None = None  # default: the run's `model`
     train_langs: list[str] = field(default_factory=lambda: ["en"])
+    x: int | None = None  # training languages on the scaling curve (default: len(train_langs))
+    paradigm: str | None = None  # RL, SFT, ... (models are grouped by it)
 
 
 @dataclass(kw_only=True)
 class Config(Recipe):
-    model: str  # trained model: local folder or hub id
+    model: str | None = None  # trained model: local folder or hub id (null: only `models` and `base`)
     adapter: str | None = None  # LoRA adapter folder on `model`, served without merging
     name: str | None = None  # its label in tables (default: from the adapter or model path)
     base: str | None = None  # initial model: evaluated too and compared (gains, TI, MTI, Gen)
     base_name: str | None = None
     train_langs: list[str] = field(default_factory=lambda: ["en"])  # languages the trained model saw
+    paradigm: str | None = None  # how it was trained (RL, SFT, ...): models are grouped by it
     models: list[Extra] = field(default_factory=list)  # more trained models compared with the same base
     benchmarks: list[str] = field(default_factory=lambda: ["mgsm"])
     langs: list[str] = field(default_factory=lambda: ["all"])  # all: every language each benchmark has
@@ -100,7 +103,8 @@ class Config(Recipe):
     in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
     out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
     n_boot: int = 1000
-    scaling: dict[str, int] = field(default_factory=dict)  # model name -> training languages X (Figure 4)
+    scaling: dict[str, int] = field(default_factory=dict)  # model name -> training languages X (default: len(train_langs))
+    fit_from: int = 2  # smallest X used in the scaling fits
     plots: bool = True
     cache: str | None = None  # completions cache folder (default: RUN/completions); share it between runs
 
@@ -112,6 +116,10 @@ class Config(Recipe):
                     raise Invalid(key, unknown_language_message(code))
         if not self.train_langs:
             raise Invalid("train_langs", "give at least one training language, e.g. train_langs=en")
+        if not self.model and not self.models and not self.base:
+            raise Invalid("model", "give a model to evaluate (model=ID), more models (models=[...]) or a base")
+        if (self.adapter or self.name) and not self.model:
+            raise Invalid("model", "adapter= and name= belong to model=, which is not given")
         if self.base_name and not self.base:
             raise Invalid("base_name", "names the base model, but no base= is given; add base=MODEL or drop base_name")
         names = [e.name for e in self.models]
@@ -126,6 +134,8 @@ class Config(Recipe):
         for name, x in self.scaling.items():
             if x < 1:
                 raise Invalid(f"scaling.{name}", "the number of training languages is at least 1")
+        if self.fit_from < 1:
+            raise Invalid("fit_from", "must be at least 1")
 
 
 def check_common(cfg) -> None:
@@ -185,6 +195,8 @@ class ModelSpec:
     role: str = "trained"  # trained, base (evaluate) or trained/initial (observational)
     train_langs: list[str] = field(default_factory=lambda: ["en"])
     notes: list[str] = field(default_factory=list)
+    paradigm: str | None = None
+    x: int | None = None  # training languages on the scaling curve (None: len(train_langs))
 
     @property
     def identity(self) -> tuple:
@@ -575,11 +587,15 @@ def show_plan(specs: list[ModelSpec], data: dict[str, dict], cfg, backend: str) 
 
 
 def model_specs(cfg: Config) -> list[ModelSpec]:
-    trained = ModelSpec(cfg.name or default_name(cfg.model, cfg.adapter), cfg.model, cfg.adapter, cfg.template_from,
-                        "trained", list(cfg.train_langs))
-    specs = [trained]
-    for e in cfg.models:
-        specs.append(ModelSpec(e.name, e.model or cfg.model, e.adapter, cfg.template_from, "trained", list(e.train_langs)))
+    specs = []
+    if cfg.model:
+        specs.append(ModelSpec(cfg.name or default_name(cfg.model, cfg.adapter), cfg.model, cfg.adapter,
+                               cfg.template_from, "trained", list(cfg.train_langs), paradigm=cfg.paradigm))
+    for i, e in enumerate(cfg.models):
+        if not (e.model or cfg.model):
+            raise XlingError(f"models[{i}] ({e.name}) has an adapter but no model: give models[{i}].model or model=")
+        specs.append(ModelSpec(e.name, e.model or cfg.model, e.adapter, cfg.template_from, "trained",
+                               list(e.train_langs), paradigm=e.paradigm, x=e.x))
     if cfg.base:
         name = cfg.base_name or default_name(cfg.base)
         specs.append(ModelSpec(name, cfg.base, None, cfg.template_from, "base", []))
@@ -611,7 +627,20 @@ def check_comparisons(specs: list[ModelSpec], data: dict[str, dict]) -> None:
                                  "unseen languages: add some to langs=")
 
 
+def study_members(specs: list[ModelSpec], scaling: dict[str, int] | None = None) -> list:
+    """The trained models compared with the base (none without a base), as `xling.analysis` members."""
+    from ..analysis import Member
+
+    base = next((s for s in specs if s.role == "base"), None)
+    if base is None:
+        return []
+    scaling = scaling or {}
+    return [Member.of(s.name, base.name, s.train_langs, scaling.get(s.name, s.x if s.x is not None else "auto"),
+                      s.paradigm) for s in specs if s.role == "trained"]
+
+
 def run(cfg: Config, run_dir: Path) -> dict:
+    from .. import analysis as A
     from .. import report as R
 
     specs = model_specs(cfg)
@@ -620,27 +649,24 @@ def run(cfg: Config, run_dir: Path) -> dict:
     show_plan(specs, data, cfg, backend)
     items, stats = evaluate_specs(specs, cfg, data, run_dir, backend)
     langs = {b: list(per_lang) for b, per_lang in data.items()}
-    base = next((s for s in specs if s.role == "base"), None)
-    comparisons = {s.name: R.Comparison(s.name, base.name, s.train_langs) for s in specs
-                   if base is not None and s.role == "trained"}
-    summary = R.summarize(items, [s.name for s in specs], langs, comparisons, cfg.in_domain, cfg.out_of_domain,
-                          n_boot=cfg.n_boot, seed=cfg.seed)
-    files = R.write_outputs(run_dir, items, summary)
-    scaling = dict(cfg.scaling)
-    if not scaling and cfg.models and base is not None:
-        scaling = {s.name: len(s.train_langs) for s in specs if s.role == "trained"}
-    R.show(summary)
-    figures = R.figures(run_dir, summary, scaling=scaling) if cfg.plots else {}
-    report = R.write_markdown(run_dir, summary, figures, title=f"Evaluation: {', '.join(s.name for s in specs)}",
-                              settings=R.settings_lines(cfg, backend))
+    study = A.analyze(items, study_members(specs, cfg.scaling), langs, models=[s.name for s in specs],
+                      in_domain=cfg.in_domain, out_of_domain=cfg.out_of_domain, n_boot=cfg.n_boot, seed=cfg.seed,
+                      fit_from=cfg.fit_from)
+    files = R.write_outputs(run_dir, items, study.summary)
+    if study.members:
+        files["members"] = A.write_members(run_dir / "models.csv", study.members)
+    A.show(study)
+    figures = A.figures(run_dir, study) if cfg.plots else {}
+    report = A.write_report(run_dir, study, figures, title=f"Evaluation: {', '.join(s.name for s in specs)}",
+                            settings=R.settings_lines(cfg, backend))
     console.print(f"report: {report}", markup=False)
     return {
         "models": {s.name: {"model": s.model, "adapter": s.adapter, "role": s.role, "train_langs": s.train_langs,
-                            "template_from": s.template_from} for s in specs},
+                            "template_from": s.template_from, "paradigm": s.paradigm} for s in specs},
         "backend": backend,
         "langs": langs,
         "samples": {b: cfg.gen.samples(b) for b in langs},
         "generation": stats,
-        **summary.as_metrics(),
+        **study.as_metrics(),
         "files": {k: str(v) for k, v in {**files, **figures, "report": report}.items()},
     }

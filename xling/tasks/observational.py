@@ -18,7 +18,7 @@ from typing import Literal
 
 from .. import metrics as M
 from ..config import Invalid, Recipe
-from ..console import console, fmt_ci, print_table
+from ..console import console
 from ..errors import XlingError
 from ..languages import LANGUAGES, unknown_language_message
 from .evaluate import (
@@ -122,6 +122,7 @@ def plan_models(cfg: Config) -> tuple[list[ModelSpec], list[tuple[str, str, str,
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
+    from .. import analysis as A
     from .. import report as R
 
     specs, pairs = plan_models(cfg)
@@ -134,20 +135,16 @@ def run(cfg: Config, run_dir: Path) -> dict:
     show_plan(specs, data, cfg, backend)
     items, stats = evaluate_specs(specs, cfg, data, run_dir, backend)
     langs = {b: list(per_lang) for b, per_lang in data.items()}
-    comparisons = {t: R.Comparison(t, i, tl, paradigm) for t, i, paradigm, tl in pairs}
-    groups: dict[str, list[str]] = {}
-    for t, _, paradigm, _ in pairs:
-        groups.setdefault(paradigm, []).append(t)
-    summary = R.summarize(items, [s.name for s in specs], langs, comparisons, cfg.in_domain, cfg.out_of_domain,
-                          n_boot=cfg.n_boot, seed=cfg.seed, groups=groups)
+    members = [A.Member(t, i, list(tl), None, paradigm) for t, i, paradigm, tl in pairs]
+    study = A.analyze(items, members, langs, models=[s.name for s in specs], in_domain=cfg.in_domain,
+                      out_of_domain=cfg.out_of_domain, n_boot=cfg.n_boot, seed=cfg.seed)
+    summary = study.summary
     files = R.write_outputs(run_dir, items, summary)
-    R.show(summary)
-    g = summary.groups
-    rows = [[k, fmt_ci(v, g["ci"].get(k)), ", ".join(g["members"].get(k, []))] for k, v in g["mti"].items()]
-    print_table("MTI by training paradigm (mean over models, 95% CI)", ["group", "mean MTI", "models"], rows)
-    figures = R.figures(run_dir, summary, observational=True) if cfg.plots else {}
-    report = R.write_markdown(run_dir, summary, figures, title="Observational study: MTI of trained vs initial models",
-                              settings=R.settings_lines(cfg, backend))
+    files["members"] = A.write_members(run_dir / "models.csv", members)
+    A.show(study)
+    figures = A.figures(run_dir, study, observational=True) if cfg.plots else {}
+    report = A.write_report(run_dir, study, figures, title="Observational study: MTI of trained vs initial models",
+                            settings=R.settings_lines(cfg, backend))
     console.print(f"report: {report}", markup=False)
     return {
         "models": {s.name: {"model": s.model, "adapter": s.adapter, "template_from": s.template_from} for s in specs},
@@ -156,6 +153,6 @@ def run(cfg: Config, run_dir: Path) -> dict:
         "langs": langs,
         "samples": {b: cfg.gen.samples(b) for b in langs},
         "generation": stats,
-        **summary.as_metrics(),
+        **study.as_metrics(),
         "files": {k: str(v) for k, v in {**files, **figures, "report": report}.items()},
     }
