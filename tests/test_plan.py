@@ -169,12 +169,13 @@ def test_dry_run_prints_the_plan_as_yaml_comments(capsys, monkeypatch, tmp_path)
     resolved = yaml.safe_load(out)  # still the resolved recipe
     assert resolved["plan"]["gpu"] == "a100-80gb" and resolved["plan"]["memory_check"] is True
     comments = [line for line in out.splitlines() if line.startswith("#")]
-    assert comments[0].startswith("# plan (estimates, not measurements): GRPO Qwen/Qwen2.5-1.5B-Instruct, unsloth "
-                                  "LoRA r=32, vLLM 0.5, batch 8, on a100-80gb")
-    assert "#   steps 7; rollouts 14,336; tokens generated ~10.0M, trained ~12.9M" in comments
-    assert any(c.startswith("#   time ~") and "GPU-hours" in c for c in comments)
-    assert any(c.startswith("#   peak VRAM ~") and ": fits (" in c for c in comments)
-    assert "#   assumptions:" in comments
+    assert comments[0].startswith("# plan of GRPO Qwen/Qwen2.5-1.5B-Instruct, unsloth LoRA r=32, vLLM 0.5, batch 8, "
+                                  "on a100-80gb (NVIDIA A100-SXM4-80GB, 79.3 GiB, bf16): 7 steps, 14,336 rollouts, "
+                                  "~10.0M tokens generated, ~12.9M trained, ~")
+    assert comments[0].endswith("~0.70 GPU-hours, peak VRAM ~44.2 of 79.3 GiB (fits)")
+    assert comments[1] == "#   estimates, not measurements (the assumptions are listed below)"
+    assert "#   peak VRAM (GiB): vLLM share 39.6, LoRA + Adam 0.55, activations 3.0, CUDA context 1.0" in comments
+    assert any(c.startswith("#   time per step ~") for c in comments) and "#   assumptions:" in comments
     assert not list(tmp_path.iterdir())
 
 
@@ -231,7 +232,7 @@ def test_totals_of_a_sweep():
     ests.append(planned("grpo-en", "plan.gpu=rtx4090-24gb", "train.backend=peft"))
     total = Estimate.total(ests)
     assert not total.fits and total.gpu == "mixed" and total.problems
-    assert total.as_dict()["gpu_hours"] == total.gpu_hours and total.lines()[0].startswith("plan (estimates")
+    assert total.as_dict()["gpu_hours"] == total.gpu_hours and total.lines()[0].startswith("plan of 4 run(s), on ")
 
 
 def test_evaluation():

@@ -136,7 +136,8 @@ class Estimate:
         """The first line is the whole plan in one line (a sweep lists one per member); then how it was counted,
         the memory terms and the assumptions."""
         gpus = f" x {self.gpus}" if self.gpus > 1 else ""
-        out = [f"plan (estimates, not measurements) of {self.label}, on {self.device}{gpus}: {self.summary()}"]
+        out = [f"plan of {self.label}, on {self.device}{gpus}: {self.summary()}",
+               "  estimates, not measurements (the assumptions are listed below)"]
         out += [f"  {d}" for d in self.details]
         if self.step_seconds:
             out.append(f"  time per step ~{duration(self.step_seconds)}")
@@ -158,7 +159,7 @@ class Estimate:
         devices = {e.device for e in ests}
         worst = max(ests, key=lambda e: e.peak_vram_gib, default=None)
         return Estimate(
-            label=f"total of {len(ests)} run(s)", method="total",
+            label=f"{len(ests)} run(s)", method="total",
             gpu=gpus.pop() if len(gpus) == 1 else "mixed", device=devices.pop() if len(devices) == 1 else "several",
             steps=sum(e.steps for e in ests), rollouts=sum(e.rollouts for e in ests),
             generated_tokens=sum(e.generated_tokens for e in ests), trained_tokens=sum(e.trained_tokens for e in ests),
