@@ -114,6 +114,8 @@ def test_model_shapes():
     assert model_shape("meta-llama/Llama-3.2-1B-Instruct").arch.params() == 1_235_814_400
     assert model_shape("Qwen/Qwen2.5-Math-7B").arch.params() == 7_615_616_512
     assert model_shape("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B").arch.params() == 1_777_088_000
+    unbuilt = model_shape("runs/study/models/tiny-base")  # a sweep builds it before training
+    assert unbuilt.arch == model_shape("tiny").arch and unbuilt.random and not unbuilt.exact
     guess = model_shape("someone/my-model-3b")
     assert not guess.exact and "shaped like qwen2.5-3b (its name says 3B)" in guess.source
     est = planned("grpo-en", "plan.gpu=t4-16gb", "model.name=someone/my-model-7b")

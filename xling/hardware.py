@@ -225,6 +225,7 @@ class ModelShape:
     arch: Arch
     source: str  # where the shape came from, for the assumptions
     exact: bool  # False: guessed (the planner then never refuses a run on memory)
+    random: bool = False  # xling.tiny's random model: its completions stop at random
 
 
 def _qwen25(h, layers, heads, kv, inter, vocab=151936, tied=True) -> Arch:
@@ -320,12 +321,15 @@ def model_shape(name: str) -> ModelShape:
     """The shape of `model.name`: the tiny model, a local folder, a known id, the HF cache, or a guess."""
     name = str(name).strip()
     if name == "tiny":
-        return ModelShape(ARCHS["tiny"], "xling.tiny's random model", True)
+        return ModelShape(ARCHS["tiny"], "xling.tiny's random model", True, random=True)
     local = Path(name).expanduser()
     if (local / "config.json").is_file():
         arch = _read_config(local / "config.json")
         if arch is not None:
             return ModelShape(arch, f"{local / 'config.json'}", True)
+    elif "/" in name and re.fullmatch(r"tiny(-\w+)?", local.name) and not local.exists():
+        return ModelShape(ARCHS["tiny"], f"assumed: xling.tiny's random model, which {name} will hold once built",
+                          False, random=True)
     short = name.lower().rsplit("/", 1)[-1]
     for pattern, key in _NAMES:
         if re.match(pattern, short):

@@ -292,7 +292,7 @@ def estimate_training(cfg: Any, gpu: str | Gpu | None = None, *, backend: str | 
     procs = processes or pc.gpus or world_size()
     shape = model_shape(cfg.model.name)
     arch, n_params = shape.arch, shape.arch.params()
-    tiny = str(cfg.model.name).strip() == "tiny"
+    tiny = shape.random
     notes.append(f"model {cfg.model.name}: {_num(n_params)} parameters ({shape.source})")
     backend, vllm = _choose_backend(cfg, method, dev, procs, backend, use_vllm, notes)
     full = backend == "full"
@@ -560,7 +560,7 @@ def estimate_evaluation(n_prompts: int, samples: int, max_tokens: int, model: st
     arch, n_params = shape.arch, shape.arch.params()
     notes.append(f"model {model}: {_num(n_params)} parameters ({shape.source})")
     _, decode = _rates(dev, pc, notes, training=False)
-    C = _mean_completion(pc, str(model).strip() == "tiny", arch.vocab, max_tokens, SAMPLED_TOKENS,
+    C = _mean_completion(pc, shape.random, arch.vocab, max_tokens, SAMPLED_TOKENS,
                          notes, "answers", key="completion_tokens")
     est = Estimate(label=f"evaluation of {model}: {n_prompts:,} prompts x {samples} sample(s), at most "
                          f"{max_tokens:,} tokens", method="evaluate", gpu=dev.key, device=dev.describe(),
