@@ -77,6 +77,9 @@ def scaling_of(by_x: Mapping[int, float | None], fit_from: int = 2) -> dict:
         out["note"] = (f"no power-law fit: it needs values at three distinct X >= {fit_from} (training languages, "
                        f"English included); this study has X = {have}")
         return out
+    if all(pts[x] == 0 for x in fit_x):
+        out["note"] = f"no power-law fit: the value is 0 at every X >= {fit_from}"
+        return out
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scipy's OptimizeWarning on a perfect or degenerate fit
