@@ -7,9 +7,13 @@ grouping, ordering or arithmetic shows here as a different float.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 
 from xling import metrics as M
+from xling.bench.analysis import ReferenceItemScores, reference_bootstrap
 
 
 def study_records():
@@ -176,3 +180,116 @@ def test_25000_item_intervals_are_pinned():
     ci = M.bootstrap(M.ItemScores.from_records(large_records()), large_statistic, n_boot=200, seed=0)
     assert ci == LARGE_CI
     assert list(_paths(ci)) == list(_paths(LARGE_CI))
+
+
+# -- the bootstrap from draw counts against the reference, on cases drawn at random ------------
+
+
+def _random_case(seed: int):
+    """Records of 2-3 models on 1-3 benchmarks: parallel or not, gaps, several samples per item
+    (1, 2, 3 or 16), 0/1 or k/n scores, in shuffled order; and a statistic over all of it."""
+    rng = np.random.default_rng(seed)
+    models = ["base", "rl", "sft"][: rng.integers(2, 4)]
+    recs = []
+    for b in range(rng.integers(1, 4)):
+        bench = f"b{b}"
+        langs = ["en", "de", "sw", "ja"][: rng.integers(1, 5)]
+        n = int(rng.integers(1, 40))
+        samples = int(rng.choice([1, 1, 2, 3, 16]))
+        for m in models:
+            for lang in langs:
+                ids = [i for i in range(n) if rng.random() > (0.2 if rng.random() < 0.3 else 0)] or [0]
+                offset = int(rng.integers(0, 5)) if rng.random() < 0.3 else 0  # not parallel
+                p = rng.random()
+                for i in ids:
+                    for _ in range(samples):
+                        recs.append({"model": m, "benchmark": bench, "lang": lang, "id": f"{bench}-{i + offset}",
+                                     "score": float(rng.random() < p)})
+    recs = [recs[i] for i in rng.permutation(len(recs))]
+
+    def statistic(acc):
+        out = {"acc": acc}
+        for m in models[1:]:
+            out[m] = {b: {"gain": M.relative_gains(acc[m][b], acc["base"][b]),
+                          "gen": M.gen(acc[m][b], acc["base"][b])} for b in acc["base"] if b in acc[m]}
+        return out
+
+    return recs, statistic
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_bootstrap_matches_the_reference_to_the_last_digit(seed, monkeypatch):
+    recs, statistic = _random_case(seed)
+    expected = reference_bootstrap(ReferenceItemScores.from_records(recs), statistic, n_boot=60, seed=seed)
+    monkeypatch.setattr(M, "DRAWS_PER_BLOCK", 1 + seed * 7)  # many blocks of replicates, and one row
+    items = M.ItemScores.from_records(recs)
+    ref_items = ReferenceItemScores.from_records(recs)
+    assert items.ids == ref_items.ids
+    assert list(items.scores) == list(ref_items.scores)
+    for b, per in ref_items.scores.items():
+        assert list(items.scores[b]) == list(per)
+        for key, arr in per.items():
+            np.testing.assert_array_equal(items.scores[b][key], arr)
+    ci = M.bootstrap(items, statistic, n_boot=60, seed=seed)
+    assert ci == expected
+    assert list(_paths(ci)) == list(_paths(expected))
+
+
+def test_counted_and_gathered_replicates_agree_where_sums_are_exact(monkeypatch):
+    items = M.ItemScores.from_records(study_records())
+    layout, counted = items.replicates(200, np.random.default_rng(1))
+    monkeypatch.setattr(M, "_sums_are_exact", lambda scores, n: False)
+    layout2, gathered = items.replicates(200, np.random.default_rng(1))
+    assert layout == layout2
+    np.testing.assert_array_equal(counted, gathered)
+
+
+@pytest.mark.parametrize(
+    "scores,n,exact",
+    [
+        ([0.0, 1.0, 1.0], 3, True),
+        ([k / 16 for k in range(17)], 30, True),  # AIME's 16 samples
+        ([0.0, 1 / 3, 2 / 3], 3, False),  # 3 samples: k/3 is not a binary fraction
+        ([0.5, float("nan")], 2, False),
+        ([0.5, float("inf")], 2, False),
+        ([-0.0, 1.0], 2, False),  # the sign of a sum of zeros depends on the order
+        ([0.0, 0.0], 5, True),
+        ([2.0**-30, 1.0], 2**20, True),  # sums up to 2**20 in steps of 2**-30: 50 bits
+        ([2.0**-40, 1.0], 2**20, False),  # steps of 2**-40: 60 bits
+        ([0.5 + 2.0**-50, 1.0], 2**10, False),  # needs 50 bits below the point; n leaves 43
+    ],
+)
+def test_sums_are_exact(scores, n, exact):
+    assert M._sums_are_exact(np.array(scores), n) is exact
+
+
+def test_the_statistic_sees_each_replicate_once_and_a_scalar_statistic_gets_one_interval():
+    items = M.ItemScores.from_records(large_records(300))
+    seen = []
+
+    def statistic(acc):
+        seen.append(acc["rl"]["math500"]["en"])
+        return acc["rl"]["math500"]["en"] - acc["base"]["math500"]["en"]
+
+    ci = M.bootstrap(items, statistic, n_boot=50, seed=4)
+    assert len(seen) == 50 and len(set(seen)) > 10
+    assert ci == reference_bootstrap(ReferenceItemScores.from_records(large_records(300)), statistic, n_boot=50,
+                                     seed=4)
+
+
+def test_analysis_benchmark_compares_with_the_reference_and_says_what_it_skipped(capsys, tmp_path):
+    from xling.bench import analysis
+
+    # 30 items × 6 cells: the reference needs ~1.4e-4 GB at 20 replicates, ~2.7e-4 GB at 300
+    argv = ["--sizes", "30", "--boots", "20,300", "--langs", "3", "--ref-max-gb", "0.0002",
+            "--json", str(tmp_path / "figures.json")]
+    assert analysis.main(argv) == 0
+    out = capsys.readouterr().out
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert [f["replicates"] for f in figures] == [20, 300]
+    ran, skipped = figures
+    assert ran["same"] == "yes" and ran["ref"]["wall"] > 0 and ran["new"]["peak_mb"] > 0
+    assert 0 <= ran["new"]["statistic"] <= ran["new"]["bootstrap"] <= ran["new"]["wall"]
+    assert skipped["ref"] == {"skipped": "needs about 0.0 GB"} and skipped["same"] == "—"
+    assert "30 × 300: reference skipped, it needs about 0.0 GB (> --ref-max-gb 0.0002)" in out
+    assert "speed-up" in out
