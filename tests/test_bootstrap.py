@@ -285,11 +285,11 @@ def test_analysis_benchmark_compares_with_the_reference_and_says_what_it_skipped
             "--json", str(tmp_path / "figures.json")]
     assert analysis.main(argv) == 0
     out = capsys.readouterr().out
-    figures = json.loads((tmp_path / "figures.json").read_text())
+    figures = json.loads((tmp_path / "figures.json").read_text())["cases"]
     assert [f["replicates"] for f in figures] == [20, 300]
     ran, skipped = figures
     assert ran["same"] == "yes" and ran["ref"]["wall"] > 0 and ran["new"]["peak_mb"] > 0
     assert 0 <= ran["new"]["statistic"] <= ran["new"]["bootstrap"] <= ran["new"]["wall"]
     assert skipped["ref"] == {"skipped": "needs about 0.0 GB"} and skipped["same"] == "—"
     assert "30 × 300: reference skipped, it needs about 0.0 GB (> --ref-max-gb 0.0002)" in out
-    assert "speed-up" in out
+    assert "speed-up" in out and "load average" in out

@@ -31,7 +31,7 @@ from .io import iter_jsonl, malformed_lines_error
 
 KEYS = ("model", "benchmark", "lang", "id")
 UNPARSEABLE_GOLD = "unparseable gold"  # xling.answers.UNPARSEABLE_GOLD (not imported: that module is heavy)
-ARROW_MIN_BYTES = 1 << 21  # below this (and pyarrow not yet imported), reading lines is quicker
+ARROW_MIN_BYTES = 1 << 23  # below this (pyarrow not yet imported), lines are read before pyarrow imports
 SCAN_BLOCK = 1 << 24  # bytes read at once when checking the layout
 NEWLINE, OPEN, CLOSE = ord("\n"), ord("{"), ord("}")
 

@@ -6,7 +6,9 @@ it is None, shown as "None", and left out of every mean (never inf or NaN).
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections import abc
 from array import array
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -248,7 +250,7 @@ class ItemScores:
         made a block of replicates at a time, so memory grows with items + replicates, not their
         product.
         """
-        plan = []  # (benchmark, cells, present items)
+        plan = []  # per group: its cells' scores on the items they hold (items × cells)
         layout: dict[str, dict[str, dict[str, int]]] = {}
         n_cols = 0
         for b, per in self.scores.items():
@@ -262,30 +264,49 @@ class ItemScores:
                 for model, lang in keys:
                     layout.setdefault(model, {}).setdefault(b, {})[lang] = n_cols
                     n_cols += 1
-                plan.append((b, keys, present))
+                plan.append(np.stack([per[key][present] for key in keys], axis=1))
         out = np.empty((n_boot, n_cols))
-        col = 0
-        for b, keys, present in plan:
-            n = len(present)
-            scores = np.stack([self.scores[b][key][present] for key in keys], axis=1)
-            exact = [j for j in range(len(keys)) if _sums_are_exact(scores[:, j], n)]
-            other = [j for j in range(len(keys)) if j not in exact]
-            exact_scores = np.ascontiguousarray(scores[:, exact])
-            rows = max(1, min(n_boot, DRAWS_PER_BLOCK // n))
-            for start in range(0, n_boot, rows):
-                stop = min(n_boot, start + rows)
-                draws = rng.integers(0, n, size=(stop - start, n))
-                for j in other:
-                    out[start:stop, col + j] = scores[:, j][draws].mean(axis=1) * 100
-                if exact:
-                    draws += np.arange(0, (stop - start) * n, n)[:, None]
-                    counts = np.bincount(draws.ravel(), minlength=draws.size).reshape(draws.shape)
-                    out[start:stop, [col + j for j in exact]] = counts.astype(np.float64) @ exact_scores / n * 100
-            col += len(keys)
+        with _blas_threads(BLAS_THREADS):
+            col = 0
+            for scores in plan:
+                _resample(scores, rng, out[:, col:col + scores.shape[1]])
+                col += scores.shape[1]
         return layout, out
 
 
-DRAWS_PER_BLOCK = 1 << 21  # item draws held at once (16 MiB of int64 indices, and as much of counts)
+def _resample(scores: np.ndarray, rng: np.random.Generator, out: np.ndarray) -> None:
+    """Fill out (n_boot × cells) with the accuracies of n_boot draws of n items from scores (n × cells)."""
+    n_boot, (n, cells) = len(out), scores.shape
+    exact = [j for j in range(cells) if _sums_are_exact(scores[:, j], n)]
+    other = [j for j in range(cells) if j not in exact]
+    exact_scores = np.ascontiguousarray(scores[:, exact])
+    rows = max(1, min(n_boot, DRAWS_PER_BLOCK // n))
+    counts = np.empty((rows, n)) if exact else None
+    for start in range(0, n_boot, rows):
+        stop = min(n_boot, start + rows)
+        draws = rng.integers(0, n, size=(stop - start, n))  # the same draws, in the same order, as one call
+        for j in other:  # sums that depend on their order: averaged as drawn
+            out[start:stop, j] = scores[:, j][draws].mean(axis=1) * 100
+        if exact:
+            for r, row in enumerate(draws):  # row by row: each count vector stays in cache
+                counts[r] = np.bincount(row, minlength=n)
+            out[start:stop, exact] = counts[:stop - start] @ exact_scores / n * 100
+
+
+DRAWS_PER_BLOCK = 1 << 22  # item draws held at once (32 MiB of int64 indices, and as much of counts)
+BLAS_THREADS: int | None = 1  # for the products: thin (a block of replicates × items × cells), they gain little
+# from OpenBLAS's threads, and on a busy machine those spin and lose a lot; None: leave BLAS as it is
+
+
+def _blas_threads(n: int | None):
+    """A context in which BLAS uses at most n threads (threadpoolctl; without it, or with None, as is)."""
+    if n is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def _first_seen(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -317,8 +338,10 @@ def _sums_are_exact(scores: np.ndarray, n: int) -> bool:
 
 
 def _flatten(obj: Mapping, path: tuple, out: list) -> None:
+    """Append (path, leaf) for every leaf of a nested mapping, in order."""
     for k, v in obj.items():
-        if isinstance(v, Mapping):
+        kind = type(v)
+        if kind is dict or (kind is not float and v is not None and isinstance(v, abc.Mapping)):
             _flatten(v, path + (k,), out)
         else:
             out.append((path + (k,), v))
@@ -358,7 +381,7 @@ def bootstrap(
                    for m, per_b in layout.items()}
             value = statistic(acc)
             leaves: list = []
-            if isinstance(value, Mapping):
+            if isinstance(value, abc.Mapping):
                 _flatten(value, (), leaves)
             else:
                 leaves.append(((), value))

@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sizes, boots = _ints(args.sizes), _ints(args.boots)
     n_cells = args.models * args.langs
+    load = [os.getloadavg()[0]]
     rows, figures, notes = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.keep or tmp)
@@ -322,25 +323,30 @@ def main(argv: list[str] | None = None) -> int:
                                 "same": same})
                 rows.append([
                     f"{n_items:,}", f"{n_boot:,}",
-                    *(_fmt(new) if "wall" in new else [new.get("error", "?"), "", "", ""]),
+                    *(_fmt(new) if "wall" in new else [new.get("error", "?"), "", "", "", ""]),
                     *(_fmt(ref)[:2] if "wall" in ref else [ref.get("skipped") or ref.get("error", "?"), ""]),
                     f"{ref['wall'] / new['wall']:.1f}×" if "wall" in new and "wall" in ref else "—",
                     same,
                 ])
-                console.print(f"  {n_boot:,} replicates: new {rows[-1][2]} s, reference {rows[-1][6]}", markup=False)
+                console.print(f"  {n_boot:,} replicates: new {rows[-1][2]} s, reference {rows[-1][7]}", markup=False)
+    load.append(os.getloadavg()[0])
+    notes.append(f"{os.cpu_count()} CPU cores; 1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at the end "
+                 "(figures are wall times: other work on the machine slows both implementations)")
     print_table(f"analysis ({args.models} models × {args.langs} languages × 1 benchmark; peak: whole process RSS)",
-                ["items/cell", "replicates", "new s", "new peak MB", "read s", "statistic s",
+                ["items/cell", "replicates", "new s", "new peak MB", "read s", "bootstrap s", "of it statistic",
                  "ref s", "ref peak MB", "speed-up", "same intervals"], rows,
-                note="read: reading the file and building the item table; statistic: inside transfer_metrics, "
-                     "once per replicate." + ("\n" + "\n".join(notes) if notes else ""))
+                note="read: reading the file and building the item table; bootstrap: the rest (drawing, counting, "
+                     "the products, the statistic and the quantiles); statistic: inside transfer_metrics, called once "
+                     "per replicate." + ("\n" + "\n".join(notes) if notes else ""))
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"cpus": os.cpu_count(), "load": load, "cases": figures}, indent=2) + "\n")
     return 1 if any(f["same"] == "NO" for f in figures) else 0
 
 
 def _fmt(r: dict) -> list[str]:
-    share = 100 * r["statistic"] / r["wall"] if r["wall"] else 0
-    return [f"{r['wall']:.2f}", f"{r['peak_mb']:.0f}", f"{r['read']:.2f}", f"{r['statistic']:.2f} ({share:.0f}%)"]
+    share = 100 * r["statistic"] / r["bootstrap"] if r["bootstrap"] else 0
+    return [f"{r['wall']:.2f}", f"{r['peak_mb']:.0f}", f"{r['read']:.2f}", f"{r['bootstrap']:.2f}",
+            f"{r['statistic']:.2f} s ({share:.0f}%)"]
 
 
 if __name__ == "__main__":
