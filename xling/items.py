@@ -1,4 +1,4 @@
-"""Per-item results read column-wise: one pass over a JSON Lines file into arrays, no record kept.
+"""Per-item results read column-wise: a JSON Lines file straight into arrays, no record kept.
 
 `read_items(path)` gives `ItemColumns`: for every record, in file order, codes of its model,
 benchmark, language and id (into lists of names), its score (`score`, else `correct`), and whether
@@ -26,11 +26,11 @@ from typing import Sequence
 
 import numpy as np
 
+from .answers import UNPARSEABLE_GOLD
 from .errors import XlingError
 from .io import iter_jsonl, malformed_lines_error
 
 KEYS = ("model", "benchmark", "lang", "id")
-UNPARSEABLE_GOLD = "unparseable gold"  # xling.answers.UNPARSEABLE_GOLD (not imported: that module is heavy)
 ARROW_MIN_BYTES = 1 << 23  # below this (pyarrow not yet imported), lines are read before pyarrow imports
 SCAN_BLOCK = 1 << 24  # bytes read at once when checking the layout
 NEWLINE, OPEN, CLOSE = ord("\n"), ord("{"), ord("}")
@@ -104,7 +104,7 @@ def read_items(path: str | Path) -> ItemColumns:
     quick = None
     if path.stat().st_size >= ARROW_MIN_BYTES or "pyarrow.json" in sys.modules:
         quick = _arrow_columns(path)
-    return quick or _line_columns(path)
+    return quick if quick is not None else _line_columns(path)
 
 
 # ------------------------------------------------------------------------------ line by line

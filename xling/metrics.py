@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections import abc
 from array import array
+from collections import abc
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -200,9 +200,10 @@ class ItemScores:
         if not len(score):
             return out
         n_ids, n_models, n_langs = len(ids), len(models), len(langs)
-        _, bench_order = _first_seen(benchmark)
-        cell, cell_keys = _first_seen((benchmark * n_models + model) * n_langs + lang)
-        slot, slot_keys = _first_seen(benchmark * n_ids + item)  # an item of a benchmark
+        n_bench = len(benchmarks)
+        _, bench_order = _first_seen(benchmark, n_bench)
+        cell, cell_keys = _first_seen((benchmark * n_models + model) * n_langs + lang, n_bench * n_models * n_langs)
+        slot, slot_keys = _first_seen(benchmark * n_ids + item, n_bench * n_ids)  # an item of a benchmark
         slot_bench = slot_keys // n_ids
         position = np.empty(len(slot_keys), dtype=np.int64)  # of an item in its benchmark's ids
         for b in bench_order.tolist():
@@ -211,9 +212,14 @@ class ItemScores:
             out.ids[benchmarks[b]] = [ids[i] for i in (slot_keys[mine] % n_ids).tolist()]
             out.scores[benchmarks[b]] = {}
         # one value per (cell, item): the sum of its records in record order over their number
-        pair, inverse = np.unique(cell * len(slot_keys) + slot, return_inverse=True)
-        sums = np.bincount(inverse, weights=score, minlength=len(pair))
-        means = sums / np.bincount(inverse, minlength=len(pair))
+        pair_key = cell * len(slot_keys) + slot
+        if _dense(len(cell_keys) * len(slot_keys), len(pair_key)):
+            counts = np.bincount(pair_key, minlength=len(cell_keys) * len(slot_keys))
+            pair = np.flatnonzero(counts)
+            means = np.bincount(pair_key, weights=score, minlength=len(counts))[pair] / counts[pair]
+        else:
+            pair, inverse = np.unique(pair_key, return_inverse=True)
+            means = np.bincount(inverse, weights=score, minlength=len(pair)) / np.bincount(inverse, minlength=len(pair))
         pair_cell, pair_slot = pair // len(slot_keys), pair % len(slot_keys)
         bounds = np.searchsorted(pair_cell, np.arange(len(cell_keys) + 1))
         for c, key in enumerate(cell_keys.tolist()):
@@ -246,9 +252,10 @@ class ItemScores:
         the group gets its accuracy from one product of those counts with the items' scores. That
         sum is exact, and so equal to the sum of the drawn scores in any order, when the scores are
         multiples of one power of two small enough for n of them (0/1 scores, AIME's k/16); a cell
-        holding other scores (k/3, off-target shares) averages its drawn scores as before. Draws are
-        made a block of replicates at a time, so memory grows with items + replicates, not their
-        product.
+        holding other scores (k/3, off-target shares) averages the drawn scores themselves, in the
+        order drawn. Either way the accuracies are those of averaging each replicate's drawn scores
+        to the last digit. Draws are made a block of replicates at a time (`DRAWS_PER_BLOCK`), so
+        memory grows with items + replicates, not their product.
         """
         plan = []  # per group: its cells' scores on the items they hold (items × cells)
         layout: dict[str, dict[str, dict[str, int]]] = {}
@@ -309,8 +316,22 @@ def _blas_threads(n: int | None):
     return threadpool_limits(limits=n, user_api="blas")
 
 
-def _first_seen(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes numbering the distinct keys in the order of their first occurrence, and those keys."""
+def _dense(size: int, n: int) -> bool:
+    """Whether tables over every possible key (0 ≤ key < size) are small enough for n keys."""
+    return size <= max(1 << 20, 4 * n)
+
+
+def _first_seen(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes numbering the distinct keys (0 ≤ key < size) in the order of their first occurrence,
+    and those keys."""
+    if _dense(size, len(keys)):  # no sort: the first position of every possible key
+        first = np.full(size, len(keys), dtype=np.int64)
+        np.minimum.at(first, keys, np.arange(len(keys)))
+        seen = np.flatnonzero(first < len(keys))
+        order = seen[np.argsort(first[seen], kind="stable")]
+        rank = np.empty(size, dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        return rank[keys], order
     uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     rank = np.empty(len(uniq), dtype=np.int64)
