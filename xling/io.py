@@ -14,12 +14,19 @@ from .errors import XlingError
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write `text` to `path` through a temporary file in the same folder and a rename."""
+    return atomic_write_lines(path, [text])
+
+
+def atomic_write_lines(path: str | Path, parts: Iterable[str]) -> Path:
+    """Write the strings one after another to `path`, through a temporary file and a rename: the
+    text is streamed, never held whole, and a failure midway leaves `path` as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            for part in parts:
+                f.write(part)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -66,8 +73,8 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
 
 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
-    lines = [json.dumps(_json_safe(r), ensure_ascii=False) for r in rows]
-    return atomic_write_text(path, "".join(line + "\n" for line in lines))
+    """One JSON object per line, written atomically and streamed row by row."""
+    return atomic_write_lines(path, (json.dumps(_json_safe(r), ensure_ascii=False) + "\n" for r in rows))
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict | None, str | None]]:
@@ -107,8 +114,13 @@ def read_jsonl(path: str | Path) -> list[dict]:
         else:
             rows.append(rec)
     if bad:
-        raise XlingError(f"{path}: {len(bad)} malformed line(s): " + "; ".join(bad[:5]))
+        raise malformed_lines_error(path, bad)
     return rows
+
+
+def malformed_lines_error(path: str | Path, bad: list[str]) -> XlingError:
+    """The error for a JSONL file with malformed lines ("line N: why" each), naming the first five."""
+    return XlingError(f"{path}: {len(bad)} malformed line(s): " + "; ".join(bad[:5]))
 
 
 def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
