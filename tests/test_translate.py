@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections import Counter
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -216,57 +214,28 @@ def test_hf_translator_with_tiny_model(tiny_model, pool, tmp_path):
     assert again["translated"] == 0
 
 
-# vllm 0.30.0's names: the LLM arguments xling may pass, SamplingParams' fields (those a translator
-# could use), and LLM.chat's signature.
-LLM_KEYS = {"dtype", "seed", "gpu_memory_utilization", "tensor_parallel_size", "enforce_eager", "max_model_len",
-            "max_num_seqs", "enable_prefix_caching", "enable_lora", "max_lora_rank", "max_loras"}
-SAMPLING_KEYS = {"n", "temperature", "top_p", "top_k", "min_p", "seed", "stop", "stop_token_ids", "max_tokens",
-                 "min_tokens", "presence_penalty", "frequency_penalty", "repetition_penalty", "logprobs"}
+def strict_vllm(monkeypatch, reply):
+    """tests/fake_vllm.py (vLLM 0.30.0's names and checks) answering each conversation with `reply(i, conv)`."""
+    import fake_vllm
 
-
-def strict_vllm(seen: dict, reply) -> SimpleNamespace:
-    """A fake vllm module that refuses any argument name vllm 0.30.0 does not accept."""
-
-    class LLM:
-        def __init__(self, model, **kwargs):
-            assert not set(kwargs) - LLM_KEYS, f"unexpected LLM arguments {set(kwargs) - LLM_KEYS}"
-            seen["model"], seen["llm_kwargs"] = model, kwargs
-
-        def get_tokenizer(self):
-            return SimpleNamespace(chat_template="{{ messages }}")
-
-        def chat(self, messages, sampling_params=None, use_tqdm=True, lora_request=None, chat_template=None,
-                 chat_template_content_format="auto", add_generation_prompt=True, continue_final_message=False,
-                 tools=None, chat_template_kwargs=None, tokenization_kwargs=None, mm_processor_kwargs=None):
-            assert isinstance(sampling_params, SamplingParams), "always pass SamplingParams explicitly"
-            assert not (add_generation_prompt and continue_final_message)
-            seen["conversations"], seen["params"] = messages, sampling_params
-            seen["chat_kwargs"] = dict(use_tqdm=use_tqdm, chat_template=chat_template,
-                                       add_generation_prompt=add_generation_prompt,
-                                       continue_final_message=continue_final_message)
-            return [SimpleNamespace(outputs=[SimpleNamespace(text=reply(i, c))]) for i, c in enumerate(messages)]
-
-    class SamplingParams:
-        def __init__(self, **kwargs):
-            assert not set(kwargs) - SAMPLING_KEYS, f"unexpected SamplingParams arguments {set(kwargs) - SAMPLING_KEYS}"
-            self.kwargs = kwargs
-
-    return SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams)
+    return fake_vllm.install(monkeypatch, reply=lambda i, conv, k: (reply(i, conv), "stop"))
 
 
 def test_vllm_translator_against_a_fake_module(monkeypatch, pool):
-    seen: dict = {}
-    monkeypatch.setitem(sys.modules, "vllm", strict_vllm(seen, lambda i, conv: f"Задача {i}"))
+    fake = strict_vllm(monkeypatch, lambda i, conv: f"Задача {i}")
     translator = vllm_translator("Qwen/Qwen2.5-7B-Instruct", max_new_tokens=512, gpu_memory_utilization=0.5,
                                  tensor_parallel_size=1)
     out = translator([pool[0].question, pool[1].question], "ru")
     assert out == ["Задача 0", "Задача 1"]
-    assert seen["model"] == "Qwen/Qwen2.5-7B-Instruct"
-    assert seen["llm_kwargs"] == {"gpu_memory_utilization": 0.5, "tensor_parallel_size": 1}
-    assert seen["params"].kwargs == {"temperature": 0.0, "max_tokens": 512}
-    assert seen["conversations"][1] == translation_messages(pool[1].question, "ru")
-    assert seen["chat_kwargs"]["add_generation_prompt"] is True
-    assert seen["chat_kwargs"]["continue_final_message"] is False and seen["chat_kwargs"]["chat_template"] is None
+    model, llm_kwargs = fake.llm_calls[0]
+    assert model == "Qwen/Qwen2.5-7B-Instruct"
+    assert llm_kwargs == {"gpu_memory_utilization": 0.5, "tensor_parallel_size": 1}
+    params = fake.sampling_params[0]  # greedy, one sample: what vLLM accepts
+    assert params.kwargs == {"temperature": 0.0, "max_tokens": 512} and params.n == 1
+    call = fake.chat_calls[0]
+    assert call["messages"][1] == translation_messages(pool[1].question, "ru")
+    assert call["add_generation_prompt"] is True
+    assert call["continue_final_message"] is False and call["chat_template"] is None  # the model's own template
 
 
 # -- the recipe --------------------------------------------------------------------------------
@@ -311,20 +280,17 @@ def test_translate_recipe_errors(run_cli, capsys):
 
 
 def test_translate_recipe_vllm_backend_against_a_fake_module(run_cli, monkeypatch, tmp_path):
-    seen: dict = {}
-
     def reply(i, conv):
         text = conv[-1]["content"].rsplit("\n\n", 1)[1]
         return "Задача с числами " + " и ".join(re.findall(r"\d+", text))
 
-    monkeypatch.setitem(sys.modules, "vllm", strict_vllm(seen, reply))
+    fake = strict_vllm(monkeypatch, reply)
     assert run_cli("translate", "source=synth", "langs=ru", "n=5", "backend=vllm", "model=org/model",
                    "gpu_memory_utilization=0.5", "out=v") == 0
     metrics = json.loads((tmp_path / "v" / "metrics.json").read_text())
     assert metrics["accepted"] == 5 and metrics["complete"] == 5
     assert metrics["solutions"]["translated"] == 5  # synth problems carry worked solutions
-    assert seen["model"] == "org/model"
-    assert seen["llm_kwargs"] == {"gpu_memory_utilization": 0.5, "tensor_parallel_size": 1}
+    assert fake.llm_calls[0] == ("org/model", {"gpu_memory_utilization": 0.5, "tensor_parallel_size": 1})
 
 
 def test_store_as_a_benchmark_copy(tmp_path, monkeypatch):

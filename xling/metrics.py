@@ -59,9 +59,23 @@ def transferability(gains: Mapping[str, float | None], train_langs: Sequence[str
     return out
 
 
-def mti(ti: Mapping[str, float | None]) -> float | None:
-    """Multilingual transferability index of one benchmark: the mean defined TI."""
-    return mean_defined(ti.values())
+MTI_POLICIES = ("defined", "paper")
+
+
+def mti(ti: Mapping[str, float | None], policy: str = "defined") -> float | None:
+    """Multilingual transferability index of one benchmark: the mean of the defined TIs.
+
+    policy `defined` (xling's default): the mean over every unseen language whose TI is defined,
+    None only when none is. policy `paper`: the paper's convention — when TI is undefined in most
+    unseen languages (more than half: their base accuracy is 0, or the training-set gain is), the
+    benchmark's MTI is None ("None" in its tables) and it drops out of the model's average.
+    """
+    if policy not in MTI_POLICIES:
+        raise ValueError(f"unknown mti_policy '{policy}'; choose one of: {', '.join(MTI_POLICIES)}")
+    values = list(ti.values())
+    if policy == "paper" and 2 * sum(v is None for v in values) > len(values):
+        return None
+    return mean_defined(values)
 
 
 def gen(trained: Accuracies, base: Accuracies) -> float | None:
@@ -100,15 +114,16 @@ def generalization_gap(alpha: float, english_only: float) -> float:
     return alpha - english_only
 
 
-def benchmark_transfer(trained: Accuracies, base: Accuracies, train_langs: Sequence[str]) -> dict:
-    """Gains, training-set gain, TI, MTI and Gen of one benchmark."""
+def benchmark_transfer(trained: Accuracies, base: Accuracies, train_langs: Sequence[str],
+                       mti_policy: str = "defined") -> dict:
+    """Gains, training-set gain, TI, MTI (under `mti_policy`, see `mti`) and Gen of one benchmark."""
     gains = relative_gains(trained, base)
     ti = transferability(gains, train_langs)
     return {
         "gain": gains,
         "train_gain": training_gain(gains, train_langs),
         "ti": ti,
-        "mti": mti(ti),
+        "mti": mti(ti, mti_policy),
         "gen": gen(trained, base),
     }
 
@@ -133,13 +148,15 @@ def transfer_metrics(
     train_langs: Sequence[str],
     in_domain: Iterable[str] = IN_DOMAIN,
     out_of_domain: Iterable[str] = OUT_OF_DOMAIN,
+    mti_policy: str = "defined",
 ) -> dict:
     """All transfer metrics for benchmark -> language -> accuracy mappings of two models.
 
     Returns {"mti": {b…, avg, id, ood}, "gen": {b…}, "ti": {b: {l…}}, "gain": {b: {l…}},
-    "train_gain": {b…}}.
+    "train_gain": {b…}}. `mti_policy` (see `mti`) decides when a benchmark's MTI is None; a
+    benchmark whose MTI is None is left out of avg, id and ood.
     """
-    per = {b: benchmark_transfer(trained[b], base[b], train_langs) for b in base if b in trained}
+    per = {b: benchmark_transfer(trained[b], base[b], train_langs, mti_policy) for b in base if b in trained}
     mtis = {b: r["mti"] for b, r in per.items()}
     return {
         "mti": {**mtis, **mti_summary(mtis, in_domain, out_of_domain)},

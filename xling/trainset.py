@@ -31,7 +31,7 @@ from .data import Example, SOURCES, load, read_examples
 from .errors import XlingError
 from .io import atomic_write_json, atomic_write_jsonl, read_jsonl
 from .languages import CODES, LANGUAGES, PARALLEL_ORDER, check_codes, parallel_languages, unknown_language_message
-from .prompts import VARIANTS, build_messages
+from .prompts import VARIANTS, Variant, build_messages
 
 BUILDS = ("parallel", "unparallel", "mix")
 Stratum = tuple[str, int]
@@ -55,7 +55,7 @@ class TrainData:
     level_weights: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])  # levels 1, 2, ...
     pool: int | None = None  # problems to draw from (default: all; synth: 4 × what the build takes)
     prefix: bool = False  # pre-fill the assistant turn (prompt hacking)
-    variant: Literal["paper", "consistency", "bare"] = "paper"
+    variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.prompts)
     seed: int = 0
 
     def check(self) -> None:

@@ -67,8 +67,10 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("gpqa", "eval", "choice", ALL, "GPQA-Diamond, multiple choice (XReasoning translations)",
            _XR_LOCAL.format("solution = the letter"), "shanchen/gpqa_diamond_mc_multilingual", ("test",),
            R.uniform_or(R.read_per_lang_folder(_gpqa, _XR_LOCAL.format("solution"))), R.hub_split_per_lang(_gpqa)),
+    # XReasoning (shanchen/*: the paper's AIME and GPQA translations) publishes no MATH500, so there is
+    # no hub default for the other languages: the translate stage makes a copy (path=DIR).
     Source("math500", "eval", "math", ("en",),
-           "MATH500 (English; a multilingual copy with hub=ID, e.g. bezir/MATH-500-multilingual, or path=DIR)",
+           "MATH500 (English; other languages from a local copy the translate stage makes, path=DIR, or hub=ID)",
            "MATH-500's test.jsonl, or a folder with <lang>.jsonl files (fields problem, answer)",
            "HuggingFaceH4/MATH-500", ("test",),
            R.uniform_or(R.read_per_lang_folder(_math500, "a folder with <lang>.jsonl files")),
@@ -116,9 +118,9 @@ def _lacks_message(src: Source, missing: Sequence[str]) -> str:
     what = "benchmark" if src.role == "eval" else "data set"
     msg = f"{what} {src.name} has no {', '.join(missing)}; it has {', '.join(src.langs)}"
     if src.name == "math500":
-        return msg + ("; give a multilingual copy with hub=ID (e.g. bezir/MATH-500-multilingual) or path=DIR "
-                      "with <lang>.jsonl files, or make one with: python run.py translate source=math500 "
-                      f"split=test langs={','.join(missing)}")
+        return msg + ("; XReasoning has no MATH500, so make a copy with: python run.py translate source=math500 "
+                      f"split=test n=null langs={','.join(missing)} and give its folder as path=DIR (or a hub copy "
+                      "with hub=ID)")
     if src.role == "eval":
         return msg + "; leave those languages out for this benchmark"
     return msg + (f"; make them with: python run.py translate source={src.name} langs={','.join(missing)} "

@@ -19,6 +19,7 @@ from ..config import Invalid, Recipe
 from ..console import print_table
 from ..data import SOURCES, load, write_examples
 from ..languages import CODES, LANGUAGES, PARALLEL_ORDER, unknown_language_message
+from ..prompts import Variant
 
 
 @dataclass(kw_only=True)
@@ -37,7 +38,7 @@ class Config(Recipe):
     require_langs: list[str] = field(default_factory=list)
     level_weights: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])
     prefix: bool = False  # training set: pre-fill the assistant turn (prompt hacking)
-    variant: Literal["paper", "consistency", "bare"] = "paper"
+    variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.prompts)
 
     def check(self) -> None:
         if self.source not in SOURCES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -28,6 +29,7 @@ class Config(Recipe):
     out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
     items: str | None = None  # per-item JSONL (model, benchmark, lang, id, score|correct) for 95% CIs
     n_boot: int = 1000
+    mti_policy: Literal["defined", "paper"] = "defined"  # paper: MTI None where most TIs are undefined
 
     def check(self) -> None:
         if not self.train_langs:
@@ -49,7 +51,7 @@ def compute(table: AccuracyTable, cfg: Config) -> tuple[dict, dict[str, list[str
     benchmarks, langs = table.comparison(cfg.base, cfg.trained, cfg.train_langs, cfg.benchmarks, cfg.langs)
     base = table.accuracies(cfg.base, benchmarks, langs)
     trained = table.accuracies(cfg.trained, benchmarks, langs)
-    result = M.transfer_metrics(trained, base, cfg.train_langs, cfg.in_domain, cfg.out_of_domain)
+    result = M.transfer_metrics(trained, base, cfg.train_langs, cfg.in_domain, cfg.out_of_domain, cfg.mti_policy)
     return result, langs
 
 
@@ -74,7 +76,8 @@ def intervals(cfg: Config, langs: dict[str, list[str]]) -> dict:
         raise XlingError(f"items file {cfg.items} has no items for {', '.join(missing[:6])}; intervals need every cell")
 
     def statistic(acc: dict) -> dict:
-        r = M.transfer_metrics(acc[cfg.trained], acc[cfg.base], cfg.train_langs, cfg.in_domain, cfg.out_of_domain)
+        r = M.transfer_metrics(acc[cfg.trained], acc[cfg.base], cfg.train_langs, cfg.in_domain, cfg.out_of_domain,
+                                cfg.mti_policy)
         return {k: r[k] for k in ("gain", "mti", "gen", "ti", "train_gain")}
 
     return M.bootstrap(items, statistic, n_boot=cfg.n_boot, seed=cfg.seed)

@@ -237,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_dir = Path(args[0])
         cfg = build(Config, yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8")))
-        plan = backends.resolve(cfg, "rft")
+        from types import SimpleNamespace
+
+        plan = SimpleNamespace(cuda=backends.cuda_available())  # all the generator choice needs: no unsloth import
         records = read_jsonl(run_dir / "trainset.jsonl")
         model_path = loop.model_path(cfg, run_dir)
         backend = generator_backend(cfg, plan)

@@ -102,6 +102,7 @@ def fit_sft(cfg: Any, run_dir: Path, plan: backends.Plan, pairs: Sequence[tuple[
             "seed": cfg.seed, "examples": report,
             "batch": {"examples_per_step": plan.batch.questions_per_step, "grad_accum": plan.batch.grad_accum,
                       "processes": plan.processes}}
+    info["ran"] = backends.record_ran(run_dir, trainer)
     return loop.fit(trainer, loaded.tokenizer, run_dir, resume_from, info)
 
 
