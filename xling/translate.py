@@ -283,7 +283,13 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
     """Translate the problems a training set of `n` (× `sets` disjoint sets) will use.
 
     Rejected problems are replaced by the next candidates of the same type and level, for up to
-    `max_rounds` rounds. `n=None` translates the whole pool.
+    `max_rounds` rounds. Round r selects, in the seeded order, the problems not rejected in rounds
+    before it, and translates what the store lacks; a problem the store holds as rejected counts as
+    rejected in the round that selects it. So a run killed part-way and run again replays its
+    finished rounds from the store (translating nothing) and goes on where it stopped: it makes
+    the same calls, rejections and selection as a run that was never interrupted (the translators
+    decode greedily), whatever runs with other settings left in the store. `n=None` translates the
+    whole pool.
     """
     from .trainset import select_sets
 
@@ -292,11 +298,12 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
                     "by_lang": {lang: Counter() for lang in langs},
                     "solutions": {"translated": 0, "accepted": 0, "rejected": 0, "reasons": Counter()}}
     chosen: list[Example] = list(pool)
+    considered: dict[str, None] = {}
+    bad: set[str] = set()  # rejected in an earlier round
     for round_ in range(max(1, max_rounds)):
         if n is not None:
-            bad = {pid for (pid, lang) in store.rejected if lang in langs}
             sets_ = select_sets(pool, [n] * sets, seed=seed, level_weights=level_weights,
-                                ok=lambda pid, j: pid not in bad or (retry_rejected and round_ == 0))
+                                ok=lambda pid, j: pid not in bad)
             chosen = [ex for s in sets_ for ex in s]
         report = translate(chosen, langs, translator, store, batch_size=batch_size,
                            retry_rejected=retry_rejected and round_ == 0, model=model)
@@ -309,8 +316,11 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
         totals["solutions"]["reasons"].update(report["solutions"]["reasons"])
         for lang, counts in report["by_lang"].items():
             totals["by_lang"][lang].update({k: v for k, v in counts.items() if k in ("accepted", "rejected")})
-        if n is None or report["rejected"] == 0:
+        considered.update(dict.fromkeys(ex.id for ex in chosen))
+        rejected = {ex.id for ex in chosen for lang in langs if not store.has(ex.id, lang)}
+        if n is None or not rejected:
             break
+        bad |= rejected
     store.keep_originals([ex for ex in chosen if any(store.has(ex.id, lang) for lang in langs)])
     complete = sum(1 for ex in chosen if all(store.has(ex.id, lang) for lang in langs))
     for lang in langs:
@@ -318,7 +328,7 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
     totals["solutions"]["reasons"] = dict(totals["solutions"]["reasons"])
     totals.update({"selected": len(chosen), "complete": complete, "reasons": dict(totals["reasons"]),
                    "by_lang": {lang: dict(c) for lang, c in totals["by_lang"].items()},
-                   "selected_ids": [ex.id for ex in chosen]})
+                   "selected_ids": [ex.id for ex in chosen], "considered_ids": list(considered)})
     return totals
 
 

@@ -134,8 +134,9 @@ def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict
     """Train with GRPO; returns the run's metrics (written to metrics.json by run.py)."""
     run_dir = Path(run_dir)
     plan = loop.prepare(cfg, run_dir, "grpo", cfg.grpo.num_generations, standby=cfg.vllm.standby)
-    if loop.finished(run_dir):
-        return loop.summary(run_dir, loop.load_info(run_dir))
+    if (done := loop.reuse_final(cfg, run_dir)) is not None:
+        return loop.summary(run_dir, done)
+    loop.check_checkpoints(cfg, run_dir)
 
     model_path = loop.model_path(cfg, run_dir)
     records = loop.trainset_stage(cfg, run_dir)
@@ -173,7 +174,7 @@ def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict
                 "batch": {"questions_per_step": plan.batch.questions_per_step, "grad_accum": plan.batch.grad_accum,
                           "completions_per_step": plan.batch.completions_per_step, "processes": plan.processes},
                 "prompts": prompt_report}
-        info = loop.fit(trainer, loaded.tokenizer, run_dir, resume_from, info)
+        info = loop.fit(trainer, loaded.tokenizer, run_dir, resume_from, info, cfg)
     finally:
         close_rewards(raw)
     return loop.summary(run_dir, info)
