@@ -73,6 +73,7 @@ class FolderLock:
             raise XlingError(f"{self.what} {self.folder} is already in use by this process; {self.hint}")
         while True:
             try:
+                self.folder.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as e:
                 raise XlingError(f"cannot write in the {self.what} {self.folder} ({e.strerror}); "

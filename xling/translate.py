@@ -339,9 +339,11 @@ def hf_translator(model: str, *, max_new_tokens: int = 1024, batch_size: int = 8
     """Translate with transformers `generate` (greedy), e.g. on CPU for tests."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     from .prompts import render
 
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in xling's output
     tok = AutoTokenizer.from_pretrained(model)
     tok.padding_side = "left"
     if tok.pad_token is None:

@@ -91,6 +91,7 @@ def grpo_args(cfg: Any, plan: backends.Plan, output_dir: Path, run_dir: Path, we
         num_iterations=g.num_iterations, mask_truncated_completions=g.mask_truncated_completions,
         reward_weights=list(weights), multi_objective_aggregation="sum_then_normalize",
         shuffle_dataset=True, log_completions=g.log_completions,
+        num_completions_to_print=0,  # logged completions go to parquet files, not to the terminal
         use_vllm=plan.use_vllm,
     )
     if plan.use_vllm:
