@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from xling.data import load
+from xling.data import Example, load
 from xling.errors import XlingError
 from xling.translate import (
     Store, clean, hf_translator, numbers, rejection, script_share, translate, translate_selection,
@@ -217,6 +217,19 @@ def test_selection_resumes_exactly_after_a_kill(pool, tmp_path):
     assert sorted(a.rejected) == sorted(b.rejected)
 
 
+def test_stored_translations_count_only_for_the_same_text_and_model(pool, tmp_path):
+    translate(pool[:3], ["ru"], FakeTranslator(), Store(tmp_path / "s"), model="a")
+    again = translate(pool[:3], ["ru"], FakeTranslator(), Store(tmp_path / "s"), model="a")
+    assert (again["cached"], again["translated"]) == (3, 0)
+    other = translate(pool[:3], ["ru"], FakeTranslator(), Store(tmp_path / "s"), model="b")
+    assert (other["cached"], other["translated"]) == (0, 3)  # another model's translations are not this one's
+    edited = [Example(pool[0].id, "en", pool[0].question + " Give it in cm.", pool[0].answer, pool[0].kind,
+                      pool[0].meta), *pool[1:3]]
+    report = translate(edited, ["ru"], FakeTranslator(), Store(tmp_path / "s"), model="b")
+    assert (report["cached"], report["translated"]) == (2, 1)  # the same id with another text: translated again
+    assert Store(tmp_path / "s").accepted["ru"][pool[0].id].meta["source_question"] == edited[0].question
+
+
 def test_selection_for_unparallel_sets(pool, math_file, tmp_path):
     report = translate_selection(pool, ["ru"], FakeTranslator(), Store(tmp_path / "s"), n=6, sets=2)
     assert report["selected"] == 12 and report["complete"] == 12
@@ -350,6 +363,7 @@ def test_translate_recipe_vllm_backend_against_a_fake_module(run_cli, monkeypatc
         return "Задача с числами " + " и ".join(re.findall(r"\d+", text))
 
     monkeypatch.setitem(sys.modules, "vllm", strict_vllm(seen, reply))
+    monkeypatch.setattr("xling.hub.offline_reason", lambda: None)  # a GPU host that reaches the hub
     assert run_cli("translate", "source=synth", "langs=ru", "n=5", "backend=vllm", "model=org/model",
                    "gpu_memory_utilization=0.5", "out=v") == 0
     metrics = json.loads((tmp_path / "v" / "metrics.json").read_text())

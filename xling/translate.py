@@ -7,8 +7,9 @@ LaTeX is kept and compared too), when it is not in the target language's script,
 or is far too short or too long. Accepted translations are stored per language in
 `STORE/<lang>.jsonl` (the uniform Example format; `en.jsonl` keeps the originals), rejections in
 `STORE/rejected.jsonl`; both grow as batches finish, so an interrupted run resumes, and a re-run
-translates only what is missing. A problem's worked solution (MATH, GSM8K, synth), when it has
-one, is translated with it and checked the same way; a rejected solution leaves the translated
+translates only what is missing (a stored result counts only for the same source text and model).
+A problem's worked solution (MATH, GSM8K, synth), when it has one, is translated with it and
+checked the same way; a rejected solution leaves the translated
 problem without one (SFT then skips it) and is counted, never kept untranslated. The store is then
 a multilingual copy of the data set: give it
 to a training set as `translations=DIR`, or to a benchmark as `path=DIR`. `translate_selection` translates exactly the problems the training-set builder will
@@ -175,6 +176,16 @@ class Store:
     def has(self, pid: str, lang: str) -> bool:
         return pid in self.accepted.get(lang, {})
 
+    def translated(self, ex: Example, lang: str, model: str = "") -> bool:
+        """Whether an accepted translation of this very text is stored (made by `model`, when given)."""
+        got = self.accepted.get(lang, {}).get(ex.id)
+        return got is not None and _made_from(got.meta.get("source_question"), got.meta.get("model"), ex, model)
+
+    def rejected_for(self, ex: Example, lang: str, model: str = "") -> bool:
+        """Whether a rejected translation of this very text is stored (made by `model`, when given)."""
+        rec = self.rejected.get((ex.id, lang))
+        return rec is not None and _made_from(rec.get("source"), rec.get("model"), ex, model)
+
     def add(self, accepted: Sequence[Example], rejected: Sequence[dict]) -> None:
         by_lang: dict[str, list[Example]] = {}
         for ex in accepted:
@@ -187,6 +198,11 @@ class Store:
             append_jsonl(self.folder / "rejected.jsonl", rejected)
             for rec in rejected:
                 self.rejected[(rec["id"], rec["lang"])] = rec
+
+
+def _made_from(source: str | None, by: str | None, ex: Example, model: str) -> bool:
+    """A stored result is reused only for the same source text and, where both are named, the same model."""
+    return (source is None or source == ex.question) and (not model or not by or by == model)
 
 
 # -- translating -------------------------------------------------------------------------------
@@ -202,10 +218,10 @@ def translate(examples: Sequence[Example], langs: Iterable[str], translator: Tra
     for lang in langs:
         for ex in examples:
             report["requested"] += 1
-            if store.has(ex.id, lang):
+            if store.translated(ex, lang, model):
                 report["cached"] += 1
                 report["by_lang"][lang]["cached"] += 1
-            elif (ex.id, lang) in store.rejected and not retry_rejected:
+            elif store.rejected_for(ex, lang, model) and not retry_rejected:
                 report["skipped_rejected"] += 1
                 report["by_lang"][lang]["skipped_rejected"] += 1
             else:
@@ -317,14 +333,14 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
         for lang, counts in report["by_lang"].items():
             totals["by_lang"][lang].update({k: v for k, v in counts.items() if k in ("accepted", "rejected")})
         considered.update(dict.fromkeys(ex.id for ex in chosen))
-        rejected = {ex.id for ex in chosen for lang in langs if not store.has(ex.id, lang)}
+        rejected = {ex.id for ex in chosen for lang in langs if not store.translated(ex, lang, model)}
         if n is None or not rejected:
             break
         bad |= rejected
-    store.keep_originals([ex for ex in chosen if any(store.has(ex.id, lang) for lang in langs)])
-    complete = sum(1 for ex in chosen if all(store.has(ex.id, lang) for lang in langs))
+    store.keep_originals([ex for ex in chosen if any(store.translated(ex, lang, model) for lang in langs)])
+    complete = sum(1 for ex in chosen if all(store.translated(ex, lang, model) for lang in langs))
     for lang in langs:
-        totals["by_lang"][lang]["available"] = sum(1 for ex in chosen if store.has(ex.id, lang))
+        totals["by_lang"][lang]["available"] = sum(1 for ex in chosen if store.translated(ex, lang, model))
     totals["solutions"]["reasons"] = dict(totals["solutions"]["reasons"])
     totals.update({"selected": len(chosen), "complete": complete, "reasons": dict(totals["reasons"]),
                    "by_lang": {lang: dict(c) for lang, c in totals["by_lang"].items()},

@@ -121,7 +121,8 @@ def run(cfg: Config, run_dir: Path) -> dict:
             model=cfg.model)
     report.pop("selected_ids")
     considered = set(report.pop("considered_ids"))  # every problem a round selected
-    rejected = [rec for (pid, lang), rec in sorted(store.rejected.items()) if pid in considered and lang in langs]
+    rejected = [rec for (pid, lang), rec in sorted(store.rejected.items())
+                if pid in considered and lang in langs and rec.get("model") in (None, cfg.model)]
     atomic_write_jsonl(run_dir / "rejected.jsonl", rejected)
     rows = [[lang, c.get("accepted", 0), c.get("rejected", 0), c.get("available", 0), report["selected"]]
             for lang, c in report["by_lang"].items()]
