@@ -225,6 +225,8 @@ def execute(name: str, overrides: list[str], dry_run: bool = False, force: bool 
     resumable = frozenset(getattr(task, "RESUMABLE", ()))
     if cfg.out is None:
         cfg.out = str(default_out(path, overrides, resumable))
+    elif not str(cfg.out).strip():
+        raise ConfigError(f"recipe {path}: out is empty; give the run folder as out=DIR, or leave it null")
     if dry_run:
         console.print(dump_yaml(cfg), end="", markup=False, highlight=False)
         return 0

@@ -263,6 +263,10 @@ def resume_point(cfg: Any, output_dir: Path) -> str | None:
         shutil.rmtree(output_dir)
     check_checkpoints(cfg, output_dir.parent)
     chosen = _choose_checkpoint(cfg, output_dir)
+    beyond = [p.name for p in checkpoints(output_dir) if 0 < cfg.train.max_steps < checkpoint_step(p)]
+    if beyond and str(cfg.resume).strip() == "auto" and is_main():
+        console.print(f"note: {', '.join(beyond)} went past train.max_steps={cfg.train.max_steps}; "
+                      f"{'continuing from ' + Path(chosen).name if chosen else 'starting over'}", markup=False)
     if is_main():
         output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(key_file, {"key": fingerprint(key), "recipe": key})
