@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from xling.data import load
+from xling.data import Example, load
 from xling.errors import XlingError
 from xling.translate import (
     Store, clean, hf_translator, numbers, rejection, script_share, translate, translate_selection,
@@ -183,6 +183,51 @@ def test_selection_replaces_rejected_problems(pool, math_file, tmp_path):
     assert again["translated"] == 0
 
 
+def test_selection_resumes_exactly_after_a_kill(pool, tmp_path):
+    """Killed in its second round and run again, a selection replays what the store holds and ends as an
+    uninterrupted run ends: the same translations (none twice), rejections and selection."""
+    first = select_sets(pool, [8])[0]
+    broken = {first[0].id, first[1].id}
+    second = [ex for ex in select_sets(pool, [8], ok=lambda pid, j: pid not in broken)[0] if ex.id not in
+              {e.id for e in first}]
+    texts = {first[0].question, first[1].question, second[0].question}  # a replacement is rejected too
+
+    def translator(**kw):
+        fake = FakeTranslator(**kw)
+        fake.break_texts = texts
+        return fake
+
+    whole = translator()
+    expected = translate_selection(pool, ["ru", "de"], whole, Store(tmp_path / "a"), n=8, batch_size=16,
+                                   max_rounds=2)
+    assert expected["rounds"] == 2 and expected["complete"] == 7 and whole.translated == 2 * (8 + 6) + 2 * (2 + 1)
+    # per language: problems, then the accepted ones' solutions; killed in round 2 after ru's two calls
+    killed = translator(fail_after=6)
+    with pytest.raises(RuntimeError):
+        translate_selection(pool, ["ru", "de"], killed, Store(tmp_path / "b"), n=8, batch_size=16, max_rounds=2)
+    rest = translator()
+    resumed = translate_selection(pool, ["ru", "de"], rest, Store(tmp_path / "b"), n=8, batch_size=16, max_rounds=2)
+    assert killed.calls + rest.calls == whole.calls  # nothing translated twice, no extra round
+    assert resumed["selected_ids"] == expected["selected_ids"] and resumed["complete"] == 7
+    assert resumed["considered_ids"] == expected["considered_ids"]
+    a, b = Store(tmp_path / "a"), Store(tmp_path / "b")
+    assert {lang: sorted(t) for lang, t in a.accepted.items()} == {lang: sorted(t) for lang, t in b.accepted.items()}
+    assert sorted(a.rejected) == sorted(b.rejected)
+
+
+def test_stored_translations_count_only_for_the_same_text_and_model(pool, tmp_path):
+    translate(pool[:3], ["ru"], FakeTranslator(), Store(tmp_path / "s"), model="a")
+    again = translate(pool[:3], ["ru"], FakeTranslator(), Store(tmp_path / "s"), model="a")
+    assert (again["cached"], again["translated"]) == (3, 0)
+    other = translate(pool[:3], ["ru"], FakeTranslator(), Store(tmp_path / "s"), model="b")
+    assert (other["cached"], other["translated"]) == (0, 3)  # another model's translations are not this one's
+    edited = [Example(pool[0].id, "en", pool[0].question + " Give it in cm.", pool[0].answer, pool[0].kind,
+                      pool[0].meta), *pool[1:3]]
+    report = translate(edited, ["ru"], FakeTranslator(), Store(tmp_path / "s"), model="b")
+    assert (report["cached"], report["translated"]) == (2, 1)  # the same id with another text: translated again
+    assert Store(tmp_path / "s").accepted["ru"][pool[0].id].meta["source_question"] == edited[0].question
+
+
 def test_selection_for_unparallel_sets(pool, math_file, tmp_path):
     report = translate_selection(pool, ["ru"], FakeTranslator(), Store(tmp_path / "s"), n=6, sets=2)
     assert report["selected"] == 12 and report["complete"] == 12
@@ -285,6 +330,7 @@ def test_translate_recipe_vllm_backend_against_a_fake_module(run_cli, monkeypatc
         return "Задача с числами " + " и ".join(re.findall(r"\d+", text))
 
     fake = strict_vllm(monkeypatch, reply)
+    monkeypatch.setattr("xling.hub.offline_reason", lambda: None)  # a GPU host that reaches the hub
     assert run_cli("translate", "source=synth", "langs=ru", "n=5", "backend=vllm", "model=org/model",
                    "gpu_memory_utilization=0.5", "out=v") == 0
     metrics = json.loads((tmp_path / "v" / "metrics.json").read_text())

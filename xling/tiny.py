@@ -96,6 +96,9 @@ def build_tiny_model(path: str | Path, chat_template: bool = True, hidden_size: 
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=True,
     )
     path.mkdir(parents=True, exist_ok=True)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar in xling's output
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

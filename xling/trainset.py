@@ -190,6 +190,8 @@ def translate_hint(spec: TrainData, langs: Sequence[str]) -> str:
 def read_translations(folder: str | Path, langs: Iterable[str]) -> dict[str, dict[str, Example]]:
     """The accepted translations in `folder/<lang>.jsonl` (what the translate stage writes)."""
     folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise XlingError(f"translations={folder} is a file; give the folder that 'python run.py translate' wrote")
     if not folder.is_dir():
         raise XlingError(f"translations folder {folder} does not exist; make it with 'python run.py translate'")
     out: dict[str, dict[str, Example]] = {}
@@ -204,6 +206,8 @@ def language_tables(spec: TrainData) -> tuple[list[Example], dict[str, dict[str,
     """The pool (English if the source has it, else the first language) and id -> Example per language."""
     langs = spec.languages()
     need = tuple(dict.fromkeys([*langs, *check_codes(spec.require_langs)]))
+    if spec.translations and not Path(spec.translations).expanduser().is_dir():  # even where no language needs it
+        read_translations(spec.translations, [])
     src = SOURCES[spec.source]
     own: list[str] | None = None  # sources with open languages: load what the file has
     if src.langs:
@@ -213,7 +217,8 @@ def language_tables(spec: TrainData) -> tuple[list[Example], dict[str, dict[str,
     limit = None
     if spec.source == "synth":  # synth makes as many as asked: enough to balance types
         limit = spec.pool or max(2000, 4 * sum(set_sizes(spec.build, spec.n, langs)))
-    examples = load(spec.source, path=spec.path, langs=own, limit=limit, split=spec.split, hub=spec.hub)
+    examples = load(spec.source, path=spec.path, langs=own, limit=limit, split=spec.split, hub=spec.hub,
+                    path_key="data.path")
     if spec.pool is not None and spec.source != "synth":
         examples = _subsample(examples, spec.pool, spec.seed)
     tables: dict[str, dict[str, Example]] = {}

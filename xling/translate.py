@@ -7,8 +7,9 @@ LaTeX is kept and compared too), when it is not in the target language's script,
 or is far too short or too long. Accepted translations are stored per language in
 `STORE/<lang>.jsonl` (the uniform Example format; `en.jsonl` keeps the originals), rejections in
 `STORE/rejected.jsonl`; both grow as batches finish, so an interrupted run resumes, and a re-run
-translates only what is missing. A problem's worked solution (MATH, GSM8K, synth), when it has
-one, is translated with it and checked the same way; a rejected solution leaves the translated
+translates only what is missing (a stored result counts only for the same source text and model).
+A problem's worked solution (MATH, GSM8K, synth), when it has one, is translated with it and
+checked the same way; a rejected solution leaves the translated
 problem without one (SFT then skips it) and is counted, never kept untranslated. The store is then
 a multilingual copy of the data set: give it
 to a training set as `translations=DIR`, or to a benchmark as `path=DIR`. `translate_selection` translates exactly the problems the training-set builder will
@@ -175,6 +176,16 @@ class Store:
     def has(self, pid: str, lang: str) -> bool:
         return pid in self.accepted.get(lang, {})
 
+    def translated(self, ex: Example, lang: str, model: str = "") -> bool:
+        """Whether an accepted translation of this very text is stored (made by `model`, when given)."""
+        got = self.accepted.get(lang, {}).get(ex.id)
+        return got is not None and _made_from(got.meta.get("source_question"), got.meta.get("model"), ex, model)
+
+    def rejected_for(self, ex: Example, lang: str, model: str = "") -> bool:
+        """Whether a rejected translation of this very text is stored (made by `model`, when given)."""
+        rec = self.rejected.get((ex.id, lang))
+        return rec is not None and _made_from(rec.get("source"), rec.get("model"), ex, model)
+
     def add(self, accepted: Sequence[Example], rejected: Sequence[dict]) -> None:
         by_lang: dict[str, list[Example]] = {}
         for ex in accepted:
@@ -187,6 +198,11 @@ class Store:
             append_jsonl(self.folder / "rejected.jsonl", rejected)
             for rec in rejected:
                 self.rejected[(rec["id"], rec["lang"])] = rec
+
+
+def _made_from(source: str | None, by: str | None, ex: Example, model: str) -> bool:
+    """A stored result is reused only for the same source text and, where both are named, the same model."""
+    return (source is None or source == ex.question) and (not model or not by or by == model)
 
 
 # -- translating -------------------------------------------------------------------------------
@@ -202,10 +218,10 @@ def translate(examples: Sequence[Example], langs: Iterable[str], translator: Tra
     for lang in langs:
         for ex in examples:
             report["requested"] += 1
-            if store.has(ex.id, lang):
+            if store.translated(ex, lang, model):
                 report["cached"] += 1
                 report["by_lang"][lang]["cached"] += 1
-            elif (ex.id, lang) in store.rejected and not retry_rejected:
+            elif store.rejected_for(ex, lang, model) and not retry_rejected:
                 report["skipped_rejected"] += 1
                 report["by_lang"][lang]["skipped_rejected"] += 1
             else:
@@ -283,7 +299,13 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
     """Translate the problems a training set of `n` (× `sets` disjoint sets) will use.
 
     Rejected problems are replaced by the next candidates of the same type and level, for up to
-    `max_rounds` rounds. `n=None` translates the whole pool.
+    `max_rounds` rounds. Round r selects, in the seeded order, the problems not rejected in rounds
+    before it, and translates what the store lacks; a problem the store holds as rejected counts as
+    rejected in the round that selects it. So a run killed part-way and run again replays its
+    finished rounds from the store (translating nothing) and goes on where it stopped: it makes
+    the same calls, rejections and selection as a run that was never interrupted (the translators
+    decode greedily), whatever runs with other settings left in the store. `n=None` translates the
+    whole pool.
     """
     from .trainset import select_sets
 
@@ -292,11 +314,12 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
                     "by_lang": {lang: Counter() for lang in langs},
                     "solutions": {"translated": 0, "accepted": 0, "rejected": 0, "reasons": Counter()}}
     chosen: list[Example] = list(pool)
+    considered: dict[str, None] = {}
+    bad: set[str] = set()  # rejected in an earlier round
     for round_ in range(max(1, max_rounds)):
         if n is not None:
-            bad = {pid for (pid, lang) in store.rejected if lang in langs}
             sets_ = select_sets(pool, [n] * sets, seed=seed, level_weights=level_weights,
-                                ok=lambda pid, j: pid not in bad or (retry_rejected and round_ == 0))
+                                ok=lambda pid, j: pid not in bad)
             chosen = [ex for s in sets_ for ex in s]
         report = translate(chosen, langs, translator, store, batch_size=batch_size,
                            retry_rejected=retry_rejected and round_ == 0, model=model)
@@ -309,16 +332,19 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
         totals["solutions"]["reasons"].update(report["solutions"]["reasons"])
         for lang, counts in report["by_lang"].items():
             totals["by_lang"][lang].update({k: v for k, v in counts.items() if k in ("accepted", "rejected")})
-        if n is None or report["rejected"] == 0:
+        considered.update(dict.fromkeys(ex.id for ex in chosen))
+        rejected = {ex.id for ex in chosen for lang in langs if not store.translated(ex, lang, model)}
+        if n is None or not rejected:
             break
-    store.keep_originals([ex for ex in chosen if any(store.has(ex.id, lang) for lang in langs)])
-    complete = sum(1 for ex in chosen if all(store.has(ex.id, lang) for lang in langs))
+        bad |= rejected
+    store.keep_originals([ex for ex in chosen if any(store.translated(ex, lang, model) for lang in langs)])
+    complete = sum(1 for ex in chosen if all(store.translated(ex, lang, model) for lang in langs))
     for lang in langs:
-        totals["by_lang"][lang]["available"] = sum(1 for ex in chosen if store.has(ex.id, lang))
+        totals["by_lang"][lang]["available"] = sum(1 for ex in chosen if store.translated(ex, lang, model))
     totals["solutions"]["reasons"] = dict(totals["solutions"]["reasons"])
     totals.update({"selected": len(chosen), "complete": complete, "reasons": dict(totals["reasons"]),
                    "by_lang": {lang: dict(c) for lang, c in totals["by_lang"].items()},
-                   "selected_ids": [ex.id for ex in chosen]})
+                   "selected_ids": [ex.id for ex in chosen], "considered_ids": list(considered)})
     return totals
 
 
@@ -329,9 +355,11 @@ def hf_translator(model: str, *, max_new_tokens: int = 1024, batch_size: int = 8
     """Translate with transformers `generate` (greedy), e.g. on CPU for tests."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     from .prompts import render
 
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in xling's output
     tok = AutoTokenizer.from_pretrained(model)
     tok.padding_side = "left"
     if tok.pad_token is None:

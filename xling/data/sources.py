@@ -152,7 +152,8 @@ def cache_file(source: str, hub: str, split: str, lang: str) -> Path:
     return cache_root() / "data" / source / hub.replace("/", "__") / split / f"{lang}.jsonl"
 
 
-def _from_hub(src: Source, hub: str, langs: Sequence[str], split: str, use_cache: bool) -> dict[str, list[Example]]:
+def _from_hub(src: Source, hub: str, langs: Sequence[str], split: str, use_cache: bool,
+              path_key: str = "path") -> dict[str, list[Example]]:
     out: dict[str, list[Example]] = {}
     todo = []
     for lang in langs:
@@ -163,7 +164,10 @@ def _from_hub(src: Source, hub: str, langs: Sequence[str], split: str, use_cache
             todo.append(lang)
     if todo:
         from ..console import console
+        from ..hub import require
 
+        instead = f"without hub access give a local copy with {path_key}=DIR ({src.local})"
+        require(f"data set '{src.name}' ({hub}, split {split}, {','.join(todo)})", instead)
         try:
             with console.status(f"loading {src.name} ({hub}, {split}: {','.join(todo)}) from the Hugging Face hub"):
                 got = src.read_hub(hub, todo, split)
@@ -173,8 +177,7 @@ def _from_hub(src: Source, hub: str, langs: Sequence[str], split: str, use_cache
             first = (str(e).strip().splitlines() or [""])[0][:200]
             raise XlingError(
                 f"could not load data set '{src.name}' from the Hugging Face hub ({hub}, split {split}, "
-                f"{','.join(todo)}): {type(e).__name__}: {first}; without hub access give a local copy "
-                f"with path=DIR ({src.local})"
+                f"{','.join(todo)}): {type(e).__name__}: {first}; {instead}"
             ) from None
         for lang in todo:
             rows = got.get(lang) or []
@@ -188,12 +191,13 @@ def _from_hub(src: Source, hub: str, langs: Sequence[str], split: str, use_cache
 
 def load(source: str, path: str | Path | None = None, langs: Iterable[str] | str | None = None,
          limit: int | None = None, split: str | None = None, hub: str | None = None,
-         cache: bool = True) -> list[Example]:
+         cache: bool = True, path_key: str = "path") -> list[Example]:
     """Examples of `source` in `langs` (default: all it has), the first `limit` problems per language.
 
     `path`: a local copy in the source's own format (see `SOURCES[name].local`) or a uniform JSONL;
     otherwise the hub (`hub` overrides the default id) through the cache. The same problem has the
     same id in every language. Results are ordered by language, then by the source's order.
+    `path_key` is how the caller's recipe names `path` (e.g. data.path), for the message shown offline.
     """
     src = get_source(source)
     split = split or src.split
@@ -213,7 +217,7 @@ def load(source: str, path: str | Path | None = None, langs: Iterable[str] | str
     elif src.read_hub is None:
         raise XlingError(f"source {src.name} needs a local path: give path= {src.local}")
     else:
-        by_lang = _from_hub(src, hub or src.hub, wanted, split, cache)
+        by_lang = _from_hub(src, hub or src.hub, wanted, split, cache, path_key)
     order = list(wanted) if wanted else sorted(by_lang, key=lambda c: CODES.index(c))
     out: list[Example] = []
     for lang in order:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal
 
+from .. import hub
 from .. import metrics as M
 from ..config import Invalid, Recipe
 from ..console import console
@@ -276,6 +277,8 @@ def check_paths(spec: ModelSpec) -> None:
     if spec.model not in TINY and _looks_local(spec.model) and not Path(spec.model).expanduser().exists():
         raise XlingError(f"{spec.role} model '{spec.name}': {spec.model} does not exist; give a local model folder "
                          "or a hub id (org/name)")
+    hub.check_model(spec.model if spec.model not in TINY else None, "model")
+    hub.check_model(spec.template_from, "template_from")
     if spec.adapter:
         try:
             read_adapter(spec.adapter)
@@ -363,7 +366,7 @@ def load_benchmarks(per_bench: dict[str, list[str]], data: dict[str, str], limit
     out: dict[str, dict] = {}
     for b, ls in per_bench.items():
         split = "test"
-        examples = load(b, path=data.get(b), langs=ls, limit=limit, split=split)
+        examples = load(b, path=data.get(b), langs=ls, limit=limit, split=split, path_key=f"data.{b}")
         grouped = by_lang(examples)
         missing = [c for c in ls if not grouped.get(c)]
         if missing:

@@ -107,6 +107,7 @@ def grpo_args(cfg: Any, plan: backends.Plan, output_dir: Path, run_dir: Path, we
         num_iterations=g.num_iterations, mask_truncated_completions=g.mask_truncated_completions,
         reward_weights=list(weights), multi_objective_aggregation="sum_then_normalize",
         shuffle_dataset=True, log_completions=g.log_completions,
+        num_completions_to_print=0,  # logged completions go to parquet files, not to the terminal
         use_vllm=plan.use_vllm,
     )
     if plan.use_vllm:
@@ -152,8 +153,9 @@ def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict
     """Train with GRPO; returns the run's metrics (written to metrics.json by run.py)."""
     run_dir = Path(run_dir)
     plan = loop.prepare(cfg, run_dir, "grpo", cfg.grpo.num_generations, standby=cfg.vllm.standby)
-    if loop.finished(run_dir):
-        return loop.summary(run_dir, loop.load_info(run_dir))
+    if (done := loop.reuse_final(cfg, run_dir)) is not None:
+        return loop.summary(run_dir, done)
+    loop.check_checkpoints(cfg, run_dir)
 
     model_path = loop.model_path(cfg, run_dir)
     records = loop.trainset_stage(cfg, run_dir)
@@ -192,7 +194,7 @@ def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict
                           "completions_per_step": plan.batch.completions_per_step, "processes": plan.processes},
                 "prompts": prompt_report}
         info["ran"] = backends.record_ran(run_dir, trainer)
-        info = loop.fit(trainer, loaded.tokenizer, run_dir, resume_from, info)
+        info = loop.fit(trainer, loaded.tokenizer, run_dir, resume_from, info, cfg)
     finally:
         close_rewards(raw)
     return loop.summary(run_dir, info)

@@ -103,15 +103,16 @@ def fit_sft(cfg: Any, run_dir: Path, plan: backends.Plan, pairs: Sequence[tuple[
             "batch": {"examples_per_step": plan.batch.questions_per_step, "grad_accum": plan.batch.grad_accum,
                       "processes": plan.processes}}
     info["ran"] = backends.record_ran(run_dir, trainer)
-    return loop.fit(trainer, loaded.tokenizer, run_dir, resume_from, info)
+    return loop.fit(trainer, loaded.tokenizer, run_dir, resume_from, info, cfg)
 
 
 def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict:
     """SFT on the training set's reference solutions."""
     run_dir = Path(run_dir)
     plan = loop.prepare(cfg, run_dir, "sft")
-    if loop.finished(run_dir):
-        return loop.summary(run_dir, loop.load_info(run_dir))
+    if (done := loop.reuse_final(cfg, run_dir)) is not None:
+        return loop.summary(run_dir, done)
+    loop.check_checkpoints(cfg, run_dir)
     records = loop.trainset_stage(cfg, run_dir)
     pairs, missing = targets_from_data(records, cfg.sft.target, cfg.sft.add_box)
     if missing and loop.is_main():
