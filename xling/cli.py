@@ -37,7 +37,7 @@ Lists are written a,b or [a,b]. Results go to the run folder (out=DIR, default r
 BOOKKEEPING = {"recipe.yaml", "env.json"}
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "vllm", "unsloth",
             "unsloth_zoo", "bitsandbytes", "deepspeed", "math-verify", "langdetect",
-            "lingua-language-detector", "langid", "sentence-transformers", "numpy", "scipy")
+            "lingua-language-detector", "langid", "sentence-transformers", "sacrebleu", "numpy", "scipy")
 
 
 def list_recipes() -> str:

@@ -122,6 +122,10 @@ class ReferenceStore:
         self.file = self.folder / FILE
         self.records: dict[str, dict] = {}
         self.damaged = 0
+        from .generate.completions import repair_tail
+
+        if repair_tail(self.file):  # a line cut short by a crash: dropped, so that appends start on a new line
+            self.damaged += 1
         if self.file.is_file():
             for _, rec, err in iter_jsonl(self.file):
                 if err or rec is None or "id" not in rec:
