@@ -246,6 +246,17 @@ def test_pivot_task_writes_references_once(run_cli, tmp_path, capsys, tiny):
     assert again["written"] == 0 and again["cached"] == 3 and again["store"] == metrics["store"]
 
 
+def test_a_pivot_model_that_never_answers_is_a_clear_error(run_cli, tmp_path, capsys, tiny):
+    # greedy, the tiny random model writes only blank lines: no usable reference
+    rc = run_cli("pivot", "data.source=synth", "data.n=2", "data.langs=en", tiny[1], "pivot.max_tokens=6",
+                 "pivot.keep_truncated=true", "out=mute")
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 2 and "Traceback" not in err
+    assert "wrote no usable reference answer for any of the 2 problems ({'empty': 2}; its answers are in" in err
+    assert [r["reason"] for r in read_jsonl(tmp_path / "mute" / P.FILE)] == ["empty", "empty"]
+    assert not (tmp_path / "mute" / "metrics.json").exists()
+
+
 @pytest.mark.slow
 def test_pivot_reward_trains_with_a_semantic_reward_on_cpu(run_cli, tmp_path, tiny):
     rc = run_cli("pivot-reward", *tiny, *TINY_GRPO, *TINY_PIVOT, "rewards.embedding_model=tiny", "out=pr")

@@ -135,11 +135,18 @@ def test_bootstrap_intervals():
 # -- the task -------------------------------------------------------------------------------------
 
 @pytest.fixture
-def probe(tiny_model, tiny_base_model):
-    """Recipe keys of a CPU run: the tiny model as base, compared with another random model and with itself."""
-    return [f"base={tiny_model}", f"models=[{{name: other, model: {tiny_base_model}}}, {{name: same, model: {tiny_model}}}]",
-            "template_from=chatml", "benchmark=synth", "langs=en,de", "limit=2", "samples=2", "gen.max_tokens=6",
-            "n_boot=50"]
+def probe(tiny_model, tiny_base_model, tmp_path):
+    """Recipe keys of a CPU run: the tiny model as base, compared with another random model and with a LoRA
+    adapter on it whose B matrices are zero (PEFT's initialisation: the adapter changes nothing)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model),
+                          LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    lora.save_pretrained(tmp_path / "zero-lora")
+    models = f"models=[{{name: other, model: {tiny_base_model}}}, {{name: same, adapter: {tmp_path / 'zero-lora'}}}]"
+    return [f"base={tiny_model}", models, "template_from=chatml", "benchmark=synth", "langs=en,de", "limit=2",
+            "samples=2", "gen.max_tokens=6", "n_boot=50"]
 
 
 @pytest.mark.slow
@@ -155,13 +162,15 @@ def test_probes_task_on_cpu(run_cli, tmp_path, probe):
         assert m["perplexity"]["same"][lang]["value"] == m["perplexity"]["base"][lang]["value"]
         assert m["perplexity"]["base"][lang]["value"] > 1 and m["perplexity"]["base"][lang]["tokens"] > 0
         assert 0 <= m["self_bleu"]["other"][lang]["value"] <= 100 and m["self_bleu"]["other"][lang]["n"] == 2
+    assert m["self_bleu"]["same"] == m["self_bleu"]["base"]  # the same distribution, the same per-sample seeds
     assert m["pca"]["explained"][0] > 0
     for name in ("perplexity", "self_bleu", "drift_norm", "drift_pca"):
         assert (run / "figures" / f"{name}.png").stat().st_size > 1000
     report = (run / "report.md").read_text()
     assert "## Drift of final-layer hidden states" in report and "figures/drift_pca.png" in report
+    assert m["models"]["same"]["adapter"].endswith("zero-lora")
     units = sorted((run / "probes").rglob("*.npy"))
-    assert len(units) == 4  # two distinct models x two languages ('same' is the base model: computed once)
+    assert len(units) == 6  # three models x two languages, each computed on its own
     before = {p: p.stat().st_mtime_ns for p in units}
     assert run_cli("probes", *PROBE, "out=probes", "--force") == 0  # a re-run recomputes nothing
     assert {p: p.stat().st_mtime_ns for p in units} == before

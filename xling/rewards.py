@@ -152,15 +152,14 @@ class Reward:
     """Base of the reward callables: picklable objects with a `__name__` TRL logs them under."""
 
     name = "reward"
-
-    def __init__(self, options: "RewardOptions"):
-        self.options = options
-        self.__name__ = f"{self.name}_reward"
-
     # Columns of the training data this reward reads, each needing a value in every row.
     reads: tuple[str, ...] = ()
     # Why a whole batch of None would happen: said in the error that stops the run.
     none_reason = "it could score none of them"
+
+    def __init__(self, options: "RewardOptions"):
+        self.options = options
+        self.__name__ = f"{self.name}_reward"
 
     def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] | None = None,
                  **kwargs: Any) -> list[float | None]:
@@ -275,7 +274,8 @@ def brief(error: BaseException, limit: int = 240) -> str:
 
 
 def load_embedder(model: str, device: str | None = None):
-    """A sentence-transformers model by hub id or local folder ('tiny': built locally), loaded once per process."""
+    """A sentence-transformers model by hub id or local folder ('tiny': built locally), loaded once per process
+    (on the GPU where there is one, unless `device` says otherwise)."""
     key = (str(model), device)
     if key not in _EMBEDDERS:
         path = str(model)
@@ -288,9 +288,11 @@ def load_embedder(model: str, device: str | None = None):
             raise XlingError(f"rewards.embedding_model={model}: no such folder; give a local sentence-transformers "
                              f"folder or a hub id (default {DEFAULT_EMBEDDING_MODEL})")
         try:
+            import torch
             from sentence_transformers import SentenceTransformer
 
-            _EMBEDDERS[key] = SentenceTransformer(path, device=device or "cpu")
+            _EMBEDDERS[key] = SentenceTransformer(path, device=device or ("cuda" if torch.cuda.is_available()
+                                                                           else "cpu"))
         except Exception as e:
             how = ("" if local.exists() else "download it once where the Hugging Face hub is reachable, or ")
             raise XlingError(f"cannot load the sentence-embedding model '{model}' ({brief(e)}); {how}give "
@@ -346,10 +348,11 @@ class PivotReward(Reward):
         covered = self.covered()
         lacking = [c for c in langs if covered is not None and c not in covered]
         if lacking:
+            them = "that language" if len(lacking) == 1 else "those languages"
             raise XlingError(f"rewards.embedding_model={self.options.embedding_model} was not trained on "
                              f"{', '.join(lacking)} (it covers {', '.join(covered or ())}), so its cosine cannot judge "
-                             f"answers in {'that language' if len(lacking) == 1 else 'those languages'}; use {DEFAULT_EMBEDDING_MODEL} (all 11 languages) or rewards.set="
-                             "pivot-translate")
+                             f"answers in {them}; use {DEFAULT_EMBEDDING_MODEL} (all 11 languages) or "
+                             "rewards.set=pivot-translate")
 
     def english(self, answers: list[str], langs: list[str]) -> list[str]:
         return answers

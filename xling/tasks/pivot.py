@@ -20,6 +20,7 @@ from typing import Literal
 
 from ..config import Invalid, Recipe
 from ..console import console
+from ..errors import XlingError
 from ..trainset import TrainData
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -132,6 +133,10 @@ def stage(data: TrainData, p: PivotConfig, seed: int, run_dir: Path | None = Non
     if run_dir is not None:
         atomic_write_jsonl(Path(run_dir) / P.FILE, [store.records[ex.id] for ex in problems if ex.id in store.records])
     show(report)
+    if problems and not report["available"]:
+        raise XlingError(f"pivot.model={p.model} wrote no usable reference answer for any of the {len(problems)} "
+                         f"problems ({report['missing_reasons']}; its answers are in {store.file}); raise "
+                         "pivot.max_tokens, set pivot.keep_truncated=true, or use another pivot.model")
     return store.folder, report
 
 

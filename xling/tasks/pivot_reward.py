@@ -81,9 +81,6 @@ def run(cfg: Config, run_dir: Path) -> dict:
             if stage.backend_of(cfg.pivot) == "vllm":
                 pivot_in_subprocess(run_dir)  # then everything is cached: nothing loads vLLM here
             folder, report = stage.stage(cfg.data, cfg.pivot, cfg.seed, run_dir if loop.is_main() else None)
-        if not report["available"]:
-            raise XlingError(f"the pivot stage wrote no usable reference answer ({report['missing_reasons']}); "
-                             "raise pivot.max_tokens, set pivot.keep_truncated=true, or use another pivot.model")
         cfg.data.references = str(folder)
     metrics = grpo.run(cfg, run_dir)
     return {**metrics, "pivot": report} if report else metrics
