@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
@@ -31,7 +30,7 @@ class ScriptedGenerator:
 
     backend, adapter, model = "scripted", None, "scripted"
 
-    def __init__(self, answer=lambda question: (f"Adding: \\boxed{{7}}", "stop")):
+    def __init__(self, answer=lambda question: ("Adding: \\boxed{7}", "stop")):
         self.answer, self.calls, self.closed = answer, [], False
 
     def chat(self, conversations, *, n, temperature, top_p, max_tokens, seed, seeds=None):

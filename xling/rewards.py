@@ -503,5 +503,5 @@ def combine(values: Sequence[Sequence[float | None]], weights: Sequence[float]) 
 
 __all__ = ["REWARD_SETS", "REWARD_FUNCTIONS", "build_rewards", "combine", "completion_text",
            "assistant_prefix", "AccuracyReward", "FormatReward", "LanguageReward", "ConsistencyReward",
-           "PivotReward", "TranslatePivotReward", "RewardOptions", "load_embedder", "load_translator", "preflight", "load_models",
-           "answer_part", "DEFAULT_EMBEDDING_MODEL", "EMBEDDING_LANGUAGES"]
+           "PivotReward", "TranslatePivotReward", "RewardOptions", "load_embedder", "load_translator", "preflight",
+           "load_models", "answer_part", "DEFAULT_EMBEDDING_MODEL", "EMBEDDING_LANGUAGES"]

@@ -76,7 +76,8 @@ class Config(Recipe):
 def model_specs(cfg: Config) -> list[ModelSpec]:
     specs = [ModelSpec(cfg.base_name, cfg.base, None, cfg.template_from, "base", [])]
     for e in cfg.models:
-        specs.append(ModelSpec(e.name, e.model or cfg.base, e.adapter, cfg.template_from, "trained", list(e.train_langs)))
+        specs.append(ModelSpec(e.name, e.model or cfg.base, e.adapter, cfg.template_from, "trained",
+                               list(e.train_langs)))
     return specs
 
 
@@ -199,7 +200,8 @@ def drift_table(passes: dict, base: str, trained: list[str], langs: list[str], c
 
     from ..probes import drift, drift_summary, mean_ci, pca
 
-    drifts = {(m, lang): drift(passes[m][lang]["hidden"], passes[base][lang]["hidden"]) for m in trained for lang in langs}
+    drifts = {(m, lang): drift(passes[m][lang]["hidden"], passes[base][lang]["hidden"])
+              for m in trained for lang in langs}
     keys = list(drifts)
     proj, _, ratios = pca(np.concatenate([drifts[k] for k in keys]) if keys else np.zeros((0, 0)), center=False)
     coords: dict = {}
@@ -299,7 +301,8 @@ def write_report(run_dir: Path, metrics: dict, figures: dict, langs: list[str]) 
              f"{metrics['problems']} problems per language; {metrics['samples']} sampled answers each; hidden states "
              f"pooled by {metrics['pool']}. Brackets: bootstrap 95% intervals over problems.", "",
              "## Perplexity of the problems", "", _md(["model", *langs], _rows(metrics["perplexity"], langs)), "",
-             "## Self-BLEU of sampled answers (0–100)", "", _md(["model", *langs], _rows(metrics["self_bleu"], langs)),
+             "## Self-BLEU of sampled answers (0–100)", "",
+             _md(["model", *langs], _rows(metrics["self_bleu"], langs)),
              "", "## Drift of final-layer hidden states (h − h_base)", "",
              "Mean ‖h − h_base‖ per problem:", "", _md(["setup", *langs], _rows(metrics["drift"], langs, "norm",
                                                                                   "norm_ci", 3)), "",
@@ -317,7 +320,8 @@ def write_report(run_dir: Path, metrics: dict, figures: dict, langs: list[str]) 
 def show(metrics: dict, langs: list[str]) -> None:
     print_table("perplexity of the problems", ["model", *langs], _rows(metrics["perplexity"], langs))
     print_table("self-BLEU of sampled answers", ["model", *langs], _rows(metrics["self_bleu"], langs))
-    print_table("drift ‖h − h_base‖ (final layer)", ["setup", *langs], _rows(metrics["drift"], langs, "norm", "norm_ci", 3),
+    print_table("drift ‖h − h_base‖ (final layer)", ["setup", *langs],
+                _rows(metrics["drift"], langs, "norm", "norm_ci", 3),
                 note=f"PCA of the drifts (uncentered), share of Σ‖d‖² per component: {metrics['pca']['explained']}")
 
 
@@ -355,7 +359,8 @@ def run(cfg: Config, run_dir: Path) -> dict:
                                           "Perplexity of the problems (95% CI)", base)
         figures["self_bleu"] = plot_bars(metrics["self_bleu"], langs, "self-BLEU", fig_dir / "self_bleu.png",
                                          f"Self-BLEU of {cfg.samples} sampled answers per problem (95% CI)", base)
-        norm = {m: {lang: {"value": c["norm"], "ci": c["norm_ci"]} for lang, c in per.items()} for m, per in drift.items()}
+        norm = {m: {lang: {"value": c["norm"], "ci": c["norm_ci"]} for lang, c in per.items()}
+                for m, per in drift.items()}
         figures["drift_norm"] = plot_bars(norm, langs, "mean ‖h − h_base‖", fig_dir / "drift_norm.png",
                                           "Drift of final-layer hidden states (95% CI)")
         figures["drift_pca"] = plot_drift_pca(coords, trained, langs, pca_info["explained"], fig_dir / "drift_pca.png")

@@ -3,8 +3,9 @@
 `grpo_args()` maps a recipe onto GRPOConfig's fields — every hyperparameter explicitly, because
 Unsloth's GRPOConfig silently changes TRL's defaults (learning rate, optimizer, seed, batch, loss
 clipping) — and is tested on its own. `run()` does the stages: plan and version check, (Unsloth
-imported first), training set, model, string prompts (chat template + prefix, over-long ones
-dropped), rewards, trainer, checkpoints/resume, final adapter.
+imported first), training set, reward checks (the columns they read, the models they load: before
+the policy loads), model, string prompts (chat template + prefix, over-long ones dropped), rewards,
+trainer, checkpoints/resume, final adapter.
 """
 
 from __future__ import annotations
