@@ -37,7 +37,8 @@ def bleu_tokenize(lang: str) -> str:
 # -- self-similarity --------------------------------------------------------------------------------
 
 def self_bleu(samples: Sequence[str], lang: str = "en") -> float | None:
-    """Mean sentence BLEU (0–100) of each sample against the other samples; None for fewer than two."""
+    """Mean sentence BLEU (0–100) of each sample against the other samples; None for fewer than two.
+    (sacreBLEU scores an empty sample 0, so empty answers count as dissimilar.)"""
     if len(samples) < 2:
         return None
     from sacrebleu.metrics import BLEU
