@@ -42,7 +42,7 @@ PREVIOUS = "metrics.previous.json"  # a finished run's marker while a forced re-
 FINGERPRINT = "recipe_fingerprint"
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "vllm", "unsloth",
             "unsloth_zoo", "bitsandbytes", "deepspeed", "math-verify", "langdetect",
-            "lingua-language-detector", "langid", "sentence-transformers", "numpy", "scipy")
+            "lingua-language-detector", "langid", "sentence-transformers", "sacrebleu", "numpy", "scipy")
 
 
 def list_recipes() -> str:

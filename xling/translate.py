@@ -15,8 +15,8 @@ a multilingual copy of the data set: give it
 to a training set as `translations=DIR`, or to a benchmark as `path=DIR`. `translate_selection` translates exactly the problems the training-set builder will
 pick (same selection, same seed), replacing rejected ones with the next candidates.
 
-A translator is any function `(texts, lang) -> translations`; `hf_translator` and
-`vllm_translator` make one from a model.
+A translator is any function `(texts, lang) -> translations` (from English; the model-made ones
+also take `source=` for other directions); `hf_translator` and `vllm_translator` make one from a model.
 """
 
 from __future__ import annotations
@@ -40,11 +40,20 @@ REQUEST = ("Translate the following math problem from English into {name} ({nati
            "Output only the translation.\n\n{text}")
 
 
-def translation_messages(text: str, lang: str) -> list[dict[str, str]]:
-    """The chat that asks a model to translate `text` into `lang`."""
+# Into English from another language (the translate-then-compare pivot reward translates answers).
+REQUEST_FROM = ("Translate the following text from {source} into {name}. Keep every number, formula and LaTeX "
+                "expression exactly as it is, with ASCII digits; translate everything else. Output only the "
+                "translation.\n\n{text}")
+
+
+def translation_messages(text: str, lang: str, source: str = "en") -> list[dict[str, str]]:
+    """The chat that asks a model to translate `text` (in `source`) into `lang`."""
     row = get(lang)
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": REQUEST.format(name=row.name, native=row.native, text=text)}]
+    if source == "en":
+        request = REQUEST.format(name=row.name, native=row.native, text=text)
+    else:
+        request = REQUEST_FROM.format(source=get(source).name, name=row.name, text=text)
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": request}]
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -369,10 +378,11 @@ def hf_translator(model: str, *, max_new_tokens: int = 1024, batch_size: int = 8
         lm.to(device)
     lm.eval()
 
-    def run(texts: list[str], lang: str) -> list[str]:
+    def run(texts: list[str], lang: str, source: str = "en") -> list[str]:
         out: list[str] = []
         for i in range(0, len(texts), batch_size):
-            prompts = [render(translation_messages(t, lang), tok, template_from) for t in texts[i:i + batch_size]]
+            prompts = [render(translation_messages(t, lang, source), tok, template_from)
+                       for t in texts[i:i + batch_size]]
             enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
             with torch.no_grad():
                 gen = lm.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
@@ -394,8 +404,8 @@ def vllm_translator(model: str, *, max_new_tokens: int = 2048, template_from: st
     params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
     template = chat_template_for(llm.get_tokenizer(), template_from) if template_from else None
 
-    def run(texts: list[str], lang: str) -> list[str]:
-        conversations = [translation_messages(t, lang) for t in texts]
+    def run(texts: list[str], lang: str, source: str = "en") -> list[str]:
+        conversations = [translation_messages(t, lang, source) for t in texts]
         outputs = llm.chat(conversations, params, use_tqdm=False, chat_template=template,
                            add_generation_prompt=True, continue_final_message=False)
         return [o.outputs[0].text for o in outputs]

@@ -201,7 +201,8 @@ class RewardsConfig:
     require_think: bool = False
     timeout: float = 5.0  # seconds per math-verify check
     workers: int | None = None  # grader processes (null: up to 8; 0: in the training process)
-    embedding_model: str | None = None  # pivot rewards: a sentence-transformers model
+    embedding_model: str | None = None  # pivot rewards: a sentence-transformers model (default LaBSE; 'tiny')
+    translator: str | None = None  # pivot_translate: the model translating answers into English ('tiny')
 
     def check(self) -> None:
         from ..rewards import REWARD_FUNCTIONS, REWARD_SETS
@@ -215,6 +216,10 @@ class RewardsConfig:
             raise Invalid("timeout", "must be a positive number of seconds")
         if self.workers is not None and self.workers < 0:
             raise Invalid("workers", "must be 0 or more")
+        mix = self.weights or REWARD_SETS.get(self.set, {})
+        if "pivot_translate" in mix and not self.translator:
+            raise Invalid("translator", "reward pivot_translate translates answers into English: give "
+                          "rewards.translator=MODEL (a local instruct model folder or hub id)")
 
     def options(self) -> dict:
         """Keyword options for `xling.rewards.build_rewards`."""
@@ -222,6 +227,8 @@ class RewardsConfig:
                 "require_think": self.require_think, "timeout": self.timeout, "workers": self.workers}
         if self.embedding_model:
             opts["embedding_model"] = self.embedding_model
+        if self.translator:
+            opts["translator"] = self.translator
         return opts
 
     def mix(self) -> str | dict[str, float]:

@@ -3,8 +3,9 @@
 `grpo_args()` maps a recipe onto GRPOConfig's fields — every hyperparameter explicitly, because
 Unsloth's GRPOConfig silently changes TRL's defaults (learning rate, optimizer, seed, batch, loss
 clipping) — and is tested on its own. `run()` does the stages: plan and version check, (Unsloth
-imported first), training set, model, string prompts (chat template + prefix, over-long ones
-dropped), rewards, trainer, checkpoints/resume, final adapter.
+imported first), training set, reward checks (the columns they read, the models they load: before
+the policy loads), model, string prompts (chat template + prefix, over-long ones dropped), rewards,
+trainer, checkpoints/resume, final adapter.
 """
 
 from __future__ import annotations
@@ -141,6 +142,15 @@ def build_rewards(cfg: Any):
     return per_language_rewards(funcs, weights), weights, funcs
 
 
+def check_rewards(cfg: Any, records: Sequence[dict]) -> None:
+    """Every column the rewards read is in the training rows and every model they need loads (`xling.rewards.preflight`)."""
+    from ..rewards import preflight
+    from ..trainset import pivot_hint
+
+    preflight(cfg.rewards.mix(), records, {"reference": f"write them with: {pivot_hint(cfg.data)}"},
+              **cfg.rewards.options())
+
+
 def close_rewards(funcs: Sequence[Any]) -> None:
     for f in funcs:
         grader = getattr(getattr(f, "options", None), "grader", None)
@@ -159,6 +169,7 @@ def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict
 
     model_path = loop.model_path(cfg, run_dir)
     records = loop.trainset_stage(cfg, run_dir)
+    check_rewards(cfg, records)  # before the model loads: missing columns, unloadable reward models
     g = cfg.grpo
     loaded = backends.load(cfg, plan, model_path, g.max_prompt_length + g.max_completion_length)
     template = prompt_template(loaded.tokenizer, cfg.model.template_from)

@@ -118,6 +118,11 @@ def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict
     if missing and loop.is_main():
         console.print(f"{sum(missing.values())} problem(s) have no {cfg.sft.target} and are left out ({missing})",
                       markup=False)
+    if not pairs and cfg.sft.target == "reference":
+        from ..trainset import pivot_hint
+
+        raise XlingError(f"`reference`: no problem in the training set has one to learn from; write them with: "
+                         f"{pivot_hint(cfg.data)}")
     if not pairs:
         raise XlingError(f"no problem in the training set has a '{cfg.sft.target}' to learn from (data.source="
                          f"{cfg.data.source}); use a source with solutions (math, gsm8k, synth) or sft.target=reference")
