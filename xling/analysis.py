@@ -77,6 +77,9 @@ def scaling_of(by_x: Mapping[int, float | None], fit_from: int = 2) -> dict:
         out["note"] = (f"no power-law fit: it needs values at three distinct X >= {fit_from} (training languages, "
                        f"English included); this study has X = {have}")
         return out
+    if all(pts[x] == 0 for x in fit_x):
+        out["note"] = f"no power-law fit: the value is 0 at every X >= {fit_from}"
+        return out
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scipy's OptimizeWarning on a perfect or degenerate fit
@@ -180,7 +183,7 @@ def check_members(members: Sequence[Member], models: Sequence[str]) -> None:
 def analyze(items: Sequence[dict] | None, members: Sequence[Member], langs: Mapping[str, Sequence[str]],
             models: Sequence[str] | None = None, accuracies: Mapping | None = None, n: Mapping | None = None,
             in_domain=M.IN_DOMAIN, out_of_domain=M.OUT_OF_DOMAIN, n_boot: int = 1000, seed: int = 0,
-            fit_from: int = 2) -> Study:
+            fit_from: int = 2, mti_policy: str = "defined") -> Study:
     """The study of `members` from per-item records (with intervals) or from `accuracies` (without).
 
     `models`: every model to tabulate, in order (default: members' bases, then the members).
@@ -199,7 +202,7 @@ def analyze(items: Sequence[dict] | None, members: Sequence[Member], langs: Mapp
     on_curve, why = curve_members(members)
     notes = [why] if why else []
     extra = scaling_statistic(on_curve, langs, fit_from) if on_curve else None
-    common = dict(in_domain=in_domain, out_of_domain=out_of_domain, groups=groups, extra=extra)
+    common = dict(in_domain=in_domain, out_of_domain=out_of_domain, groups=groups, extra=extra, mti_policy=mti_policy)
     if items is not None:
         summary = R.summarize(items, models, langs, comparisons, n_boot=n_boot, seed=seed, **common)
     else:

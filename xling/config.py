@@ -44,6 +44,37 @@ class Recipe:
     seed: int = 0
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML forbids it;
+    PyYAML would silently keep the last value)."""
+
+
+def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor' merges keys: later keys override them
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: the safe constructor reports it
+            break
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key '{key}' is given twice (lines {first + 1} and {key_node.start_mark.line + 1}); "
+                "keep one", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def load_yaml(text: str):
+    """Parse YAML text safely; a key given twice in one mapping is a yaml.YAMLError."""
+    return yaml.load(text, Loader=_StrictLoader)
+
+
 class _Raw(str):
     """A value typed on the command line: parsed according to the key's type."""
 
@@ -207,9 +238,10 @@ def _plain(value: Any) -> Any:
 
 def _parse_yaml_value(text: str, key: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"recipe key '{key}': cannot parse {text!r} ({e.__class__.__name__})") from None
+        why = getattr(e, "problem", None) or e.__class__.__name__
+        raise ConfigError(f"recipe key '{key}': cannot parse {text!r} ({why})") from None
 
 
 def all_keys(cls: type, prefix: str = "") -> list[str]:
@@ -326,7 +358,7 @@ def recipe_path(name: str) -> Path:
 
 def read_recipe_file(path: Path) -> dict:
     try:
-        data = yaml.safe_load(read_text(path))
+        data = load_yaml(read_text(path))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -95,22 +95,24 @@ def _mean_accuracy(acc: Mapping, model: str, langs: Mapping[str, Sequence[str]])
     return None if any(v is None for v in vals) or not vals else sum(vals) / len(vals)
 
 
-def _transfer(acc: Mapping, c: Comparison, langs: Mapping[str, Sequence[str]], in_domain, out_of_domain) -> dict:
+def _transfer(acc: Mapping, c: Comparison, langs: Mapping[str, Sequence[str]], in_domain, out_of_domain,
+              mti_policy: str = "defined") -> dict:
     trained = {b: {l: acc[c.trained][b][l] for l in ls} for b, ls in langs.items()}
     base = {b: {l: acc[c.base][b][l] for l in ls} for b, ls in langs.items()}
-    return M.transfer_metrics(trained, base, c.train_langs, in_domain, out_of_domain)
+    return M.transfer_metrics(trained, base, c.train_langs, in_domain, out_of_domain, mti_policy)
 
 
 def summarize(items: Sequence[dict], models: Sequence[str], langs: Mapping[str, Sequence[str]],
               comparisons: Mapping[str, Comparison] | None = None, in_domain=M.IN_DOMAIN, out_of_domain=M.OUT_OF_DOMAIN,
               n_boot: int = 1000, seed: int = 0, groups: Mapping[str, Sequence[str]] | None = None,
-              extra=None) -> Summary:
+              extra=None, mti_policy: str = "defined") -> Summary:
     """Point estimates and paired-bootstrap 95% intervals of everything the report shows.
 
     `groups` (observational study): paradigm -> trained names; their mean MTI gets an interval too,
     and with two groups, so does the difference of the first two. `extra(acc, transfer)` (e.g. the
     scaling fits of `xling.analysis`): more numbers computed from the accuracies and each comparison's
     transfer metrics, bootstrapped with the same draws; their intervals land in `Summary.extra_ci`.
+    `mti_policy`: when a benchmark's MTI is None (`xling.metrics.mti`).
     """
     comparisons = dict(comparisons or {})
     cells = _nest(items, cell_summary)
@@ -121,14 +123,14 @@ def summarize(items: Sequence[dict], models: Sequence[str], langs: Mapping[str, 
         from .errors import XlingError
 
         raise XlingError(f"no scored items for {', '.join(missing[:6])}; cannot summarize")
-    results = {name: _transfer(acc, c, langs, in_domain, out_of_domain) for name, c in comparisons.items()}
+    results = {name: _transfer(acc, c, langs, in_domain, out_of_domain, mti_policy) for name, c in comparisons.items()}
     group_point = _group_means({n: r["mti"]["avg"] for n, r in results.items()}, groups) if groups else {}
 
     def statistic(a: dict) -> dict:
         out: dict = {"accuracy": a, "mean": {m: _mean_accuracy(a, m, langs) for m in models}}
         per = {}
         for name, c in comparisons.items():
-            r = _transfer(a, c, langs, in_domain, out_of_domain)
+            r = _transfer(a, c, langs, in_domain, out_of_domain, mti_policy)
             per[name] = {k: r[k] for k in ("mti", "gen", "ti", "train_gain", "gain")}
         out["cmp"] = per
         if groups:
@@ -158,7 +160,8 @@ def summarize(items: Sequence[dict], models: Sequence[str], langs: Mapping[str, 
 def summarize_accuracies(accuracies: Mapping, models: Sequence[str], langs: Mapping[str, Sequence[str]],
                          comparisons: Mapping[str, Comparison] | None = None, n: Mapping | None = None,
                          in_domain=M.IN_DOMAIN, out_of_domain=M.OUT_OF_DOMAIN,
-                         groups: Mapping[str, Sequence[str]] | None = None, extra=None) -> Summary:
+                         groups: Mapping[str, Sequence[str]] | None = None, extra=None,
+                         mti_policy: str = "defined") -> Summary:
     """The same summary from an accuracy table (model -> benchmark -> lang -> percent): point estimates
     only (no per-item results: no intervals, no off-target rate, no truncation counts)."""
     from .errors import XlingError
@@ -174,7 +177,7 @@ def summarize_accuracies(accuracies: Mapping, models: Sequence[str], langs: Mapp
                           "unparseable_gold": None, "mean_tokens": None} for l in ls} for b, ls in langs.items()}
              for m in models}
     off = {m: {b: {l: None for l in ls} for b, ls in langs.items()} for m in models}
-    results = {name: _transfer(acc, c, langs, in_domain, out_of_domain) for name, c in comparisons.items()}
+    results = {name: _transfer(acc, c, langs, in_domain, out_of_domain, mti_policy) for name, c in comparisons.items()}
     compared = {name: {"base": c.base, "train_langs": c.train_langs, "paradigm": c.paradigm, **results[name], "ci": {}}
                 for name, c in comparisons.items()}
     group_out = {}
@@ -495,7 +498,8 @@ def settings_lines(cfg, backend: str) -> list[str]:
             f"prompt `{cfg.variant}`" + (" with the prompt-hacking prefix" if cfg.prefix else "")
             + (f", chat template from `{cfg.template_from}`" if getattr(cfg, "template_from", None) else ""),
             f"language ID `{cfg.score.langid}` (min {cfg.score.min_chars} letters); bootstrap {cfg.n_boot} replicates, "
-            "paired over items"]
+            "paired over items"
+            + (f"; MTI policy `{cfg.mti_policy}`" if getattr(cfg, "mti_policy", "defined") != "defined" else "")]
 
 
 def write_markdown(run_dir: Path, summary: Summary, figures: Mapping[str, Path], title: str = "Evaluation",

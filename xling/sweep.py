@@ -391,13 +391,13 @@ def _folder(label: str) -> str:
 
 def stage_state(stage: Stage) -> str:
     """done (finished, same recipe), partial (started), todo, or conflict (another recipe's work)."""
-    from .cli import BOOKKEEPING, _changed_keys, _comparable
+    from .cli import _changed_keys, _comparable, finished_fingerprint, has_work, recipe_fingerprint
     from .tasks import load_task
 
     d = stage.run_dir
     saved = d / "recipe.yaml"
     if not saved.is_file():
-        return "partial" if d.is_dir() and any(d.iterdir()) else "todo"
+        return "partial" if d.is_dir() and has_work(d) else "todo"
     import yaml
 
     try:
@@ -407,12 +407,11 @@ def stage_state(stage: Stage) -> str:
     resumable = frozenset(getattr(load_task(stage.cfg.task), "RESUMABLE", ()))
     new = to_dict(stage.cfg)
     if _comparable(old, resumable) != _comparable(new, resumable):
-        has_work = any(p.name not in BOOKKEEPING for p in d.iterdir())
-        if has_work:
+        if has_work(d):
             stage.conflict = ", ".join(_changed_keys(_comparable(old, resumable), _comparable(new, resumable))[:5])
             return "conflict"
         return "todo"
-    if (d / "metrics.json").is_file() and not _changed_keys(_comparable(old), _comparable(new)):
+    if finished_fingerprint(d) == recipe_fingerprint(new):  # the finished marker names exactly this recipe
         return "done"
     return "partial"
 

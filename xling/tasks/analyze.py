@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from .. import metrics as M
 from ..config import Invalid, Recipe
@@ -55,6 +56,7 @@ class Config(Recipe):
     in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
     out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
     n_boot: int = 1000
+    mti_policy: Literal["defined", "paper"] = "defined"  # paper: a benchmark's MTI is None where most TIs are undefined
     fit_from: int = 2  # smallest X used in the scaling fits
     paper_curve: bool = True  # draw the paper's published curve beside the fit
     plots: bool = True
@@ -242,7 +244,8 @@ def run(cfg: Config, run_dir: Path) -> dict:
                 raise XlingError(f"member '{m.name}' was trained on {', '.join(absent)}, which {b} does not have here; "
                                  "the training-set gain needs every training language (check its train_langs)")
     study = A.analyze(items, members, langs, models=models, accuracies=accuracies, n=n, in_domain=cfg.in_domain,
-                      out_of_domain=cfg.out_of_domain, n_boot=cfg.n_boot, seed=cfg.seed, fit_from=cfg.fit_from)
+                      out_of_domain=cfg.out_of_domain, n_boot=cfg.n_boot, seed=cfg.seed, fit_from=cfg.fit_from,
+                      mti_policy=cfg.mti_policy)
     if not members:
         console.print("no members (no base model to compare with): accuracy only; give base=NAME, models=FILE or "
                       "members=[...] for gains, MTI and the scaling fits", markup=False)

@@ -27,11 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal
 
+from .. import hub
 from .. import metrics as M
 from ..config import Invalid, Recipe
 from ..console import console
 from ..errors import XlingError
 from ..languages import CODES, LANGUAGES, check_codes, unknown_language_message
+from ..prompts import Variant
 
 PAPER_N = {"aime24": 16, "aime25": 16}  # samples per question (SPEC §3); every other benchmark: 1
 DTYPES = ("auto", "bfloat16", "float16", "float32")  # gen.dtype: what both generation backends load
@@ -97,12 +99,13 @@ class Config(Recipe):
     limit: int | None = None  # first N problems per language
     template_from: str | None = None  # borrow a chat template (instruct model, 'chatml'); base models need one
     prefix: bool = True  # prompt hacking: pre-fill the assistant turn with the language's prefix
-    variant: Literal["paper", "consistency", "bare"] = "paper"
+    variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.prompts)
     gen: GenConfig = field(default_factory=GenConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
     out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
     n_boot: int = 1000
+    mti_policy: Literal["defined", "paper"] = "defined"  # paper: a benchmark's MTI is None where most TIs are undefined
     scaling: dict[str, int] = field(default_factory=dict)  # model name -> training languages X (default: len(train_langs))
     fit_from: int = 2  # smallest X used in the scaling fits
     plots: bool = True
@@ -138,6 +141,27 @@ class Config(Recipe):
             raise Invalid("fit_from", "must be at least 1")
 
 
+def check_sampling_keys(prefix: str, temperature: float, top_p: float, max_tokens: int, n: dict[str, int],
+                        benchmarks) -> None:
+    """The sampling settings under `prefix` (gen, pairs[i].gen) as both backends accept them (`xling.sampling`).
+
+    Samples per question must be at least 1; for the benchmarks evaluated, greedy decoding with
+    more than one sample (AIME's 16 at temperature 0) is refused.
+    """
+    from .. import sampling
+
+    found = sampling.problem(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
+    if found:
+        raise Invalid(f"{prefix}.{found[0]}", found[1])
+    for b, k in n.items():
+        if k < 1:
+            raise Invalid(f"{prefix}.n.{b}", "ask for at least one sample per question")
+    for b in benchmarks:
+        found = sampling.problem(temperature=temperature, top_p=top_p, n=int(n.get(b, 1)))
+        if found:
+            raise Invalid(f"{prefix}.n.{b}" if b in n else f"{prefix}.temperature", found[1])
+
+
 def check_common(cfg) -> None:
     """Checks shared by evaluate and observational."""
     if not cfg.benchmarks:
@@ -148,15 +172,7 @@ def check_common(cfg) -> None:
         if code != "all" and code not in LANGUAGES:
             raise Invalid("langs", unknown_language_message(code))
     g = cfg.gen
-    if g.temperature < 0:
-        raise Invalid("gen.temperature", "must be 0 (greedy) or more")
-    if not 0 < g.top_p <= 1:
-        raise Invalid("gen.top_p", "must be in (0, 1]")
-    if g.max_tokens < 1:
-        raise Invalid("gen.max_tokens", "must be at least 1")
-    for b, k in g.n.items():
-        if k < 1:
-            raise Invalid(f"gen.n.{b}", "ask for at least one sample per question")
+    check_sampling_keys("gen", g.temperature, g.top_p, g.max_tokens, g.n, cfg.benchmarks)
     if g.chunk < 0 or g.batch_size < 1:
         raise Invalid("gen.chunk", "chunk must be 0 (automatic) or more and batch_size at least 1")
     if g.dtype not in DTYPES:
@@ -197,10 +213,18 @@ class ModelSpec:
     notes: list[str] = field(default_factory=list)
     paradigm: str | None = None
     x: int | None = None  # training languages on the scaling curve (None: len(train_langs))
+    gen: dict = field(default_factory=dict)  # this model's own sampling settings (temperature, top_p, max_tokens)
 
     @property
     def identity(self) -> tuple:
-        return (self.model, self.adapter, self.template_from)
+        return (self.model, self.adapter, self.template_from, tuple(sorted(self.gen.items())))
+
+
+def spec_gen(cfg, spec: ModelSpec) -> GenConfig:
+    """The recipe's generation settings with this model's own overrides (observational pairs) applied."""
+    from dataclasses import replace
+
+    return replace(cfg.gen, **spec.gen) if spec.gen else cfg.gen
 
 
 _GENERIC = {"adapter", "adapters", "lora", "final", "model", "output", "best", "last"}
@@ -253,6 +277,8 @@ def check_paths(spec: ModelSpec) -> None:
     if spec.model not in TINY and _looks_local(spec.model) and not Path(spec.model).expanduser().exists():
         raise XlingError(f"{spec.role} model '{spec.name}': {spec.model} does not exist; give a local model folder "
                          "or a hub id (org/name)")
+    hub.check_model(spec.model if spec.model not in TINY else None, "model")
+    hub.check_model(spec.template_from, "template_from")
     if spec.adapter:
         try:
             read_adapter(spec.adapter)
@@ -340,7 +366,7 @@ def load_benchmarks(per_bench: dict[str, list[str]], data: dict[str, str], limit
     out: dict[str, dict] = {}
     for b, ls in per_bench.items():
         split = "test"
-        examples = load(b, path=data.get(b), langs=ls, limit=limit, split=split)
+        examples = load(b, path=data.get(b), langs=ls, limit=limit, split=split, path_key=f"data.{b}")
         grouped = by_lang(examples)
         missing = [c for c in ls if not grouped.get(c)]
         if missing:
@@ -379,7 +405,7 @@ def generation_settings(spec: ModelSpec, cfg, backend: str) -> dict:
     from ..generate.completions import local_fingerprint
     from ..prompts import SOLVE
 
-    g = cfg.gen
+    g = spec_gen(cfg, spec)
     device = "cuda" if backend == "vllm" or core.cuda_available() else "cpu"
     return {"model": spec.model, "model_files": local_fingerprint(spec.model),
             "adapter": str(Path(spec.adapter).resolve()) if spec.adapter else None,
@@ -449,7 +475,7 @@ def generate_model(spec: ModelSpec, cfg, data: dict[str, dict], cache: Path, bac
     """Fill the completion cache of one model (one engine for every benchmark and language)."""
     from ..generate.completions import GenerationSettings, generate_shards
 
-    g = cfg.gen
+    g = spec_gen(cfg, spec)
     shards = build_shards(spec, cfg, data, cache, backend)
     chunk = g.chunk or (g.batch_size if backend == "hf" else 256)
     for s in shards:
@@ -554,7 +580,13 @@ def preflight(specs: list[ModelSpec], cfg) -> tuple[str, dict[str, dict]]:
     if unknown_n:
         raise XlingError(f"gen.n.{unknown_n[0]} is set but {unknown_n[0]} is not among benchmarks "
                          f"({', '.join(per_bench)})")
-    for spec in specs:  # local paths first: a missing folder must not wait behind data downloads
+    for b, path in cfg.data.items():  # local paths first: a missing folder must not wait behind downloads
+        if not Path(path).expanduser().exists():
+            what = ("make a multilingual MATH500 with: python run.py translate source=math500 split=test n=null "
+                    "langs=all, and give its folder" if b == "math500"
+                    else f"give a local copy of {b}, or drop data.{b} to load it from the hub")
+            raise XlingError(f"data.{b}={path}: no such file or folder; {what}")
+    for spec in specs:
         check_paths(spec)
     seen: set = set()
     for spec in specs:
@@ -571,7 +603,8 @@ def show_plan(specs: list[ModelSpec], data: dict[str, dict], cfg, backend: str) 
     g = cfg.gen
     for spec in specs:
         extra = f" + {spec.adapter}" if spec.adapter else ""
-        notes = f" [{'; '.join(spec.notes)}]" if spec.notes else ""
+        own = [f"{k} {v}" for k, v in spec.gen.items()]
+        notes = f" [{'; '.join([*spec.notes, *own])}]" if spec.notes or own else ""
         console.print(f"  {spec.role:8s} {spec.name}: {spec.model}{extra}{notes}", markup=False, soft_wrap=True)
     for b, per_lang in data.items():
         n_items = {len(v) for v in per_lang.values()}
@@ -651,7 +684,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
     langs = {b: list(per_lang) for b, per_lang in data.items()}
     study = A.analyze(items, study_members(specs, cfg.scaling), langs, models=[s.name for s in specs],
                       in_domain=cfg.in_domain, out_of_domain=cfg.out_of_domain, n_boot=cfg.n_boot, seed=cfg.seed,
-                      fit_from=cfg.fit_from)
+                      fit_from=cfg.fit_from, mti_policy=cfg.mti_policy)
     files = R.write_outputs(run_dir, items, study.summary)
     if study.members:
         files["members"] = A.write_members(run_dir / "models.csv", study.members)
@@ -664,6 +697,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
         "models": {s.name: {"model": s.model, "adapter": s.adapter, "role": s.role, "train_langs": s.train_langs,
                             "template_from": s.template_from, "paradigm": s.paradigm} for s in specs},
         "backend": backend,
+        "mti_policy": cfg.mti_policy,
         "langs": langs,
         "samples": {b: cfg.gen.samples(b) for b in langs},
         "generation": stats,

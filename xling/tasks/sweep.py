@@ -41,6 +41,7 @@ class SweepSection:
 @dataclass
 class AnalyzeSection:
     n_boot: int = 1000  # bootstrap replicates (paired over items) for every 95% interval
+    mti_policy: Literal["defined", "paper"] = "defined"  # paper: a benchmark's MTI is None where most TIs are undefined
     fit_from: int = 2  # the scaling fits use X >= fit_from
     paper_curve: bool = True  # draw the paper's published curve beside the fit
     plots: bool = True
@@ -226,7 +227,7 @@ def aggregate(cfg: Config, plan, run_dir: Path) -> dict:
     a = cfg.analyze
     evals = [str(b.run_dir) for b in plan.bases.values()] + [str(m.eval.run_dir) for m in plan.members if m.eval]
     acfg = build(analyze.Config, {"task": "analyze", "out": str(run_dir), "seed": cfg.seed, "evals": evals,
-                                  "models": str(run_dir / "models.csv"), "n_boot": a.n_boot, "fit_from": a.fit_from,
+                                  "models": str(run_dir / "models.csv"), "n_boot": a.n_boot, "mti_policy": a.mti_policy, "fit_from": a.fit_from,
                                   "paper_curve": a.paper_curve, "plots": a.plots, "in_domain": a.in_domain,
                                   "out_of_domain": a.out_of_domain,
                                   "title": f"Sweep {Path(cfg.out).name}: {cfg.description or ''}".rstrip(": ")})
