@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -32,11 +33,12 @@ def test_grpo_en_on_an_h100():
     assert (est.steps, est.rollouts) == (7, 14_336)
     assert est.generated_tokens == 14_336 * 700
     assert est.trained_tokens == 7 * 2048 * (200 + 700)
-    # 8N FLOP per trained token at 25% of 989 TFLOP/s; decode at 2N FLOP per token, 32 FLOP/byte of 3.35 TB/s
-    train_s = 8 * N_15B * est.trained_tokens / (0.25 * 989e12)
+    # 10N FLOP per trained token (forward, backward, recompute, old and reference log-probs: beta 0.001) at 25% of
+    # 989 TFLOP/s; decode at 2N FLOP per token, 32 FLOP per byte of 3.35 TB/s
+    train_s = 10 * N_15B * est.trained_tokens / (0.25 * 989e12)
     gen_s = est.generated_tokens / (32 * 3.35e12 / (2 * N_15B))
     assert est.hours == pytest.approx((train_s + gen_s) / 3600, rel=1e-12)
-    assert est.hours == pytest.approx(0.2593, abs=1e-4) and est.step_seconds == pytest.approx(133.35, abs=0.01)
+    assert est.hours == pytest.approx(0.3041, abs=1e-4) and est.step_seconds == pytest.approx(156.37, abs=0.01)
     # Unsloth shares the weights with vLLM's half of the GPU; activations: one layer of 8 x 4,296 tokens
     layer = 8 * 4296 * (7 * 1536 + 4 * 8960) * 2 / GIB
     assert est.memory == {"vLLM share": 39.6, "LoRA + Adam": round(LORA_15B_R32 * 16 / GIB, 2),
@@ -44,7 +46,7 @@ def test_grpo_en_on_an_h100():
     assert est.peak_vram_gib == pytest.approx(39.6 + LORA_15B_R32 * 16 / GIB + layer + 1.0)
     assert est.fits and est.exact and est.gpu == "h100-80gb" and est.gpus == 1
     text = "\n".join(est.lines())
-    assert "104 prompt(s) wait each epoch" in text and "= 8N" in text
+    assert "104 prompt(s) wait each epoch" in text and "+ old log-probs 2N + reference 2N = 10N" in text
     assert "rollouts: 700 tokens on average (assumed; plan.completion_tokens=N, cap 4,096)" in text
 
 
@@ -174,7 +176,8 @@ def test_dry_run_prints_the_plan_as_yaml_comments(capsys, monkeypatch, tmp_path)
     assert comments[0].startswith("# plan of GRPO Qwen/Qwen2.5-1.5B-Instruct, unsloth LoRA r=32, vLLM 0.5, batch 8, "
                                   "on a100-80gb (NVIDIA A100-SXM4-80GB, 79.3 GiB, bf16): 7 steps, 14,336 rollouts, "
                                   "~10.0M tokens generated, ~12.9M trained, ~")
-    assert comments[0].endswith("~0.70 GPU-hours, peak VRAM ~44.2 of 79.3 GiB (fits)")
+    hours = planned("grpo-en", "plan.gpu=a100-80gb").gpu_hours
+    assert comments[0].endswith(f"~{hours:.2f} GPU-hours, peak VRAM ~44.2 of 79.3 GiB (fits)")
     assert comments[1] == "#   estimates, not measurements (the assumptions are listed below)"
     assert "#   peak VRAM (GiB): vLLM share 39.6, LoRA + Adam 0.55, activations 3.0, CUDA context 1.0" in comments
     assert any(c.startswith("#   time per step ~") for c in comments) and "#   assumptions:" in comments
@@ -194,8 +197,13 @@ def test_a_run_that_cannot_fit_is_refused_before_loading(capsys, monkeypatch, tm
 
     monkeypatch.setattr(backends, "startup_check", loaded)
     monkeypatch.setattr(backends, "load", loaded)
-    rc = cli.main(["grpo-en", "train.backend=peft", "vllm.enabled=false", "train.questions_per_step=16",
-                   "data.source=synth", "out=run"])
+    model = tmp_path / "qwen-1.5b"  # a local model folder: its config.json is all the planner reads
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({
+        "model_type": "qwen2", "hidden_size": 1536, "num_hidden_layers": 28, "num_attention_heads": 12,
+        "num_key_value_heads": 2, "intermediate_size": 8960, "vocab_size": 151936, "tie_word_embeddings": True}))
+    rc = cli.main(["grpo-en", f"model.name={model}", "train.backend=peft", "vllm.enabled=false",
+                   "train.questions_per_step=16", "data.source=synth", "out=run"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("error: this run does not fit rtx4090-24gb: estimated peak 33.8 GiB exceeds its 23.6 GiB "
@@ -210,16 +218,17 @@ def test_cpu_warning_names_the_keys_that_shrink_it(monkeypatch):
     resolved = SimpleNamespace(backend="peft", use_vllm=False, processes=1, cuda=False)
     cfg, _ = cli.resolve("grpo-en", ["model.name=tiny", "data.source=synth"])
     lines = preflight(cfg, resolved)
-    # 14,336 rollouts of 1,024 x (1 - e^-4) = 1,005 tokens at 1 ms + 2N/30 GFLOP/s each, plus 6N per trained token
+    # 14,336 rollouts of 1,024 x (1 - e^-4) = 1,005 tokens at 1 ms + 2N/30 GFLOP/s each, plus 8N per trained token
+    # (forward, backward, recompute, reference log-probs)
     n = 139_840
-    seconds = 14_336 * 1005 * (1e-3 + 2 * n / 30e9) + 6 * n * 7 * 2048 * 1205 / 30e9
+    seconds = 14_336 * 1005 * (1e-3 + 2 * n / 30e9) + 8 * n * 7 * 2048 * 1205 / 30e9
     assert lines[0].startswith("plan (estimate): 7 steps, 14,336 rollouts, ~14.4M tokens generated")
     assert lines[1] == (f"note: on this CPU the run is estimated at ~{seconds / 3600:.2f} hours (7 steps, "
                         f"~{seconds / 7 / 60:.1f} min per step); these recipe sizes are meant for a GPU. Keys that "
                         "shrink it: train.max_steps, grpo.num_generations, grpo.max_completion_length, data.n, "
                         "train.questions_per_step (e.g. train.max_steps=2 train.questions_per_step=2 "
                         "grpo.num_generations=4 grpo.max_completion_length=64 train.batch_size=4)")
-    assert "~4.17 hours" in lines[1]
+    assert "~4.22 hours" in lines[1]
     assert len(preflight(cfg, resolved, done_steps=6)) == 1  # one step left: under an hour
     small, _ = cli.resolve("grpo-en", ["model.name=tiny", "data.source=synth", *plan.SHRINK_EXAMPLE["grpo"].split()])
     assert len(preflight(small, resolved)) == 1

@@ -69,6 +69,16 @@ def pivot_in_subprocess(run_dir: Path) -> None:
                          "again to continue: written references are kept")
 
 
+def describe_plan(cfg: Config) -> list[str]:
+    """The plan --dry-run prints: the GRPO run's (estimates); the pivot stage comes on top."""
+    from ..plan import estimate_training
+
+    est = estimate_training(cfg)
+    est.assumptions.append("not counted either: the pivot stage (an English reference answer per problem) and the "
+                           "reward's embedding or translation model")
+    return est.lines()
+
+
 def run(cfg: Config, run_dir: Path) -> dict:
     from ..train import grpo, loop
     from . import pivot as stage

@@ -91,7 +91,7 @@ def prepare(cfg: Any, run_dir: Path, method: str, generations: int = 1, standby:
         hub.check_model(str(cfg.model.name), "model.name")
     hub.check_model(cfg.model.template_from, "model.template_from")
     plan = backends.resolve(cfg, method, generations)
-    if not finished(run_dir):  # refuses what cannot fit this GPU; on CPU, says when it takes hours
+    if not finished(run_dir, cfg):  # refuses what cannot fit this GPU; on CPU, says when it takes hours
         done = checkpoints(run_dir / CHECKPOINTS)
         for line in preflight(cfg, plan, checkpoint_step(done[-1]) if done else 0):
             if is_main():
