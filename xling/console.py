@@ -40,6 +40,9 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[obje
         table.add_column(col, justify="left" if i == 0 else "right", no_wrap=True)
     for row in rows:
         table.add_row(*[str(c) for c in row])
-    console.print(table)
+    from rich.measure import Measurement
+
+    wide = Measurement.get(console, console.options.update(width=10_000), table).maximum
+    console.print(table, width=max(console.width, wide), crop=False)  # a wide table is never cut to "…"
     if note:
         console.print(note, markup=False, style="dim")
