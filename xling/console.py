@@ -43,6 +43,12 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[obje
     from rich.measure import Measurement
 
     wide = Measurement.get(console, console.options.update(width=10_000), table).maximum
-    console.print(table, width=max(console.width, wide), crop=False)  # a wide table is never cut to "…"
+    width = console.width
+    if wide > width and not console.is_terminal:  # in a log or a pipe, a wide table is never cut to "…"
+        console.width = wide
+    try:
+        console.print(table)
+    finally:
+        console.width = width
     if note:
         console.print(note, markup=False, style="dim")
