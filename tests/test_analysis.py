@@ -203,3 +203,34 @@ def test_bootstrap_refits_in_every_replicate():
     ci = study.scaling["accuracy"]["ci"]["alpha"]
     assert ci[0] == pytest.approx(ci[1]) == pytest.approx(study.scaling["accuracy"]["alpha"])
     assert np.isfinite(study.scaling["accuracy"]["beta"])
+
+
+def test_contrasts_table_languages_and_on_target_rate(tmp_path, capsys):
+    base = {"en": 50, "zh": 25, "de": 20, "te": 10}
+    items = items_for("base", "mgsm", base, n=40)
+    items += items_for("rl", "mgsm", {"en": 60, "zh": 40, "de": 30, "te": 15}, n=40, seed=2)
+    items += items_for("sft", "mgsm", {"en": 55, "zh": 30, "de": 25, "te": 10}, n=40, seed=3)
+    members = [A.Member("rl", "base", ["de"], None, "RL"), A.Member("sft", "base", ["de"], None, "SFT")]
+    study = A.analyze(items, members, {"mgsm": list(base)}, n_boot=200, contrasts={"RL − SFT (de)": ["rl", "sft"]},
+                      table_langs=["en", "zh", "de"])
+    gen = lambda t: 100 * sum((t[l] - base[l]) / (100 - base[l]) for l in base) / 4  # noqa: E731
+    rl = {"en": 60, "zh": 40, "de": 30, "te": 15}
+    sft = {"en": 55, "zh": 30, "de": 25, "te": 10}
+    assert study.point["gen"]["rl"] == pytest.approx(gen(rl))
+    c = study.point["contrasts"]["RL − SFT (de)"]
+    assert c["gen"] == pytest.approx(gen(rl) - gen(sft))
+    assert c["accuracy"] == pytest.approx((145 - 120) / 4)
+    lo, hi = study.ci["contrasts"]["RL − SFT (de)"]["gen"]
+    assert lo <= c["gen"] <= hi
+    assert study.point["langs"]["sft"] == {"en": 55, "zh": 30, "de": 25}
+    # every 5th answer is detected as English (items_for): on-target 80% outside English, 100% in it
+    assert study.summary.mean_off_target["rl"] == pytest.approx(15.0)
+    A.show(study)
+    out = capsys.readouterr().out
+    assert "acc en %" in out and "85.0" in out and "RL − SFT (de)" in out
+    md = A.write_report(tmp_path, study, {}, "T").read_text()
+    assert "## Contrasts" in md
+    m = study.as_metrics()
+    assert m["contrasts"]["RL − SFT (de)"]["a"] == "rl" and m["gen_avg"]["sft"] == pytest.approx(gen(sft))
+    with pytest.raises(XlingError, match="contrast 'x' must name two members"):
+        A.analyze(items, members, {"mgsm": list(base)}, n_boot=10, contrasts={"x": ["rl", "nope"]})

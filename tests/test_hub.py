@@ -53,7 +53,7 @@ def test_hf_hub_offline_is_honoured(fresh, monkeypatch, capsys):
         "error: model.name=org/some-model needs the Hugging Face hub, which is not available (HF_HUB_OFFLINE is "
         "set); give model.name=FOLDER, a local copy of the model (e.g. one downloaded with 'huggingface-cli "
         "download' where the hub is reachable)"]
-    assert cli.main(["evaluate", "model=org/some-model", "benchmarks=mgsm", "langs=en", "data.mgsm=nowhere",
+    assert cli.main(["evaluate", "model=org/some-model", "benchmarks=mgsm", "langs=en", "data.mgsm=.",
                      "out=e"]) == 2
     assert "model=org/some-model needs the Hugging Face hub" in capsys.readouterr().err
 

@@ -124,16 +124,42 @@ def _mean_accuracy(acc: Mapping, model: str, langs: Mapping[str, Sequence[str]])
     return None if not vals or any(v is None for v in vals) else sum(vals) / len(vals)
 
 
-def scaling_statistic(members: Sequence[Member], langs: Mapping[str, Sequence[str]], fit_from: int):
-    """(acc, per-member transfer) -> the scaling numbers of MTI and mean accuracy (for the bootstrap)."""
+def gen_of(transfer: Mapping | None) -> float | None:
+    """A member's Gen: the mean of its defined per-benchmark Gens."""
+    return M.mean_defined((transfer or {}).get("gen", {}).values())
+
+
+def lang_accuracy(acc: Mapping, model: str, lang: str) -> float | None:
+    """A model's accuracy in one language, averaged over the benchmarks that have it."""
+    return M.mean_defined(per_l.get(lang) for per_l in (acc.get(model) or {}).values())
+
+
+def study_statistic(members: Sequence[Member], on_curve: Sequence[Member], langs: Mapping[str, Sequence[str]],
+                    fit_from: int, contrasts: Mapping[str, Sequence[str]], table_langs: Sequence[str]):
+    """(acc, per-member transfer) -> every study-level number: each member's Gen and accuracy in the table's
+    languages, the contrasts between members, and the scaling numbers of MTI and mean accuracy. The point
+    estimate and every bootstrap replicate go through it."""
 
     def stat(acc: Mapping, transfer: Mapping[str, dict]) -> dict:
-        mti = {m.x: (transfer.get(m.name) or {}).get("mti", {}).get("avg") for m in members}
-        accuracy = {m.x: _mean_accuracy(acc, m.name, langs) for m in members}
-        return {"mti": _scaling_numbers(scaling_of(mti, fit_from)),
-                "accuracy": _scaling_numbers(scaling_of(accuracy, fit_from))}
+        gen = {m.name: gen_of(transfer.get(m.name)) for m in members}
+        out: dict = {"gen": gen, "langs": {m.name: {l: lang_accuracy(acc, m.name, l) for l in table_langs}
+                                           for m in members}}
+        if contrasts:
+            mean = {m: _mean_accuracy(acc, m, langs) for pair in contrasts.values() for m in pair}
+            out["contrasts"] = {label: {"gen": _diff(gen.get(a), gen.get(b)), "accuracy": _diff(mean[a], mean[b])}
+                                for label, (a, b) in contrasts.items()}
+        if on_curve:
+            mti = {m.x: (transfer.get(m.name) or {}).get("mti", {}).get("avg") for m in on_curve}
+            accuracy = {m.x: _mean_accuracy(acc, m.name, langs) for m in on_curve}
+            out["scaling"] = {"mti": _scaling_numbers(scaling_of(mti, fit_from)),
+                              "accuracy": _scaling_numbers(scaling_of(accuracy, fit_from))}
+        return out
 
     return stat
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
 
 
 # ------------------------------------------------------------------------------------------- study
@@ -146,11 +172,21 @@ class Study:
     scaling: dict | None = None  # metric -> scaling_of(...) + {"ci": {alpha, beta, r2, leap, gap}}
     notes: list[str] = field(default_factory=list)
     fit_from: int = 2
+    point: dict = field(default_factory=dict)  # study_statistic's numbers (gen, langs, contrasts) ...
+    ci: dict = field(default_factory=dict)  # ... and their bootstrap intervals
+    contrasts: dict = field(default_factory=dict)  # label -> [member a, member b]: a − b
+    table_langs: list[str] = field(default_factory=list)  # languages shown per member (e.g. en, zh, de)
 
     def as_metrics(self) -> dict:
         out = self.summary.as_metrics()
         out["members"] = {m.name: asdict(m) for m in self.members}
         out["scaling"] = self.scaling
+        out["gen_avg"] = self.point.get("gen", {})
+        out["gen_avg_ci"] = self.ci.get("gen", {})
+        if self.contrasts:
+            out["contrasts"] = {label: {"a": a, "b": b, **self.point["contrasts"][label],
+                                        "ci": (self.ci.get("contrasts") or {}).get(label, {})}
+                                for label, (a, b) in self.contrasts.items()}
         if self.notes:
             out["notes"] = list(self.notes)
         return out
@@ -183,12 +219,14 @@ def check_members(members: Sequence[Member], models: Sequence[str]) -> None:
 def analyze(items: Sequence[dict] | None, members: Sequence[Member], langs: Mapping[str, Sequence[str]],
             models: Sequence[str] | None = None, accuracies: Mapping | None = None, n: Mapping | None = None,
             in_domain=M.IN_DOMAIN, out_of_domain=M.OUT_OF_DOMAIN, n_boot: int = 1000, seed: int = 0,
-            fit_from: int = 2, mti_policy: str = "defined") -> Study:
+            fit_from: int = 2, mti_policy: str = "defined", contrasts: Mapping[str, Sequence[str]] | None = None,
+            table_langs: Sequence[str] = ()) -> Study:
     """The study of `members` from per-item records (with intervals) or from `accuracies` (without).
 
     `models`: every model to tabulate, in order (default: members' bases, then the members).
     `accuracies` (model -> benchmark -> lang -> percent) is used when `items` is None; `n` then gives the
-    number of items per cell where known.
+    number of items per cell where known. `contrasts`: label -> (member a, member b), reported as a − b
+    (Gen and mean accuracy) with intervals; `table_langs`: languages whose accuracy each member's row shows.
     """
     from . import report as R
 
@@ -201,7 +239,14 @@ def analyze(items: Sequence[dict] | None, members: Sequence[Member], langs: Mapp
     groups = _groups(members) or None
     on_curve, why = curve_members(members)
     notes = [why] if why else []
-    extra = scaling_statistic(on_curve, langs, fit_from) if on_curve else None
+    contrasts = {str(k): tuple(v) for k, v in (contrasts or {}).items()}
+    names = {m.name for m in members}
+    for label, pair in contrasts.items():
+        if len(pair) != 2 or any(p not in names for p in pair):
+            raise XlingError(f"contrast '{label}' must name two members (of {', '.join(sorted(names))}), got "
+                             f"{list(pair)}")
+    table_langs = [l for l in table_langs if any(l in ls for ls in langs.values())]
+    extra = study_statistic(members, on_curve, langs, fit_from, contrasts, table_langs)
     common = dict(in_domain=in_domain, out_of_domain=out_of_domain, groups=groups, extra=extra, mti_policy=mti_policy)
     if items is not None:
         summary = R.summarize(items, models, langs, comparisons, n_boot=n_boot, seed=seed, **common)
@@ -209,20 +254,21 @@ def analyze(items: Sequence[dict] | None, members: Sequence[Member], langs: Mapp
         if accuracies is None:
             raise XlingError("nothing to analyze: give per-item results or an accuracy table")
         summary = R.summarize_accuracies(accuracies, models, langs, comparisons, n=n, **common)
+    ci = summary.extra_ci or {}
+    point = extra(summary.accuracy, summary.comparisons)
     scaling = None
     if on_curve:
         point_mti = {m.x: summary.comparisons[m.name]["mti"]["avg"] for m in on_curve}
         point_acc = {m.x: summary.mean_accuracy.get(m.name) for m in on_curve}
-        ci = summary.extra_ci or {}
         scaling = {}
         for metric, by_x in (("mti", point_mti), ("accuracy", point_acc)):
             res = scaling_of(by_x, fit_from)
-            res["ci"] = ci.get(metric) or {}
+            res["ci"] = (ci.get("scaling") or {}).get(metric) or {}
             res["members"] = {str(m.x): m.name for m in on_curve}
             scaling[metric] = res
             if res["note"]:
                 notes.append(f"{METRIC_LABELS[metric]}: {res['note']}")
-    return Study(summary, members, scaling, notes, fit_from)
+    return Study(summary, members, scaling, notes, fit_from, point, ci, contrasts, list(table_langs))
 
 
 # ---------------------------------------------------------------------------------------- terminal
@@ -249,28 +295,42 @@ def member_rows(study: Study) -> list[list[str]]:
     for m in study.members:
         r = s.comparisons[m.name]
         ci = r.get("ci", {})
-        gen_vals = [v for v in r["gen"].values() if v is not None]
+        langs = [fmt_ci(study.point["langs"][m.name].get(l), ((study.ci.get("langs") or {}).get(m.name) or {}).get(l), 1)
+                 for l in study.table_langs]
+        off, off_ci = s.mean_off_target.get(m.name), s.mean_off_target_ci.get(m.name)
+        consistency = "-" if not s.has_items else fmt_ci(None if off is None else 100 - off,
+                                                         None if not off_ci else [100 - off_ci[1], 100 - off_ci[0]], 1)
         rows.append([m.name, m.base, "+".join(m.train_langs), "-" if m.x is None else str(m.x), m.paradigm or "",
-                     fmt_ci(s.mean_accuracy.get(m.name), s.mean_accuracy_ci.get(m.name), 1),
-                     fmt_ci(r["mti"]["avg"], (ci.get("mti") or {}).get("avg"), 3),
-                     fmt(sum(gen_vals) / len(gen_vals), 2) if gen_vals else "None",
-                     fmt(_mean_off_target(s, m.name), 1)])
+                     *langs, fmt_ci(s.mean_accuracy.get(m.name), s.mean_accuracy_ci.get(m.name), 1),
+                     fmt_ci(study.point["gen"].get(m.name), (study.ci.get("gen") or {}).get(m.name), 2),
+                     fmt_ci(r["mti"]["avg"], (ci.get("mti") or {}).get("avg"), 3), consistency])
     return rows
 
 
-MEMBER_COLUMNS = ["member", "base", "train", "X", "paradigm", "mean acc %", "MTI avg", "Gen", "off-target %"]
+def member_columns(study: Study) -> list[str]:
+    return ["member", "base", "train", "X", "paradigm", *[f"acc {l} %" for l in study.table_langs], "avg acc %",
+            "Gen", "MTI avg", "on-target %"]
 
 
-def _mean_off_target(summary, model: str) -> float | None:
-    vals = [v for per_b in (summary.off_target.get(model) or {}).values() for v in per_b.values() if v is not None]
-    return sum(vals) / len(vals) if vals else None
+def contrast_rows(study: Study) -> list[list[str]]:
+    rows = []
+    for label, (a, b) in study.contrasts.items():
+        p, ci = study.point["contrasts"][label], (study.ci.get("contrasts") or {}).get(label) or {}
+        rows.append([label, f"{a} − {b}", fmt_ci(p["gen"], ci.get("gen"), 2), fmt_ci(p["accuracy"], ci.get("accuracy"), 2)])
+    return rows
+
+
+CONTRAST_COLUMNS = ["contrast", "members", "Δ Gen", "Δ avg acc (points)"]
 
 
 def show_members(study: Study) -> None:
     if not study.members:
         return
-    print_table("members: trained models vs their base (95% CI)", MEMBER_COLUMNS, member_rows(study),
-                note="Gen: the mean over benchmarks; off-target: the mean over benchmarks and languages.")
+    print_table("members: trained models vs their base (95% CI)", member_columns(study), member_rows(study),
+                note="Gen: the mean over benchmarks; on-target: the share of answers in the requested language "
+                     "(100 − off-target), the mean over benchmarks and languages.")
+    if study.contrasts:
+        print_table("contrasts between members (a − b, 95% CI)", CONTRAST_COLUMNS, contrast_rows(study))
 
 
 def scaling_rows(study: Study) -> list[list[str]]:
@@ -367,8 +427,12 @@ def markdown_sections(study: Study, figures: Mapping[str, Path], run_dir: Path) 
 
     parts: list[str] = []
     if study.members:
-        parts += ["## Members", "", "Each trained model against its base. Brackets: bootstrap 95% intervals.", "",
-                  md_table(MEMBER_COLUMNS, member_rows(study)), ""]
+        parts += ["## Members", "", "Each trained model against its base. Gen: the mean over benchmarks; on-target: the "
+                  "share of answers in the requested language (the language consistency of the reasoning). Brackets: "
+                  "bootstrap 95% intervals.", "", md_table(member_columns(study), member_rows(study)), ""]
+    if study.contrasts:
+        parts += ["## Contrasts", "", "Differences between two members (a − b) with bootstrap 95% intervals.", "",
+                  md_table(CONTRAST_COLUMNS, contrast_rows(study)), ""]
     if study.scaling:
         parts += ["## Parallel scaling", "",
                   f"f(X) = α·X^β fitted by non-linear least squares on X >= {study.fit_from} (X: training languages, "

@@ -53,6 +53,8 @@ class Summary:
     groups: dict[str, Any] = field(default_factory=dict)  # observational: paradigm means
     n_boot: int = 0
     extra_ci: dict = field(default_factory=dict)  # intervals of summarize(extra=...)'s statistic
+    mean_off_target: dict = field(default_factory=dict)  # model -> mean off-target rate over its cells
+    mean_off_target_ci: dict = field(default_factory=dict)
     has_items: bool = True  # False: built from an accuracy table (no off-target, counts or intervals)
 
     def as_metrics(self) -> dict:
@@ -62,6 +64,7 @@ class Summary:
             "accuracy": self.accuracy, "accuracy_ci": self.accuracy_ci,
             "off_target": self.off_target, "off_target_ci": self.off_target_ci,
             "mean_accuracy": self.mean_accuracy, "mean_accuracy_ci": self.mean_accuracy_ci,
+            "mean_off_target": self.mean_off_target, "mean_off_target_ci": self.mean_off_target_ci,
             "truncated": truncated, "cells": self.cells, "comparisons": self.comparisons, "n_boot": self.n_boot,
         }
         if len(self.comparisons) >= 1:
@@ -142,8 +145,10 @@ def summarize(items: Sequence[dict], models: Sequence[str], langs: Mapping[str, 
     scored = [r for r in items if r.get("error") != UNPARSEABLE_GOLD]
     ci = M.bootstrap(M.ItemScores.from_records(scored), statistic, n_boot=n_boot, seed=seed) if n_boot else {}
     off_items = off_target_records(items)
-    off_ci = M.bootstrap(M.ItemScores.from_records(off_items), lambda a: a, n_boot=n_boot, seed=seed) \
-        if n_boot and off_items else {}
+    off_res = M.bootstrap(M.ItemScores.from_records(off_items),
+                          lambda a: {"cell": a, "mean": {m: _mean_cells(a, m) for m in models}}, n_boot=n_boot,
+                          seed=seed) if n_boot and off_items else {}
+    off_ci = off_res.get("cell") or {}
     compared = {}
     for name, c in comparisons.items():
         compared[name] = {"base": c.base, "train_langs": c.train_langs, "paradigm": c.paradigm, **results[name],
@@ -154,7 +159,13 @@ def summarize(items: Sequence[dict], models: Sequence[str], langs: Mapping[str, 
         group_out = {"mti": group_point, "ci": gci, "members": {g: list(ns) for g, ns in groups.items()}}
     return Summary(list(models), {b: list(ls) for b, ls in langs.items()}, cells, acc, ci.get("accuracy") or {}, off,
                    off_ci or {}, {m: _mean_accuracy(acc, m, langs) for m in models}, ci.get("mean") or {}, compared,
-                   group_out, n_boot, ci.get("extra") or {})
+                   group_out, n_boot, ci.get("extra") or {}, {m: _mean_cells(off, m) for m in models},
+                   off_res.get("mean") or {})
+
+
+def _mean_cells(values: Mapping, model: str) -> float | None:
+    """The mean of a model's defined cell values (e.g. off-target rates) over benchmarks and languages."""
+    return M.mean_defined(v for per_l in (values.get(model) or {}).values() for v in per_l.values())
 
 
 def summarize_accuracies(accuracies: Mapping, models: Sequence[str], langs: Mapping[str, Sequence[str]],
@@ -185,7 +196,7 @@ def summarize_accuracies(accuracies: Mapping, models: Sequence[str], langs: Mapp
         group_out = {"mti": _group_means({k: r["mti"]["avg"] for k, r in results.items()}, groups), "ci": {},
                      "members": {g: list(ns) for g, ns in groups.items()}}
     summary = Summary(list(models), {b: list(ls) for b, ls in langs.items()}, cells, acc, {}, off, {},
-                      {m: _mean_accuracy(acc, m, langs) for m in models}, {}, compared, group_out, 0, {}, False)
+                      {m: _mean_accuracy(acc, m, langs) for m in models}, {}, compared, group_out, 0, {}, {}, {}, False)
     return summary
 
 
@@ -494,7 +505,7 @@ def md_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def settings_lines(cfg, backend: str) -> list[str]:
     g = cfg.gen
     return [f"backend `{backend}`, temperature {g.temperature}, top-p {g.top_p}, max tokens {g.max_tokens}, "
-            f"seed {cfg.seed}", f"samples per question: " + ", ".join(f"{b} {g.samples(b)}" for b in cfg.benchmarks),
+            f"seed {cfg.seed}", "samples per question: " + ", ".join(f"{b} {g.samples(b)}" for b in cfg.benchmarks),
             f"prompt `{cfg.variant}`" + (" with the prompt-hacking prefix" if cfg.prefix else "")
             + (f", chat template from `{cfg.template_from}`" if getattr(cfg, "template_from", None) else ""),
             f"language ID `{cfg.score.langid}` (min {cfg.score.min_chars} letters); bootstrap {cfg.n_boot} replicates, "

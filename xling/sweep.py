@@ -53,11 +53,14 @@ TOY_TRAIN = {
     "vllm.enabled": False, "grpo.num_generations": 4, "grpo.max_completion_length": 24, "grpo.max_prompt_length": 512,
     "rewards.workers": 0, "rewards.min_chars": 1, "sft.max_length": 512,
     "rft.samples": 2, "rft.max_tokens": 24, "rft.generator": "hf", "rft.chunk": 8,
+    "pivot.model": "tiny", "pivot.backend": "hf", "pivot.max_tokens": 24, "pivot.keep_truncated": True,
+    "pivot.temperature": 1.0,
+    "rewards.embedding_model": "tiny",
 }
 TOY_EVAL = {"benchmarks": ["synth"], "data": {}, "limit": 4, "gen.backend": "hf", "gen.max_tokens": 24,
             "gen.batch_size": 16, "gen.n": {}, "score.workers": 0}
 TINY_MODELS = {"tiny": True, "tiny-base": False}  # name -> has a chat template
-PARADIGMS = {"train-grpo": "RL", "train-sft": "SFT", "train-rft": "RFT"}
+PARADIGMS = {"train-grpo": "RL", "train-sft": "SFT", "train-rft": "RFT", "pivot-reward": "RL-pivot"}
 MEMBER_KEYS = {"recipe", "from", "set", "x", "paradigm"}
 
 

@@ -59,6 +59,8 @@ class Config(Recipe):
     mti_policy: Literal["defined", "paper"] = "defined"  # paper: a benchmark's MTI is None where most TIs are undefined
     fit_from: int = 2  # smallest X used in the scaling fits
     paper_curve: bool = True  # draw the paper's published curve beside the fit
+    contrasts: dict[str, list[str]] = field(default_factory=dict)  # label -> [a, b]: Gen and accuracy a − b, with CIs
+    table_langs: list[str] = field(default_factory=list)  # accuracy per member in these languages (e.g. en, zh, de)
     plots: bool = True
     title: str = "Study"
 
@@ -69,7 +71,10 @@ class Config(Recipe):
             raise Invalid("table", "give either evals= or table= (with items=), not both")
         if self.items and not self.table:
             raise Invalid("items", "items= goes with table=; evaluation folders bring their own items")
-        for key in ("train_langs", "langs"):
+        for label, pair in self.contrasts.items():
+            if len(pair) != 2:
+                raise Invalid(f"contrasts.{label}", "name two members: [a, b] (reported as a − b)")
+        for key in ("train_langs", "langs", "table_langs"):
             for code in getattr(self, key):
                 if code not in LANGUAGES:
                     raise Invalid(key, unknown_language_message(code))
@@ -245,7 +250,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
                                  "the training-set gain needs every training language (check its train_langs)")
     study = A.analyze(items, members, langs, models=models, accuracies=accuracies, n=n, in_domain=cfg.in_domain,
                       out_of_domain=cfg.out_of_domain, n_boot=cfg.n_boot, seed=cfg.seed, fit_from=cfg.fit_from,
-                      mti_policy=cfg.mti_policy)
+                      mti_policy=cfg.mti_policy, contrasts=cfg.contrasts, table_langs=cfg.table_langs)
     if not members:
         console.print("no members (no base model to compare with): accuracy only; give base=NAME, models=FILE or "
                       "members=[...] for gains, MTI and the scaling fits", markup=False)

@@ -85,13 +85,14 @@ def run(cfg: Config, run_dir: Path) -> dict:
 
     run_dir = Path(run_dir)
     report: dict = {}
-    if not loop.finished(run_dir):
-        check_reward_models(cfg)
-        with loop.main_first():
-            if stage.backend_of(cfg.pivot) == "vllm":
-                pivot_in_subprocess(run_dir)  # then everything is cached: nothing loads vLLM here
-            folder, report = stage.stage(cfg.data, cfg.pivot, cfg.seed, run_dir if loop.is_main() else None)
-        cfg.data.references = str(folder)
+    # Always: the references are cached per problem (a finished run generates nothing), and the finished
+    # model is recognised by its recipe, which includes where its references came from.
+    check_reward_models(cfg)
+    with loop.main_first():
+        if stage.backend_of(cfg.pivot) == "vllm":
+            pivot_in_subprocess(run_dir)  # then everything is cached: nothing loads vLLM here
+        folder, report = stage.stage(cfg.data, cfg.pivot, cfg.seed, run_dir if loop.is_main() else None)
+    cfg.data.references = str(folder)
     metrics = grpo.run(cfg, run_dir)
     return {**metrics, "pivot": report} if report else metrics
 

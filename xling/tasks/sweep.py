@@ -44,6 +44,8 @@ class AnalyzeSection:
     mti_policy: Literal["defined", "paper"] = "defined"  # paper: a benchmark's MTI is None where most TIs are undefined
     fit_from: int = 2  # the scaling fits use X >= fit_from
     paper_curve: bool = True  # draw the paper's published curve beside the fit
+    contrasts: dict[str, list[str]] = field(default_factory=dict)  # label -> [a, b]: Gen and accuracy a − b, with CIs
+    table_langs: list[str] = field(default_factory=list)  # accuracy per member in these languages (e.g. en, zh, de)
     plots: bool = True
     in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
     out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
@@ -228,7 +230,8 @@ def aggregate(cfg: Config, plan, run_dir: Path) -> dict:
     evals = [str(b.run_dir) for b in plan.bases.values()] + [str(m.eval.run_dir) for m in plan.members if m.eval]
     acfg = build(analyze.Config, {"task": "analyze", "out": str(run_dir), "seed": cfg.seed, "evals": evals,
                                   "models": str(run_dir / "models.csv"), "n_boot": a.n_boot, "mti_policy": a.mti_policy, "fit_from": a.fit_from,
-                                  "paper_curve": a.paper_curve, "plots": a.plots, "in_domain": a.in_domain,
+                                  "paper_curve": a.paper_curve, "plots": a.plots, "contrasts": a.contrasts,
+                                  "table_langs": a.table_langs, "in_domain": a.in_domain,
                                   "out_of_domain": a.out_of_domain,
                                   "title": f"Sweep {Path(cfg.out).name}: {cfg.description or ''}".rstrip(": ")})
     console.rule("analysis", style="dim")
