@@ -191,3 +191,15 @@ def test_a_folder_of_another_recipe_is_refused_before_anything_runs(run_cli, tmp
     err = capsys.readouterr().err
     assert "members/f2/train holds work of a different recipe (differs in: fit_from)" in err
     assert not (tmp_path / "sw" / "members" / "f3" / "train").exists()
+
+
+def test_dry_run_plans_every_stage_for_a_named_gpu(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["parallel-scaling", "--dry-run", "plan.gpu=h100-80gb"]) == 0
+    out = capsys.readouterr().out
+    assert "# plan (estimates, not measurements; for h100-80gb):" in out
+    assert "#   k7/train: 62 steps" in out and "#   base:base: 0 steps, 3,250 rollouts" in out
+    assert "#   total (17 stages, one after another): 277 steps" in out and "GPU-hours" in out
+    assert out.count("(and likewise for each member)") == 1
+    assert cli.main(["parallel-scaling", "--dry-run", "plan.gpu=h1000"]) == 2
+    assert "plan.gpu" in capsys.readouterr().err

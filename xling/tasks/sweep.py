@@ -18,9 +18,10 @@ from .. import metrics as M
 from ..config import Invalid, Recipe
 from ..console import console, print_table
 from ..errors import Unfinished, XlingError
+from ..plan import PlanConfig
 
 # Keys that may change between runs of one sweep folder: which members to run and where they run.
-RESUMABLE = frozenset({"only", "sweep.executor", "sweep.gpus", "sweep.gpus_per_member", "sweep.slurm"})
+RESUMABLE = frozenset({"only", "sweep.executor", "sweep.gpus", "sweep.gpus_per_member", "sweep.slurm", "plan"})
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Config(Recipe):
     evaluate_recipe: str = "evaluate"  # the recipe every evaluation starts from
     evaluate_members: bool = True  # false: members are not training runs (no evaluation, no analysis)
     analyze: AnalyzeSection = field(default_factory=AnalyzeSection)
+    plan: PlanConfig = field(default_factory=PlanConfig)  # what --dry-run's estimates assume
     toy: bool = False  # every stage at toy size on a CPU (tiny model, synth data, 2 steps): the mechanics only
     only: list[str] = field(default_factory=list)  # run these members only (run.py --only=a,b)
 
@@ -145,24 +147,77 @@ def describe_plan(cfg: Config) -> list[str]:
     return lines
 
 
+# Problems per language of each benchmark (for the evaluation plan; nothing is loaded to plan).
+BENCHMARK_SIZES = {"mgsm": 250, "msvamp": 1000, "aime24": 30, "aime25": 30, "gpqa": 198, "math500": 500}
+
+
+def _with_plan(stage_cfg, plan):
+    """The stage's config with the sweep's plan settings where the sweep sets them (the stage is not changed)."""
+    import copy
+    from dataclasses import fields
+
+    from ..plan import PlanConfig
+
+    c = copy.copy(stage_cfg)
+    own = getattr(stage_cfg, "plan", None) or PlanConfig()
+    c.plan = PlanConfig(**{f.name: getattr(plan, f.name) if getattr(plan, f.name) != f.default else getattr(own, f.name)
+                           for f in fields(PlanConfig)})
+    return c
+
+
+def eval_estimate(stage, plan):
+    """The plan of one evaluation stage: its prompts counted from the benchmarks' sizes and languages."""
+    from .. import plan as P
+    from .. import synth
+    from ..data import SOURCES
+    from ..languages import CODES
+
+    e = stage.cfg
+    prompts = samples = 0
+    for b in e.benchmarks:
+        src = SOURCES.get(b)
+        langs = list(src.langs) if src and src.langs else list(CODES)
+        if "all" not in e.langs:
+            langs = [c for c in e.langs if c in langs]
+        size = BENCHMARK_SIZES.get(b, synth.DEFAULT_SIZE)
+        n = min(size, e.limit) if e.limit else size
+        prompts += n * len(langs)
+        samples = max(samples, e.gen.samples(b))
+    return P.estimate_evaluation(prompts, samples, e.gen.max_tokens, str(e.model), plan.gpu,
+                                 completion_tokens=plan.completion_tokens, prompt_tokens=plan.prompt_tokens)
+
+
 def plan_lines(cfg: Config, plan, todo: list) -> list[str]:
-    """The planner's estimate for each training stage still to run, and in total (where the planner is there)."""
-    try:
-        from .. import plan as P
-    except ImportError:
-        return []
+    """The planner's estimate of every stage still to run (one line each), the total and its assumptions."""
+    from .. import plan as P
+
     estimates = []
-    lines = ["", "plan (estimates; the assumptions follow):"]
+    lines = ["", "plan (estimates, not measurements; " + (f"for {cfg.plan.gpu}" if cfg.plan.gpu else
+                                                          "for the device found here: plan.gpu=h100-80gb plans for "
+                                                          "another") + "):"]
     for s in todo:
-        if s.kind != "train" or not hasattr(P, "estimate_training"):
+        if s.kind == "train" and hasattr(s.cfg, "plan"):
+            est = P.estimate_training(_with_plan(s.cfg, cfg.plan), cfg.plan.gpu)
+        elif s.kind in ("eval", "base"):
+            est = eval_estimate(s, cfg.plan)
+        else:
             continue
-        est = P.estimate_training(s.cfg, getattr(getattr(s.cfg, "plan", None), "gpu", None))
         estimates.append(est)
-        lines.append(f"  {s.member}: " + "; ".join(est.lines()[:1]))
+        lines.append(f"  {s.id}: {est.summary()}")
     if not estimates:
         return []
     total = P.Estimate.total(estimates)
-    lines += ["  total: " + "; ".join(total.lines()[:1])] + [f"    {a}" for a in total.assumptions]
+    lines.append(f"  total ({len(estimates)} stages, one after another): {total.summary()}")
+    lines.append("  assumptions:")
+    seen_set = False
+    for a in total.assumptions:
+        if a.startswith("training set:"):  # one per member: the first stands for all
+            if seen_set:
+                continue
+            seen_set = True
+            a += " (and likewise for each member)"
+        lines.append(f"    - {a}")
+    lines += [f"  does not fit: {p}" for p in total.problems]
     return lines
 
 
