@@ -272,7 +272,7 @@ def test_bad_kind_and_language_are_errors():
         Grader(workers=0).grade("\\boxed{1}", "1", "eng", "number")
     with pytest.raises(XlingError, match="2 completions but 1 gold answers"):
         Grader(workers=0).grade_batch(["a", "b"], ["1"])
-    with pytest.raises(XlingError, match="timeout must be positive"):
+    with pytest.raises(XlingError, match="timeout must be a number of seconds above 0 and at most 3600, not 0"):
         Grader(timeout=0)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from .. import metrics as M
-from ..answers import KINDS, TIMEOUT, UNPARSEABLE_GOLD, Grader
+from ..answers import KINDS, TIMEOUT, UNPARSEABLE_GOLD, Grader, timeout_problem
 from ..config import Invalid, Recipe, shipped_path
 from ..console import console, fmt, print_table
 from ..errors import XlingError
@@ -42,8 +42,9 @@ class Config(Recipe):
             raise Invalid("input", "give the completions file as input=FILE.jsonl")
         if self.min_chars < 0:
             raise Invalid("min_chars", "must be 0 or more")
-        if self.timeout <= 0:
-            raise Invalid("timeout", "must be a positive number of seconds")
+        problem = timeout_problem(self.timeout)
+        if problem:
+            raise Invalid("timeout", problem)
         if self.workers < 0:
             raise Invalid("workers", "must be 0 (grade in this process) or more")
 
