@@ -93,7 +93,7 @@ class GradeResult:
         return asdict(self)
 
 
-def gold_numbers(gold: Any) -> list[Fraction] | None:
+def gold_numbers(gold: Any) -> tuple[Fraction, ...] | None:
     """The values a gold answer of the ``number`` kind allows, or None if it is not a number.
 
     ``2,125`` is 2125 (MGSM's English writing, in every language), ``1,22`` is 1.22; a percent allows
@@ -101,14 +101,18 @@ def gold_numbers(gold: Any) -> list[Fraction] | None:
     """
     if gold is None or isinstance(gold, bool):
         return None
-    text = str(gold).strip()
+    return _gold_numbers(str(gold).strip())
+
+
+@lru_cache(maxsize=4096)
+def _gold_numbers(text: str) -> tuple[Fraction, ...] | None:
     values = parse_number(text)
     if values is None:
         found = number_tokens(text)
         values = found[0][1] if len(found) == 1 and number_in_answer(text) is not None else None
     if not values:
         return None
-    return values if "%" in text else values[:1]
+    return tuple(values) if "%" in text else (values[0],)
 
 
 def _grade_number(ext: Extraction, gold: Any, lang: str | None) -> GradeResult:

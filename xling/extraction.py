@@ -25,13 +25,15 @@ only an option letter counts. Two letters joined by "or"/"and"/"/" are a hedge.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
 from dataclasses import dataclass
 
 from .languages import LANGUAGES
 from .numbers import (
-    NEUTRAL_COMMANDS, _UNIT_POWER, format_value, normalize_digits, number_in_answer, number_matches, prepare,
-    time_matches,
+    _NUMBER, NEUTRAL_COMMANDS, _UNIT_POWER, _readings, format_value, normalize_digits, number_in_answer, number_ok,
+    prepare, time_matches,
 )
 
 HEDGE = "hedge"
@@ -130,12 +132,44 @@ def _cue_pattern() -> str:
     return "|".join(parts)
 
 
+def _cue_anchors() -> tuple[str, ...]:
+    """One word of every cue (its longest), fewest possible: every cue contains one of them."""
+    words = set()
+    for row in LANGUAGES.values():
+        for cue in row.answer_cues:
+            tokens = [t.strip(":：—-") for t in cue.lower().split()]
+            words.add(max((t for t in tokens if t), key=len))
+    return tuple(sorted(w for w in words if not any(o != w and o in w for o in words)))
+
+
 # Cues are found in the lower-cased text (a case-sensitive search is ten times faster); where
-# lower-casing changes the length of a text, in the text itself, ignoring case.
+# lower-casing changes the length of a text, in the text itself, ignoring case. The search starts
+# at the last occurrences of the cues' anchor words (`str.rfind` is far faster than a regex scan).
 _CUES = re.compile(_cue_pattern())
 _CUES_ANY_CASE = re.compile(_cue_pattern(), re.IGNORECASE)
+_ANCHORS = _cue_anchors()
+_ANCHOR_REACH = max(len(c) for row in LANGUAGES.values() for c in row.answer_cues) + 8
+
+
+def _cues_backwards(lowered: str):
+    """The cue matches of a lower-cased text, last first (each once)."""
+    heap = [(-pos, anchor) for anchor in _ANCHORS if (pos := lowered.rfind(anchor)) >= 0]
+    heapq.heapify(heap)
+    seen: set[int] = set()
+    while heap:
+        neg, anchor = heapq.heappop(heap)
+        pos = -neg
+        before = lowered.rfind(anchor, 0, pos + len(anchor) - 1) if pos > 0 else -1
+        if before >= 0:
+            heapq.heappush(heap, (-before, anchor))
+        found = [m for m in _CUES.finditer(lowered, max(0, pos - _ANCHOR_REACH), pos + _ANCHOR_REACH)
+                 if m.start() <= pos < m.end() and m.start() not in seen]
+        for m in reversed(found):
+            seen.add(m.start())
+            yield m
 _CUE_WINDOW = 80
 _NEAR = 25  # after a box, a cue's answer must start this close to it
+_MAX_CUES = 64  # the last cues looked at: a text that repeats "the answer is" stays cheap
 _LETTER = re.compile(r"(?<![A-Za-z])\(?([A-J])\)?(?![A-Za-z])")
 _MARKED_LETTER = re.compile(r"\(([A-J])\)|\*\*\(?([A-J])\)?\*\*|\\text(?:bf)?\{\(?([A-J])\)?\}")
 _LETTER_AS_WORD = re.compile(r"\s+([a-z]+)")  # "I think", "A total": the letter is a word, not an option
@@ -150,7 +184,8 @@ _SPAN = re.compile(
     r"\$\$(?P<a>.{1,400}?)\$\$|(?<![\\$])\$(?!\$)(?P<b>[^$\n]{1,200}?)(?<!\\)\$"
     r"|\\\((?P<c>.{1,400}?)\\\)|\\\[(?P<d>.{1,400}?)\\\]", re.DOTALL)
 _WORD = re.compile(r"(?<![\\A-Za-z])[^\W\d_]{3,}")  # a word of text, not a LaTeX command
-_BARE_LATEX = re.compile(r"[^\s$]*(?:\\[A-Za-z]+|\d\s*\^|\^\s*\{)[^\s$]*")
+_BARE_LATEX_CORE = re.compile(r"\\[A-Za-z]+|\d\s*\^|\^\s*\{")
+_RUN_REACH = 60  # a LaTeX expression written without delimiters: at most this far around its command
 _COMMAND = re.compile(r"\\([A-Za-z]+)")
 _NEGATION = re.compile(r"(?:not|nicht|kein|no|не|pas|si)(?![^\W\d_])", re.IGNORECASE)  # "the answer is not A"
 _MATH_CLAUSE = re.compile(r"[-+]?[\w\\(\[{.][\w\s\\+\-*/^()\[\]{}=<>.,:√π≤≥×÷·']*")
@@ -158,12 +193,23 @@ _CLAUSE_END = re.compile(r"\.(?:\s|$)|[\n。！？!?;]|,\s+(?=[^\W\d_]{2})")
 _LONG_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}|[^\x00-\x7f]")
 
 
-@dataclass(frozen=True)
 class _Candidate:
-    text: str  # as written (numbers: as the number reader sees them)
-    kind: str  # "span", "latex", "time", "number"
-    gap: str  # the text between the previous candidate (or the start) and this one
-    key: str  # what two candidates must share to name the same answer
+    """An answer-like thing: its text, kind ("span", "latex", "time", "number"), the text between
+    the previous candidate (or the start) and it, and, computed only when asked, its key: what two
+    candidates must share to name the same answer."""
+
+    __slots__ = ("text", "kind", "gap", "_match", "_answer_kind", "_decimal_comma")
+
+    def __init__(self, text: str, kind: str, gap: str, match: re.Match | None, answer_kind: str, decimal_comma: bool):
+        self.text, self.kind, self.gap = text, kind, gap
+        self._match, self._answer_kind, self._decimal_comma = match, answer_kind, decimal_comma
+
+    @property
+    def key(self) -> str:
+        if self._match is not None:
+            values = _readings(self._match, self._decimal_comma)
+            return format_value(values[0]) if values else self.text
+        return _key(self.text, self._answer_kind, self._decimal_comma)
 
 
 _NAMED_ARGUMENT = re.compile(r"\\[A-Za-z]+\s*\{[A-Za-z* ]*\}")  # \begin{pmatrix}, \text{ cm}, \operatorname{lcm}
@@ -172,6 +218,23 @@ _NAMED_ARGUMENT = re.compile(r"\\[A-Za-z]+\s*\{[A-Za-z* ]*\}")  # \begin{pmatrix
 def _latex_content_ok(content: str) -> bool:
     """A `$...$` whose content is LaTeX, not prose between two dollar amounts ("$5 and $6")."""
     return bool(content.strip()) and not _WORD.search(_NAMED_ARGUMENT.sub(" ", content))
+
+
+def _in_run(ch: str) -> bool:
+    return (ch.isascii() and not ch.isspace() and ch != "$") or ch.isdigit()
+
+
+def _run_around(text: str, start: int, end: int) -> tuple[int, int]:
+    """The expression around a LaTeX command: the characters next to it that are ASCII (or digits),
+    not spaces and not '$', at most `_RUN_REACH` each way. Linear, unlike a regex that would try
+    every start in a long run without spaces."""
+    low = max(0, start - _RUN_REACH)
+    while start > low and _in_run(text[start - 1]):
+        start -= 1
+    high = min(len(text), end + _RUN_REACH)
+    while end < high and _in_run(text[end]):
+        end += 1
+    return start, end
 
 
 def _bare_is_latex(run: str) -> bool:
@@ -201,16 +264,21 @@ def _items(window: str, kind: str) -> list[tuple[int, int, str, str]]:
         return not any(s < te and ts < e for ts, te in taken)
 
     if "\\" in window or "^" in window:
-        for m in _BARE_LATEX.finditer(window):
-            run = m.group(0).rstrip(".,;:!?")
+        reached = 0
+        for m in _BARE_LATEX_CORE.finditer(window):
+            if m.start() < reached:
+                continue  # inside the run found last
+            start, end = _run_around(window, m.start(), m.end())
+            reached = end
+            run = window[start:end].rstrip(".,;:!?")
             if run.count(")") > run.count("("):
                 run = run.rstrip(")")
-            if run and _bare_is_latex(run) and free(m.start(), m.start() + len(run)):
-                items.append((m.start(), m.start() + len(run), run, "latex"))
+            if run and _bare_is_latex(run) and free(start, start + len(run)):
+                items.append((start, start + len(run), run, "latex"))
     if ":" in window or "：" in window:
         for m in time_matches(normalize_digits(window)):
             if free(m.start(), m.end()):
-                items.append((m.start(), m.end(), window[m.start():m.end()], "time"))
+                items.append((m.start(), m.end(), window[m.start():m.end()].rstrip("."), "time"))
     items.sort()
     return items
 
@@ -235,12 +303,13 @@ def _candidates(window: str, kind: str, decimal_comma: bool) -> list[_Candidate]
             segment = _UNIT_POWER.sub(lambda m: " " * len(m.group(0)), segment)
         segment = prepare(segment)
         last = 0
-        for m, values in number_matches(segment, decimal_comma):
-            out.append(_Candidate(m.group(0).strip(), "number", segment[last:m.start()], format_value(values[0])))
-            last = m.end()
+        for m in _NUMBER.finditer(segment):
+            if number_ok(m):
+                out.append(_Candidate(m.group(0).strip(), "number", segment[last:m.start()], m, kind, decimal_comma))
+                last = m.end()
         if not kind_:
             break
-        out.append(_Candidate(text, kind_, segment[last:], _key(text, kind, decimal_comma)))
+        out.append(_Candidate(text, kind_, segment[last:], None, kind, decimal_comma))
         pos = end
     return out
 
@@ -290,7 +359,7 @@ def _after_cue(segment: str, kind: str, decimal_comma: bool, near: bool) -> Extr
         clause = _math_clause(stripped)
         if clause is not None:
             return Extraction(clause, "cue")
-    cands = _candidates(stripped[:4 * _CUE_WINDOW], kind, decimal_comma)
+    cands = _candidates(stripped[:(4 if kind == "math" else 1) * _CUE_WINDOW], kind, decimal_comma)
     if not cands or len(cands[0].gap) > (_NEAR if near else _CUE_WINDOW):
         return None
     return _group(cands, kind == "math" and cands[0].kind == "span", "cue")
@@ -325,8 +394,8 @@ def _last_cue(plain: str, kind: str, decimal_comma: bool, start: int, near: bool
     not 5") has none; its clause is added to `negated`, so that no later rule reads that 5 either."""
     tail = plain[start:] if start else plain
     lowered = tail.lower()
-    cues = _CUES.finditer(lowered) if len(lowered) == len(tail) else _CUES_ANY_CASE.finditer(tail)
-    for m in reversed(list(cues)):
+    cues = _cues_backwards(lowered) if len(lowered) == len(tail) else reversed(list(_CUES_ANY_CASE.finditer(tail)))
+    for m in itertools.islice(cues, _MAX_CUES):
         segment = tail[m.end():m.end() + 4 * _CUE_WINDOW]
         if _NEGATION.match(segment.lstrip(" \t\n:：*_—–=")):
             if negated is not None:
@@ -345,6 +414,8 @@ def _last_box_group(plain: str, kind: str, decimal_comma: bool) -> tuple[Extract
         return None
     # a box that holds another box is not an answer of its own: \boxed{\boxed{5}} is 5
     found = [b for i, b in enumerate(found) if not (i + 1 < len(found) and found[i + 1][0] < b[1])]
+    if len(found) == 1:
+        return Extraction(found[0][2], "boxed"), found[0][1]
     group, hedged = [found[-1]], False
     for prev in reversed(found[:-1]):
         how = gap_kind(plain[prev[1]:group[0][0]])
@@ -352,12 +423,14 @@ def _last_box_group(plain: str, kind: str, decimal_comma: bool) -> tuple[Extract
             break
         group.insert(0, prev)
         hedged = hedged or how == "or"
+    if len(group) == 1:
+        return Extraction(group[0][2], "boxed"), group[0][1]
     texts = [content for _, _, content in group]
     keys = [(parse_choice(t) or t) if kind == "choice" else _key(t, kind, decimal_comma) for t in texts]
     return _answer(texts, keys, hedged, "boxed"), group[-1][1]
 
 
-def _tail_window(text: str, size: int = 300) -> str:
+def _tail_window(text: str, size: int = 160) -> str:
     """The last `size` characters or so, starting where no `$...$`, `\\(...\\)` or `\\[...\\]` is cut."""
     if len(text) <= size:
         return text
@@ -369,7 +442,8 @@ def _tail_window(text: str, size: int = 300) -> str:
         opened = text.rfind(opener, 0, start)
         if opened > text.rfind(closer, 0, start):
             start = opened
-    while start > 0 and not text[start - 1].isspace():
+    stop = max(0, start - 40)
+    while start > stop and not text[start - 1].isspace():
         start -= 1
     return text[start:]
 

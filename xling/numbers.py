@@ -79,6 +79,8 @@ def normalize_digits(text: str) -> str:
 
 
 def _latex_numbers(text: str) -> str:
+    if "\\" not in text and "{" not in text and "~" not in text:
+        return text
     for pattern, repl in _LATEX_NUMBER_FIXES:
         text = pattern.sub(repl, text)
     return text
@@ -124,6 +126,12 @@ def _readings(match: re.Match, decimal_comma: bool) -> list[Fraction]:
     if match["pct"]:
         values = values + [v / 100 for v in values]
     return values
+
+
+def number_ok(match: re.Match) -> bool:
+    """Whether a match of the number pattern has a reading (`_readings` is not empty), cheaply."""
+    den = match["den"]
+    return len(match["body"]) <= MAX_NUMBER_CHARS and (not den or den.strip("0") != "")
 
 
 def format_value(value: Fraction) -> str:
