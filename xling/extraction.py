@@ -167,13 +167,15 @@ def _cues_backwards(lowered: str):
         for m in reversed(found):
             seen.add(m.start())
             yield m
+
+
 _CUE_WINDOW = 80
 _NEAR = 25  # after a box, a cue's answer must start this close to it
 _MAX_CUES = 64  # the last cues looked at: a text that repeats "the answer is" stays cheap
 _LETTER = re.compile(r"(?<![A-Za-z])\(?([A-J])\)?(?![A-Za-z])")
 _MARKED_LETTER = re.compile(r"\(([A-J])\)|\*\*\(?([A-J])\)?\*\*|\\text(?:bf)?\{\(?([A-J])\)?\}")
 _LETTER_AS_WORD = re.compile(r"\s+([a-z]+)")  # "I think", "A total": the letter is a word, not an option
-_OPTION_WORD = re.compile(r"(?i:option|choice|opción|opcion|variante|вариант|選択肢|选项)\s*", re.IGNORECASE)
+_OPTION_WORD = re.compile(r"(?:option|choice|opción|opcion|variante|вариант|選択肢|选项)\s*", re.IGNORECASE)
 _SECOND_LETTER = re.compile(r"\)?\s*(?:,\s*)?([^\s()/,]+|/|,)\s*\(?([A-J])\)?(?![A-Za-z])")
 _LAST_LINE_LETTER = re.compile(
     r"(?:^|\n)[ \t>#*_-]*(?:(?i:option|choice|answer)\s*:?\s*)?\(?([A-J])\)?[.)]?[ \t*_]*\s*$")
