@@ -253,13 +253,23 @@ def _warm_langid(backend: str) -> None:
     detect_batch(["Warming up the language identifier with a plain English sentence."], backend)
 
 
-def accuracy_table(sample: int = 1, workers: int = 0) -> dict:
-    """Grade the labelled set (every `sample`-th case) with xling and with math-verify; print the
-    agreements per kind and form, and return them."""
+def accuracy_figures(sample: int = 1) -> dict:
+    """Grade the labelled set (every `sample`-th case) with xling and with math-verify."""
     from .labelled import accuracy, cases
 
     labelled = cases()[::max(1, sample)]
-    result = accuracy(labelled, workers=workers)
+    result = accuracy(labelled)
+    return {"n": len(labelled), "rows": result["rows"], "seconds": result["seconds"]}
+
+
+def accuracy_table(sample: int = 1) -> dict:
+    """`accuracy_figures` in a worker process of its own (what it loads must not weigh on the speed
+    figures), printed per kind and form; returns the figures."""
+    this = importlib.import_module("xling.bench.grading")
+    with WorkerPool(1) as worker:
+        (result, error), = worker.map(this.accuracy_figures, [(sample,)], timeout=3600)
+    if error:
+        raise RuntimeError(f"the accuracy benchmark failed: {error}")
     rows = []
     for key in sorted(result["rows"], key=lambda k: (k.split(" / ")[0], " / " in k, k)):
         r = result["rows"][key]
@@ -268,14 +278,14 @@ def accuracy_table(sample: int = 1, workers: int = 0) -> dict:
             c = r[name]
             cells += [f"{100 * c['agree'] / r['n']:.1f}", str(c["generous"]), str(c["strict"])]
         rows.append(cells)
-    print_table(f"accuracy on {len(labelled)} labelled completions: agreement with the label (%), wrong answers marked "
+    print_table(f"accuracy on {result['n']} labelled completions: agreement with the label (%), wrong answers marked "
                 "right (generous), right answers marked wrong (strict)",
                 ["kind / form", "n", "xling %", "generous", "strict", "math-verify %", "generous", "strict"], rows,
                 note="math-verify: verify(parse(gold), parse(completion)), gold first, the gold in $...$; for letters "
                      "with its StringExtractionConfig(A-J). Forms 'other (not written for)' were labelled before xling "
                      f"graded them. Seconds: xling {result['seconds']['xling']:.1f}, math-verify "
                      f"{result['seconds']['math-verify']:.1f} (one process).")
-    return {"n": len(labelled), "rows": result["rows"], "seconds": result["seconds"]}
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
