@@ -1,6 +1,10 @@
 """run.py: listing, dry runs, overrides, one-line errors with exit 2, run folders."""
 
+import hashlib
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +187,117 @@ def test_interrupted_forced_rerun_no_longer_claims_to_be_finished(capsys, in_tmp
         cli.execute("paper-replay", ["plot=false", "out=r", "fit_from=3"], force=True)
     assert not (in_tmp / "r" / "metrics.json").exists()
     assert (in_tmp / "r" / "metrics.previous.json").read_text() == finished  # kept, under another name
+
+
+# -- finished runs are never passed off, nor changed by bad input ------------------------------------
+
+EXAMPLE = REPO / "recipes" / "examples" / "grade-example.jsonl"
+ON_LINUX = Path("/sys/kernel").is_dir()  # /sys refuses new files to every user, root included
+# run.py in a process that SIGKILLs itself as its task starts: after the new recipe.yaml, before any result
+KILLED_AT_TASK_START = """
+import os, signal, sys
+import xling.tasks.paper_replay as task
+task.run = lambda cfg, run_dir: os.kill(os.getpid(), signal.SIGKILL)
+from xling.cli import main
+sys.exit(main({args!r}))
+"""
+
+
+def files_of(folder: Path) -> dict[str, str]:
+    """Every file under `folder`, with the sha1 of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_killed_forced_rerun_never_passes_off_the_old_results(capsys, in_tmp):
+    assert run(capsys, "paper-replay", "plot=false", "out=r")[0] == 0
+    old_marker = (in_tmp / "r" / "metrics.json").read_text()
+    args = ["paper-replay", "plot=false", "out=r", "fit_from=3"]
+    proc = subprocess.run([sys.executable, "-c", KILLED_AT_TASK_START.format(args=[*args, "--force"])], cwd=in_tmp,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert yaml.safe_load((in_tmp / "r" / "recipe.yaml").read_text())["fit_from"] == 3  # written before the kill
+    # a marker left in place (as by a kill before markers were moved aside) names the other recipe
+    (in_tmp / "r" / "metrics.json").write_text(old_marker)
+    rc, out, err = run(capsys, *args)
+    assert rc == 0, err
+    assert "already holds" not in out
+    metrics = json.loads((in_tmp / "r" / "metrics.json").read_text())
+    assert metrics["fit"]["mti"]["x"] == [3, 4, 5, 6, 7, 8]
+    assert metrics["recipe_fingerprint"] == cli.recipe_fingerprint(yaml.safe_load((in_tmp / "r" / "recipe.yaml")
+                                                                                  .read_text()))
+    assert not (in_tmp / "r" / "metrics.previous.json").exists()
+    rc, out, _ = run(capsys, *args)
+    assert rc == 0 and "already holds this finished run" in out
+    rc, _, err = run(capsys, "paper-replay", "plot=false", "out=r")  # the old command: another recipe's work
+    assert rc == 2 and "holds work of a different recipe (differs in: fit_from)" in err
+
+
+@pytest.fixture(scope="module")
+def finished_grade_run(tmp_path_factory) -> Path:
+    """A finished `grade` run (folder g) to aim bad input at."""
+    import contextlib
+    import io
+
+    home = tmp_path_factory.mktemp("finished")
+    cwd = os.getcwd()
+    os.chdir(home)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main(["grade", f"input={EXAMPLE}", "workers=0", "out=g"]) == 0
+    finally:
+        os.chdir(cwd)
+    return home / "g"
+
+
+GRADE = ["grade", f"input={EXAMPLE}", "workers=0", "out=g"]  # a later key=value overrides an earlier one
+BAD_INPUT = [
+    ([*GRADE, "input=."], "input file . is a folder, not a file"),
+    ([*GRADE, "input=/dev/null"], "input file /dev/null is empty"),
+    ([*GRADE, "input=missing.jsonl"], "input file missing.jsonl does not exist"),
+    ([*GRADE, "kind=maths"], "did you mean 'math'?"),
+    ([*GRADE, "out=g/metrics.json"], "out=g/metrics.json is a file, not a folder"),
+    ([*GRADE, "out=g/metrics.json/run"], "out=g/metrics.json/run: a part of that path is a file"),
+    ([*GRADE, "out="], "out= is empty"),
+    pytest.param([*GRADE, "out=/sys/xling-run"], "cannot create the run folder /sys/xling-run",
+                 marks=pytest.mark.skipif(not ON_LINUX, reason="needs Linux /sys")),
+    pytest.param([*GRADE, "out=/sys/kernel"], "cannot write in the run folder /sys/kernel",
+                 marks=pytest.mark.skipif(not ON_LINUX, reason="needs Linux /sys")),
+    pytest.param([*GRADE, "out=ro/run"], "the run folder ro/run is not writable",
+                 marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")),
+    (["data", "source=synth", "build=parallel", "k=8", "out=g"], "recipe key 'k': k=8: give 0 to 7"),
+    (["data", "source=synth", "build=parallel", "k=-1", "out=g"], "recipe key 'k': k=-1: give 0 to 7"),
+    (["data", "source=synth", "build=parallel", "n=4", "translations=/nonexistent", "out=g"],
+     "translations folder /nonexistent does not exist"),
+    (["transfer", "table=extra.csv", "base=b", "trained=t", "train_langs=en", "out=g"],
+     "line 3: 5 values for the 4 columns of the header"),
+    (["dup.yaml"], "key 'input' is given twice (lines 2 and 3)"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUT)
+def test_bad_input_is_one_line_and_changes_no_finished_run(capsys, in_tmp, finished_grade_run, args, message):
+    """Forced into a finished run's folder, bad input is refused there and leaves every file as it was."""
+    shutil.copytree(finished_grade_run, in_tmp / "g")
+    (in_tmp / "extra.csv").write_text("model,benchmark,lang,accuracy\nb,m,en,50\nt,m,en,60,7\nb,m,de,20\nt,m,de,30\n")
+    (in_tmp / "dup.yaml").write_text(f"task: grade\ninput: {EXAMPLE}\ninput: other.jsonl\nout: g\n")
+    (in_tmp / "ro").mkdir(mode=0o555)
+    before = files_of(in_tmp / "g")
+    rc, out, err = run(capsys, *args, "--force")
+    assert rc == 2, out
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert files_of(in_tmp / "g") == before
+    rc, out, _ = run(capsys, *GRADE)
+    assert rc == 0 and "already holds this finished run" in out
+
+
+def test_short_help_option(capsys):
+    rc, out, _ = run(capsys, "transfer", "-h")
+    assert rc == 0 and out.startswith("recipe transfer (task transfer)") and "train_langs" in out
+    rc, out, _ = run(capsys, "-h")
+    assert rc == 0 and "usage: python run.py RECIPE" in out
+
+
+def test_yaml_override_with_a_key_given_twice(capsys, in_tmp):
+    rc, _, err = run(capsys, "observational", "pairs=[{trained: a, trained: b, initial: c, paradigm: RL}]", "--dry-run")
+    assert rc == 2 and "recipe key 'pairs': cannot parse" in err and "key 'trained' is given twice" in err

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from xling import cli, versions
 
 
@@ -31,3 +33,47 @@ def test_doctor_warns_on_mismatch_and_strict_fails(capsys, monkeypatch, tmp_path
     assert cli.main(["doctor", "strict=true"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: doctor strict=true: 1 problem(s): trl 1.16.0 (locked 1.14.2)")
+
+
+def fake_gpus(monkeypatch, *gpus):
+    """Pretend torch sees these GPUs: (name, (major, minor)). torch.cuda.is_bf16_supported() says yes for
+    every one of them, as it does on T4/V100 through emulation."""
+    import types
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(gpus))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: gpus[i][1])
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: types.SimpleNamespace(
+        name=gpus[i][0], major=gpus[i][1][0], minor=gpus[i][1][1], total_memory=16 * 2**30))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i=0: (15 * 2**30, 16 * 2**30))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+
+
+@pytest.mark.parametrize("name,capability", [("Tesla T4", (7, 5)), ("Tesla V100-SXM2-16GB", (7, 0))])
+def test_doctor_reports_no_bf16_on_a_pre_ampere_gpu(capsys, monkeypatch, tmp_path, name, capability):
+    from xling.train import backends
+
+    fake_gpus(monkeypatch, (name, capability))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    cc = f"{capability[0]}.{capability[1]}"
+    assert f"GPU 0: {name} (compute {cc}), 16.0 GiB, 15.0 GiB free, bf16 no (emulated only before compute 8.0)" in out
+    assert "train.precision=auto trains in fp16 (bf16 needs compute capability 8.0 on every visible GPU)" in out
+    cuda = json.loads((tmp_path / "runs/doctor/metrics.json").read_text())["cuda"]
+    assert cuda["devices"][0]["bf16"] is False and cuda["bf16"] is False and cuda["precision_auto"] == "fp16"
+    assert backends.bf16_supported() is False  # not torch.cuda.is_bf16_supported(), which says yes here
+
+
+def test_doctor_bf16_needs_every_gpu(capsys, monkeypatch, tmp_path):
+    fake_gpus(monkeypatch, ("NVIDIA A100-SXM4-80GB", (8, 0)), ("Tesla T4", (7, 5)))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "NVIDIA A100-SXM4-80GB (compute 8.0), 16.0 GiB, 15.0 GiB free, bf16 yes" in out
+    assert "train.precision=auto trains in fp16" in out  # one pre-Ampere card: fp16 for all, as Unsloth decides
+    fake_gpus(monkeypatch, ("NVIDIA H100 80GB HBM3", (9, 0)))
+    assert cli.main(["doctor"]) == 0
+    assert "train.precision=auto trains in bf16" in capsys.readouterr().out

@@ -3,7 +3,6 @@ against a fake `vllm` module that checks every argument as vLLM 0.30.0 accepts i
 
 import json
 import sys
-import types
 
 import pytest
 
@@ -31,8 +30,8 @@ def test_hf_chat_shapes_and_finish_reasons(hf_gen):
             assert s.finish_reason == "stop" or s.tokens == 5
     again = hf_gen.chat(convs, n=3, temperature=0.6, top_p=0.95, max_tokens=5, seed=0)
     assert [[s.text for s in o] for o in out] == [[s.text for s in o] for o in again]  # seeded
-    greedy = hf_gen.chat(convs[:1], n=2, temperature=0, top_p=1.0, max_tokens=4, seed=0)
-    assert greedy[0][0].text == greedy[0][1].text
+    greedy = [hf_gen.chat(convs[:1], n=1, temperature=0, top_p=1.0, max_tokens=4, seed=s)[0][0].text for s in (0, 1)]
+    assert greedy[0] == greedy[1]  # greedy ignores the seed
 
 
 def test_hf_sampling_is_per_item_deterministic(hf_gen, tiny_model):
@@ -276,92 +275,14 @@ def test_repair_tail_and_read_shard(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- fake vllm
+# tests/fake_vllm.py: vLLM 0.30.0's argument names and checks, quoted there from the wheel's sources.
 
 
-class FakeVLLM:
-    """A stand-in for vllm 0.30.0 that checks names and values of every argument it is given."""
-
-    ALLOWED_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-    LLM_KEYS = {"dtype", "seed", "gpu_memory_utilization", "tensor_parallel_size", "enforce_eager", "max_model_len",
-                "max_num_seqs", "enable_prefix_caching", "enable_lora", "max_lora_rank", "max_loras"}
-
-    def __init__(self):
-        self.llm_calls, self.chat_calls, self.lora_requests = [], [], []
-        fake = self
-
-        class SamplingParams:
-            def __init__(self, n=1, temperature=1.0, top_p=1.0, max_tokens=16, seed=None, **kw):
-                assert not kw, f"unexpected SamplingParams arguments {kw}"
-                assert isinstance(n, int) and n >= 1 and 0 < top_p <= 1 and temperature >= 0
-                assert isinstance(max_tokens, int) and (seed is None or isinstance(seed, int))
-                self.n, self.temperature, self.top_p, self.max_tokens, self.seed = n, temperature, top_p, max_tokens, seed
-
-        class LoRARequest:
-            def __init__(self, lora_name, lora_int_id, lora_path="", **kw):
-                assert isinstance(lora_name, str) and lora_name
-                if lora_int_id < 1:
-                    raise ValueError(f"id must be > 0, got {lora_int_id}")
-                assert lora_path, "empty lora path"
-                self.lora_name, self.lora_int_id, self.lora_path = lora_name, lora_int_id, lora_path
-                fake.lora_requests.append(self)
-
-        class Completion:
-            def __init__(self, index, text, finish):
-                self.index, self.text, self.finish_reason = index, text, finish
-                self.token_ids = list(range(len(text.split()) + 1))
-
-        class Output:
-            def __init__(self, outputs):
-                self.outputs = outputs
-
-        class LLM:
-            def __init__(self, model, **kw):
-                unknown = set(kw) - FakeVLLM.LLM_KEYS
-                assert not unknown, f"unexpected LLM arguments {unknown}"
-                if "max_lora_rank" in kw:
-                    assert kw["max_lora_rank"] in FakeVLLM.ALLOWED_RANKS, "Input should be 1, 8, 16, ..."
-                    assert kw.get("enable_lora") is True
-                fake.llm_calls.append((model, kw))
-                self.kw = kw
-
-            def chat(self, messages, sampling_params=None, use_tqdm=True, lora_request=None, chat_template=None,
-                     chat_template_content_format="auto", add_generation_prompt=True, continue_final_message=False,
-                     tools=None, chat_template_kwargs=None, tokenization_kwargs=None, mm_processor_kwargs=None):
-                assert isinstance(sampling_params, (SamplingParams, list)), "always pass SamplingParams explicitly"
-                params = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(messages)
-                assert len(params) == len(messages)
-                assert not (add_generation_prompt and continue_final_message), \
-                    "continue_final_message and add_generation_prompt are not compatible"
-                for conv in messages:
-                    assert (conv[-1]["role"] == "assistant") == continue_final_message
-                if lora_request is not None:
-                    assert self.kw.get("enable_lora"), "LoRA is not enabled!"
-                assert isinstance(chat_template, str) and "{%" in chat_template
-                fake.chat_calls.append(dict(messages=messages, params=params, lora_request=lora_request,
-                                            add_generation_prompt=add_generation_prompt,
-                                            continue_final_message=continue_final_message))
-                return [Output([Completion(k, f"answer {k} \\boxed{{5}}", "stop" if k % 2 == 0 else "length")
-                                for k in reversed(range(p.n))]) for p in params]
-
-        self.module = types.ModuleType("vllm")
-        self.module.LLM, self.module.SamplingParams = LLM, SamplingParams
-        self.lora = types.ModuleType("vllm.lora")
-        self.request = types.ModuleType("vllm.lora.request")
-        self.request.LoRARequest = LoRARequest
-        self.lora.request = self.request
-        self.module.lora = self.lora
-
-
-def install_fake_vllm(monkeypatch, cuda=True):
+def install_fake_vllm(monkeypatch, cuda=True, **options):
     """Put the fake vllm in sys.modules and (by default) pretend a CUDA GPU is visible."""
-    import xling.generate.core as core
+    import fake_vllm
 
-    fake = FakeVLLM()
-    monkeypatch.setitem(sys.modules, "vllm", fake.module)
-    monkeypatch.setitem(sys.modules, "vllm.lora", fake.lora)
-    monkeypatch.setitem(sys.modules, "vllm.lora.request", fake.request)
-    monkeypatch.setattr(core, "cuda_available", lambda: cuda)
-    return fake
+    return fake_vllm.install(monkeypatch, cuda=cuda, **options)
 
 
 @pytest.fixture
@@ -409,3 +330,62 @@ def test_vllm_rank_errors_before_the_engine(fake_vllm, tiny_model, tmp_path):
     with pytest.raises(XlingError, match="vLLM cannot serve adapter .*DoRA"):
         load_generator("vllm", str(tiny_model), adapter=str(write_adapter(tmp_path / "dora", use_dora=True)))
     assert fake_vllm.llm_calls == []  # no engine was built
+
+
+# ------------------------------------------------------------------ sampling limits, both backends
+
+
+REFUSED_BY_VLLM = [  # (settings, what vLLM 0.30.0's SamplingParams says, what xling says up front)
+    (dict(n=16, temperature=0.0), "n must be 1 when using greedy sampling, got 16", "^n=16: 16 samples at temperature 0"),
+    (dict(n=1, temperature=2.5), r"temperature must be in \[0, 2\], got 2.5", r"^temperature=2.5: must be in \[0, 2\]"),
+    (dict(n=1, temperature=float("inf")), "temperature must be a finite number, got inf", "^temperature=inf: must be a finite"),
+    (dict(n=1, temperature=float("nan")), "temperature must be a finite number, got nan", "^temperature=nan: must be a finite"),
+    (dict(n=1, temperature=-0.1), "temperature must be non-negative", r"^temperature=-0.1: must be in \[0, 2\]"),
+]
+
+
+@pytest.mark.parametrize("settings,vllm_says,xling_says", REFUSED_BY_VLLM)
+def test_sampling_vllm_refuses_is_refused_up_front_by_both_backends(fake_vllm, hf_gen, tiny_model, settings,
+                                                                     vllm_says, xling_says):
+    """What vLLM refuses at SamplingParams (after the engine is up) both backends refuse before generating."""
+    import fake_vllm as fv
+
+    with pytest.raises(fv.VLLMValidationError, match=vllm_says):  # the real API at that point
+        fake_vllm.module.SamplingParams(top_p=1.0, max_tokens=8, **settings)
+    vllm_gen = load_generator("vllm", str(tiny_model))
+    for gen in (hf_gen, vllm_gen):
+        with pytest.raises(XlingError, match=xling_says):
+            gen.chat([build_messages(EX)], top_p=1.0, max_tokens=8, seed=0, **settings)
+    assert fake_vllm.chat_calls == []  # refused before anything reached the engine
+
+
+def test_fake_vllm_accepts_what_vllm_accepts(fake_vllm, tiny_model):
+    """Any EngineArgs keyword passes (engine_kwargs), a temperature below 0.01 is raised to 0.01 as vLLM does,
+    greedy with one sample is fine, and chat_template=None renders with the model's own template."""
+    gen = load_generator("vllm", str(tiny_model), engine_kwargs={"enable_sleep_mode": True, "kv_cache_dtype": "fp8",
+                                                                 "max_num_batched_tokens": 8192})
+    assert fake_vllm.llm_calls[0][1]["kv_cache_dtype"] == "fp8"
+    gen.chat([build_messages(EX)], n=1, temperature=0.0, top_p=1.0, max_tokens=4, seed=0)
+    gen.chat([build_messages(EX)], n=2, temperature=0.001, top_p=1.0, max_tokens=4, seed=0)
+    assert fake_vllm.sampling_params[-1].temperature == 0.01
+    out = gen.llm.chat([build_messages(EX)], fake_vllm.module.SamplingParams(max_tokens=4))  # chat_template=None
+    assert out[0].outputs[0].text and fake_vllm.chat_calls[-1]["chat_template"] is None
+
+
+def test_fake_vllm_refuses_what_vllm_refuses(fake_vllm, tiny_model, tiny_base_model):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'max_lora_ranks'"):
+        load_generator("vllm", str(tiny_model), engine_kwargs={"max_lora_ranks": 8})
+    with pytest.raises(TypeError, match="Unexpected keyword argument 'best_of'"):
+        fake_vllm.module.SamplingParams(n=2, best_of=4)
+    with pytest.raises(ValueError, match="Input should be 1, 8, 16"):
+        fake_vllm.module.LLM(str(tiny_model), enable_lora=True, max_lora_rank=24)
+    base = fake_vllm.module.LLM(str(tiny_base_model))
+    with pytest.raises(ValueError, match="default chat template is no longer allowed"):
+        base.chat([build_messages(EX)], fake_vllm.module.SamplingParams())
+    with pytest.raises(ValueError, match="not compatible"):
+        base.chat([build_messages(EX)], fake_vllm.module.SamplingParams(), chat_template="{{ x }}",
+                  continue_final_message=True)
+    request = fake_vllm.module.lora.request.LoRARequest("a", 1, "/x")
+    with pytest.raises(ValueError, match="LoRA is not enabled!"):
+        base.chat([build_messages(EX)], fake_vllm.module.SamplingParams(), chat_template="{{ x }}",
+                  lora_request=request)

@@ -52,6 +52,10 @@ def test_grpo_unsloth_with_vllm(tmp_path):
     metrics = run(tmp_path, "grpo-en", "train.backend=unsloth", *SMALL)
     assert metrics["backend"] == "unsloth" and metrics["use_vllm"] and metrics["steps"] == 2
     assert set(metrics["per_lang"]) == {"en", "de"}
+    env = json.loads((tmp_path / "run" / "train_env.json").read_text())
+    native = all(int(c.split(".")[0]) >= 8 for c in env["plan"]["gpu_capability"])
+    assert env["plan"]["precision"] == ("bf16" if native else "fp16")  # by compute capability, as Unsloth decides
+    assert env["ran"]["model_dtype"] == env["plan"]["dtype"] and env["ran"]["bf16"] is native  # what really ran
     final = tmp_path / "run" / "final"
     assert (final / "adapter_config.json").is_file() and (final / "tokenizer_config.json").is_file()
     from xling.generate import load_generator
@@ -76,6 +80,16 @@ def test_grpo_peft_with_trl_vllm_colocate(tmp_path):
     needs("vllm")
     metrics = run(tmp_path, "grpo-en", "train.backend=peft", "vllm.enabled=true", "train.batch_size=4", *SMALL)
     assert metrics["backend"] == "peft" and metrics["use_vllm"] and metrics["steps"] == 2
+
+
+def test_grpo_vespo_and_luspo_with_vllm(tmp_path):
+    """TRL refuses VESPO with its default sequence-level vLLM correction at start; xling sets a token-level one."""
+    needs("vllm")
+    for loss in ("vespo", "luspo"):
+        (tmp_path / loss).mkdir()
+        metrics = run(tmp_path / loss, "grpo-en", "train.backend=peft", "vllm.enabled=true", f"grpo.loss_type={loss}",
+                      *[a for a in SMALL if not a.startswith("train.max_steps")], "train.max_steps=1")
+        assert metrics["steps"] == 1 and metrics["ran"]["loss_type"] == loss
 
 
 def test_grpo_killed_and_resumed_on_gpu(tmp_path):

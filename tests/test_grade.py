@@ -211,3 +211,57 @@ def test_a_line_that_is_not_utf8_is_reported_and_the_rest_graded(tmp_path, capsy
     assert "line 1: not UTF-8 text (byte 17); save the file as UTF-8" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["graded"] == 1 and metrics["skipped"] == 1
+
+
+def test_a_killed_grade_resumes_where_it_stopped(tmp_path, capsys, monkeypatch):
+    """Killed after two chunks (with a line cut short and a temporary file left), grade goes on with the
+    lines left and writes exactly what an uninterrupted run writes; no partial or temporary file stays."""
+    from xling.tasks import grade as task
+
+    monkeypatch.setattr(task, "CHUNK", 4)
+    args = ["grade", f"input={ROOT / 'recipes' / 'examples' / 'grade-example.jsonl'}", "workers=0"]
+    assert main([*args, f"out={tmp_path / 'whole'}"]) == 0
+    whole = (tmp_path / "whole" / "graded.jsonl").read_text(encoding="utf-8")
+
+    real, graded = task._grade_with, []
+
+    def killed_after_two_chunks(grader, records, cfg, note=""):
+        if len(graded) == 8:
+            raise KeyboardInterrupt  # the kill, between two appends
+        graded.extend(records)
+        return real(grader, records, cfg, note)
+
+    monkeypatch.setattr(task, "_grade_with", killed_after_two_chunks)
+    out = tmp_path / "r"
+    assert main([*args, f"out={out}"]) == 130
+    partial = out / task.PARTIAL
+    assert len(partial.read_text(encoding="utf-8").splitlines()) == 1 + 8  # the key line, two chunks
+    with open(partial, "a", encoding="utf-8") as f:
+        f.write('{"line": 12, "row": {"complet')  # a line cut short by the kill
+    (out / ".graded.jsonl.k1ll3d.tmp").write_text("")  # the temporary file of a write the kill cut short
+    graded.clear()
+    capsys.readouterr()
+    assert main([*args, f"out={out}"]) == 0
+    assert len(graded) == 5 and "resuming: 8 of 13 lines were graded before" in capsys.readouterr().out
+    assert (out / "graded.jsonl").read_text(encoding="utf-8") == whole
+    assert sorted(p.name for p in out.iterdir()) == ["env.json", "graded.jsonl", "metrics.json", "recipe.yaml"]
+
+
+def test_graded_lines_of_another_input_or_settings_are_not_reused(tmp_path, monkeypatch):
+    from xling import score
+    from xling.tasks.grade import Config, graded_so_far, grading_key
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text('{"completion": "4", "answer": "4", "lang": "en"}\n')
+    b.write_text('{"completion": "5", "answer": "4", "lang": "en"}\n')
+    cfg = Config(input=str(a))
+    key = grading_key(a, cfg)
+    assert key != grading_key(b, cfg) and key != grading_key(a, Config(input=str(a), min_chars=5))
+    assert key == grading_key(a, Config(input=str(a), workers=0))  # how it is graded, not where
+    with monkeypatch.context() as m:
+        m.setattr(score, "SCORE_VERSION", score.SCORE_VERSION + 1)
+        assert grading_key(a, cfg) != key  # lines graded by an earlier grader are graded again
+    partial = tmp_path / "p.jsonl"
+    partial.write_text(json.dumps({"key": key}) + "\n" + json.dumps({"line": 1, "row": {"correct": True}}) + "\n")
+    assert graded_so_far(partial, key) == {1: {"correct": True}}
+    assert graded_so_far(partial, grading_key(b, cfg)) == {} and not partial.exists()

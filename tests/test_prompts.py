@@ -8,7 +8,7 @@ from xling.data import Example
 from xling.errors import XlingError
 from xling.languages import CODES, LANGUAGES
 from xling.prompts import (
-    CHATML, SOLVE, VARIANTS, build_messages, chat_flags, chat_template_for, continues, render, system_prompt,
+    CHATML, R1_SYSTEM, SOLVE, VARIANTS, build_messages, chat_flags, chat_template_for, continues, render, system_prompt,
 )
 
 QUESTION = "Janet has 16 eggs and eats 3. How many are left?"
@@ -87,7 +87,7 @@ def test_template_string_and_builtin(base_tok):
 
 
 def test_variants():
-    assert VARIANTS == ("paper", "consistency", "bare")
+    assert VARIANTS == ("paper", "paper-user", "r1", "consistency", "bare")
     sw = system_prompt("sw", "consistency")
     assert sw.startswith(LANGUAGES["sw"].think) and "in Swahili only" in sw and sw.endswith(SOLVE)
     assert system_prompt("ja", "bare") == SOLVE
@@ -95,6 +95,24 @@ def test_variants():
         system_prompt("en", "fancy")
     with pytest.raises(XlingError, match="unknown language 'xx'"):
         build_messages({"question": "q", "lang": "xx"})
+
+
+def test_paper_user_variant_is_appendix_f1_as_one_user_message(base_tok):
+    """F.1: "Please always think in …", blank line, the solve sentence, blank line, "Problem: …"; no system turn."""
+    msgs = build_messages({"question": "Wie viel ist 2 + 3?", "lang": "de"}, variant="paper-user", prefix=True)
+    assert [m["role"] for m in msgs] == ["user", "assistant"]
+    assert msgs[0]["content"] == ("Bitte denken Sie immer auf Deutsch.\n\n" + SOLVE + "\n\nProblem: Wie viel ist 2 + 3?")
+    assert msgs[1]["content"] == LANGUAGES["de"].prefix
+    text = render(msgs, base_tok, template_from="chatml")
+    assert text == ("<|im_start|>user\nBitte denken Sie immer auf Deutsch.\n\n" + SOLVE
+                    + "\n\nProblem: Wie viel ist 2 + 3?<|im_end|>\n<|im_start|>assistant\n" + LANGUAGES["de"].prefix)
+
+
+def test_r1_variant_for_base_models():
+    msgs = build_messages({"question": "2 + 3?", "lang": "ja"}, variant="r1")
+    assert [m["role"] for m in msgs] == ["system", "user"] and msgs[1]["content"] == "2 + 3?"
+    assert msgs[0]["content"] == f"{R1_SYSTEM} {LANGUAGES['ja'].think}"
+    assert "<think> </think>" in R1_SYSTEM and "\\boxed{}" in R1_SYSTEM
 
 
 def test_think_language_override():

@@ -99,8 +99,13 @@ def test_scaling_figure_and_groups(tmp_path):
     groups = {"RL": [n for i, n in enumerate(names) if i % 2], "SFT": [n for i, n in enumerate(names) if not i % 2]}
     s = R.summarize(items, [*names, "base"], {"mgsm": list(base)}, comps, n_boot=100, groups=groups)
     assert set(s.groups["mti"]) == {"RL", "SFT", "RL - SFT"}
-    figs = R.figures(tmp_path, s, scaling=scaling)
+    from xling import analysis as A
+
+    members = [A.Member(n, "base", train[n], scaling[n], "RL" if i % 2 else "SFT") for i, n in enumerate(names)]
+    study = A.analyze(items, members, {"mgsm": list(base)}, n_boot=100)
+    figs = A.figures(tmp_path, study)
     assert "scaling_figure" in figs and figs["scaling_figure"].is_file()
+    assert study.summary.groups["mti"]["RL"] == pytest.approx(s.groups["mti"]["RL"])
     figs = R.figures(tmp_path / "obs", s, observational=True)
     assert figs["mti_figure"].is_file()
     md = R.write_markdown(tmp_path, s, figs, title="obs").read_text()

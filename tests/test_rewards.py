@@ -140,12 +140,19 @@ def test_pivot_reward_with_a_local_embedding_model(grader):
 
 def test_unloadable_embedding_model_is_a_clear_error(grader, tmp_path):
     (pivot,), _ = build_rewards("pivot", grader=grader, embedding_model=str(tmp_path / "no-model"))
-    with pytest.raises(XlingError, match="cannot load the sentence-embedding model .*give embedding_model=PATH"):
+    with pytest.raises(XlingError, match="rewards.embedding_model=.*no-model: no such folder"):
+        pivot(None, ["x"], reference=["y"])
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "modules.json").write_text("not json")
+    (pivot,), _ = build_rewards("pivot", grader=grader, embedding_model=str(broken))
+    with pytest.raises(XlingError, match="cannot load the sentence-embedding model '.*broken' .*; give "
+                                         "rewards.embedding_model=PATH, a local sentence-transformers folder$"):
         pivot(None, ["x"], reference=["y"])
 
 
 def test_registry_and_bad_input_messages(grader):
-    assert set(REWARD_FUNCTIONS) == {"accuracy", "format", "language", "consistency", "pivot"}
+    assert set(REWARD_FUNCTIONS) == {"accuracy", "format", "language", "consistency", "pivot", "pivot_translate"}
     for name, mix in REWARD_SETS.items():
         assert set(mix) <= set(REWARD_FUNCTIONS), name
     with pytest.raises(XlingError, match="unknown reward set 'papers'; choose one of: paper, consistency"):

@@ -37,6 +37,15 @@ def test_negative_exponent_and_negative_values():
     assert fit.alpha == pytest.approx(-2.0, abs=1e-4) and fit.beta == pytest.approx(0.5, abs=1e-4)
 
 
+def test_a_fit_without_covariance_has_no_standard_errors_and_warns_nothing():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's OptimizeWarning would fail here
+        fit = fit_power_law([1, 2, 3], [0, 0, 0])  # alpha = 0 leaves beta undetermined
+    assert (fit.alpha, fit.alpha_se, fit.beta_se, fit.r2) == (0.0, None, None, None)
+
+
 def test_paper_fits():
     result = replay(load_numbers(None), fit_from=2)
     mti, acc = result["fits"]["mti"], result["fits"]["accuracy"]

@@ -173,3 +173,20 @@ def test_too_few_prompts_for_one_step_is_an_error(capsys):
     assert check_steps(1000, 128) == 104
     assert "each epoch trains on 896 of 1000 prompts (7 steps of 128)" in capsys.readouterr().out
     assert check_steps(256, 128) == 0
+
+
+def test_the_kl_default_agrees_everywhere(capsys, monkeypatch, tmp_path):
+    """grpo.beta=0.001 (the paper's KL term; 0.001 as verl): the config default, the GRPO recipes, --help, README."""
+    import yaml
+
+    from xling.train.config import GrpoConfig
+
+    assert GrpoConfig().beta == 0.001
+    for name in ("grpo-en", "grpo-parallel"):
+        recipe = yaml.safe_load((ROOT / "recipes" / f"{name}.yaml").read_text())
+        assert recipe["grpo"]["beta"] == 0.001, name
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["grpo-en", "--help"]) == 0
+    help_line = next(line for line in capsys.readouterr().out.splitlines() if "grpo.beta" in line)
+    assert "0.001" in help_line
+    assert "`grpo.beta` (0.001)" in (ROOT / "README.md").read_text()

@@ -1,98 +1,50 @@
-"""The CUDA-only code paths, against fakes: Unsloth's FastLanguageModel and TRL's vLLM colocate/server mode.
+"""The CUDA-only code paths, against fakes: Unsloth's FastLanguageModel and trainers, TRL's vLLM modes.
 
-A fake `unsloth` module in sys.modules checks every argument xling passes against the names the
-pinned Unsloth 2026.10.7 accepts (unsloth/models/loader.py, llama.py) and the values vLLM 0.30
-allows, then hands back a real tiny model, so the rest of the path runs with TRL on CPU.
+tests/fake_unsloth.py stands in for Unsloth 2026.10.7 on a pretended GPU of a chosen compute
+capability (the names FastLanguageModel accepts, the dtype it loads in, the precision and vLLM
+rewriting its patched trainers do; its docstring quotes the source lines), then hands back a real
+tiny model, so the rest of the path runs with TRL on CPU. Where the real TRL 1.14.2 is what fails
+(VESPO's importance-sampling mode, device_map under FSDP), the tests run the real TRL code.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 
 import pytest
 
 from xling import versions
-from xling.config import build
+from xling.config import ConfigError, build
 from xling.errors import XlingError
 from xling.tasks import train_grpo, train_sft
 from xling.train import backends, grpo, sft
-from xling.train.config import VLLM_LORA_RANKS
 from helpers import with_overrides
+import fake_unsloth
+from fake_unsloth import FakeFastLanguageModel
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:'pin_memory' argument")]
-
-FROM_PRETRAINED = {  # FastLanguageModel.from_pretrained, unsloth 2026.10.7 loader.py:1122-1160
-    "model_name", "max_seq_length", "dtype", "load_in_4bit", "load_in_8bit", "load_in_16bit", "full_finetuning",
-    "token", "device_map", "device_map_planner_kwargs", "rope_scaling", "fix_tokenizer", "trust_remote_code",
-    "use_gradient_checkpointing", "resize_model_vocab", "revision", "use_exact_model_name", "offload_embedding",
-    "float32_mixed_precision", "fast_inference", "gpu_memory_utilization", "float8_kv_cache", "random_state",
-    "max_lora_rank", "disable_log_stats", "qat_scheme", "load_in_fp8", "unsloth_tiled_mlp", "text_only",
-}
-GET_PEFT_MODEL = {  # FastLanguageModel.get_peft_model, llama.py:4238-4262
-    "r", "target_modules", "lora_alpha", "lora_dropout", "bias", "layers_to_transform", "layers_pattern",
-    "finetune_last_n_layers", "use_gradient_checkpointing", "random_state", "max_seq_length", "use_rslora",
-    "modules_to_save", "init_lora_weights", "loftq_config", "temporary_location", "qat_scheme", "target_parameters",
-    "ensure_weight_tying", "offload_layers", "checkpoint_skip_layers",
-}
-
-
-class FakeFastLanguageModel:
-    calls: list = []
-
-    @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        assert not args, "xling passes keywords only"
-        assert set(kwargs) <= FROM_PRETRAINED, set(kwargs) - FROM_PRETRAINED
-        assert kwargs["max_lora_rank"] in VLLM_LORA_RANKS
-        assert isinstance(kwargs["load_in_4bit"], bool) and isinstance(kwargs["fast_inference"], bool)
-        assert kwargs["dtype"] is None or isinstance(kwargs["dtype"], torch.dtype)
-        assert kwargs["use_gradient_checkpointing"] in ("unsloth", True, False)
-        assert isinstance(kwargs["max_seq_length"], int) and isinstance(kwargs["random_state"], int)
-        if kwargs["fast_inference"]:
-            assert 0 < kwargs["gpu_memory_utilization"] <= 1
-        else:
-            assert "gpu_memory_utilization" not in kwargs
-        cls.calls.append(("from_pretrained", kwargs))
-        model = AutoModelForCausalLM.from_pretrained(kwargs["model_name"])
-        return model, AutoTokenizer.from_pretrained(kwargs["model_name"])
-
-    @classmethod
-    def get_peft_model(cls, model, **kwargs):
-        from peft import LoraConfig, get_peft_model
-
-        assert set(kwargs) <= GET_PEFT_MODEL, set(kwargs) - GET_PEFT_MODEL
-        loaded = cls.calls[-1][1]
-        assert kwargs["r"] <= loaded["max_lora_rank"]
-        assert kwargs["bias"] == "none" and kwargs["modules_to_save"] is None  # else fast_inference refuses
-        cls.calls.append(("get_peft_model", kwargs))
-        return get_peft_model(model, LoraConfig(r=kwargs["r"], lora_alpha=kwargs["lora_alpha"],
-                                                lora_dropout=kwargs["lora_dropout"],
-                                                target_modules=kwargs["target_modules"], task_type="CAUSAL_LM"))
 
 
 UNSLOTH_REQUIRES = ["trl!=0.19.0,<=1.15.0,>=0.18.2", "transformers<=5.17.0,>=4.52.4", "torch<2.15.0,>=2.4.0"]
 
 
-@pytest.fixture
-def gpu_host(monkeypatch):
-    """Pretend: CUDA is there and the GPU lock set is installed (unsloth, vllm); unsloth is the fake."""
-    fake = types.ModuleType("unsloth")
-    fake.FastLanguageModel = FakeFastLanguageModel
-    FakeFastLanguageModel.calls = []
-    monkeypatch.setitem(sys.modules, "unsloth", fake)
-    monkeypatch.setattr(backends, "cuda_available", lambda: True)
-    monkeypatch.setattr(backends, "bf16_supported", lambda: True)
+def pretend_gpu_host(monkeypatch, capability=(8, 0)) -> dict:
+    """Pretend: one CUDA GPU of this compute capability and the GPU lock set (unsloth, vllm); unsloth is the fake."""
+    fake_unsloth.install(monkeypatch, capability)
     pins = {"unsloth": "2026.10.7", "unsloth-zoo": "2026.10.7", "vllm": "0.30.0"}
     real_installed, real_requires = versions.installed_version, versions.declared_requires
     monkeypatch.setattr(versions, "installed_version", lambda n: pins.get(versions.canonical(n)) or real_installed(n))
     monkeypatch.setattr(versions, "declared_requires",
                         lambda n: UNSLOTH_REQUIRES if versions.canonical(n) == "unsloth" else real_requires(n))
-    monkeypatch.delenv("UNSLOTH_VLLM_STANDBY", raising=False)
     return pins
+
+
+@pytest.fixture
+def gpu_host(monkeypatch):
+    """An Ampere-class GPU host (compute capability 8.0: native bf16)."""
+    return pretend_gpu_host(monkeypatch, (8, 0))
 
 
 def cfg(model, **over):
@@ -100,7 +52,7 @@ def cfg(model, **over):
         "task": "train-grpo", "seed": 7, "model": {"name": str(model)},
         "data": {"source": "synth", "n": 2, "langs": ["en", "zh"]},
         "train": {"backend": "unsloth", "learning_rate": 1e-2, "max_steps": 1, "questions_per_step": 2,
-                  "batch_size": 4, "gradient_checkpointing": False, "save_steps": 10, "precision": "fp32"},
+                  "batch_size": 4, "gradient_checkpointing": False, "save_steps": 10, "precision": "auto"},
         "lora": {"r": 8, "alpha": 16, "targets": ["q_proj", "v_proj"]},
         "vllm": {"enabled": False},
         "grpo": {"num_generations": 4, "max_completion_length": 8, "max_prompt_length": 512},
@@ -146,15 +98,19 @@ def recording_trainer(seen: dict):
     return RecordingTrainer
 
 
-def test_unsloth_backend_passes_every_setting_and_trains(gpu_host, tiny_model, tmp_path):
+def test_unsloth_backend_passes_every_setting_and_trains(gpu_host, tiny_model, tmp_path, monkeypatch):
+    import torch
+
+    fake_unsloth.cpu_configs(monkeypatch)
     rec = record_args()
     metrics = grpo.run(cfg(tiny_model), tmp_path / "run", extra_callbacks=[rec])
     assert metrics["backend"] == "unsloth" and metrics["steps"] == 1 and not metrics["use_vllm"]
     (name1, loaded), (name2, lora) = FakeFastLanguageModel.calls
     assert (name1, name2) == ("from_pretrained", "get_peft_model")
-    assert loaded == {"model_name": str(tiny_model), "max_seq_length": 520, "dtype": None, "load_in_4bit": False,
-                      "load_in_8bit": False, "full_finetuning": False, "fast_inference": False, "max_lora_rank": 8,
-                      "random_state": 7, "use_gradient_checkpointing": False, "disable_log_stats": True}
+    assert loaded == {"model_name": str(tiny_model), "max_seq_length": 520, "dtype": torch.bfloat16,
+                      "load_in_4bit": False, "load_in_8bit": False, "full_finetuning": False, "fast_inference": False,
+                      "max_lora_rank": 8, "random_state": 7, "use_gradient_checkpointing": False,
+                      "disable_log_stats": True, "loaded_dtype": torch.bfloat16}
     assert lora["r"] == 8 and lora["lora_alpha"] == 16 and lora["target_modules"] == ["q_proj", "v_proj"]
     assert lora["random_state"] == 7 and lora["lora_dropout"] == 0.0
     # Unsloth's GRPOConfig changes TRL's defaults; xling passes each explicitly
@@ -162,18 +118,26 @@ def test_unsloth_backend_passes_every_setting_and_trains(gpu_host, tiny_model, t
     assert (a.learning_rate, a.optim, a.seed, a.weight_decay, a.lr_scheduler_type) == (1e-2, "adamw_torch", 7, 0.0,
                                                                                       "constant")
     assert (a.per_device_train_batch_size, a.gradient_accumulation_steps, a.num_generations) == (4, 2, 4)
-    assert (a.loss_type, a.beta, a.epsilon, a.epsilon_high, a.mask_truncated_completions) == ("dapo", 0.0, 0.2, 0.2,
-                                                                                            False)
+    assert (a.loss_type, a.beta, a.epsilon, a.epsilon_high, a.mask_truncated_completions) == ("dapo", 0.001, 0.2,
+                                                                                            0.2, False)
     assert (a.temperature, a.top_p, a.scale_rewards, a.reward_weights) == (1.0, 1.0, "group", [0.8, 0.1, 0.1])
     assert a.vllm_importance_sampling_correction is True and a.use_vllm is False and a.report_to == []
+    assert a.bf16 and not a.fp16 and a.importance_sampling_level == "token"
     assert (tmp_path / "run" / "final" / "adapter_config.json").is_file()
+    env = json.loads((tmp_path / "run" / "train_env.json").read_text())
+    assert (env["plan"]["precision"], env["plan"]["dtype"], env["plan"]["gpu_capability"]) == ("bf16", "bfloat16",
+                                                                                               ["8.0"])
+    ran = env["ran"]  # what the trainer held after Unsloth's rewriting
+    assert (ran["model_dtype"], ran["bf16"], ran["fp16"], ran["beta"]) == ("bfloat16", True, False, 0.001)
+    assert ran["reference"].startswith("the model with its LoRA adapter disabled")  # KL without a second copy
 
 
 def test_unsloth_with_vllm_rollouts(gpu_host, tiny_model, tmp_path, monkeypatch):
+    """xling's vLLM settings for Unsloth are the ones Unsloth's trainer enforces from its engine."""
     import trl
 
     seen: dict = {}
-    monkeypatch.setattr(trl, "GRPOTrainer", recording_trainer(seen))
+    monkeypatch.setattr(trl, "GRPOTrainer", fake_unsloth.patched(recording_trainer(seen), grpo=True))
     monkeypatch.setattr(trl, "GRPOConfig", recording_config(seen))
     with pytest.raises(Stop):
         grpo.run(cfg(tiny_model, **{"vllm.enabled": None, "vllm.gpu_memory_utilization": 0.6, "lora.r": 12,
@@ -188,8 +152,12 @@ def test_unsloth_with_vllm_rollouts(gpu_host, tiny_model, tmp_path, monkeypatch)
     import os
 
     assert os.environ["UNSLOTH_VLLM_STANDBY"] == "1"
-    args = seen["args"]
+    args, passed = seen["args"], seen["config"]  # after Unsloth's rewriting / as xling passed them
     assert args.use_vllm is True and args.vllm_mode == "colocate" and args.bf16 is True
+    assert args.vllm_enable_sleep_mode is True  # Unsloth's engine runs in standby: it turns TRL's sleep mode on
+    assert (passed["use_vllm"], passed["vllm_mode"], passed["vllm_enable_sleep_mode"], passed["bf16"]) == (
+        True, "colocate", True, True)  # ... and xling said so up front
+    assert passed["top_k"] == 0 and args.top_k == -1  # the one value Unsloth rewrites (both mean: no top-k)
     assert seen["config"]["use_cpu"] is False and "model_init_kwargs" not in seen["config"]
     assert "peft_config" not in seen["kwargs"]  # the model already carries Unsloth's LoRA
     assert isinstance(seen["dataset"][0]["prompt"], str)  # string prompts: template + (prefix), TRL adds nothing
@@ -243,16 +211,23 @@ def test_known_incompatible_versions_stop_the_gpu_path(gpu_host, tiny_model, tmp
     assert "pip install -r requirements-gpu.txt" in msg and "python run.py doctor" in msg
 
 
-def test_unsloth_sft(gpu_host, tiny_model, tmp_path):
+def test_unsloth_sft_fp16_on_a_bf16_gpu(gpu_host, tiny_model, tmp_path, monkeypatch):
+    """fp16 on an Ampere GPU works with Unsloth when the model is loaded in float16 (xling passes the dtype)."""
+    import torch
+
+    fake_unsloth.cpu_configs(monkeypatch)
     c = build(train_sft.Config, {"task": "train-sft", "seed": 1, "model": {"name": str(tiny_model)},
                                  "data": {"source": "synth", "n": 2, "langs": ["en"]},
                                  "train": {"backend": "unsloth", "max_steps": 1, "questions_per_step": 2,
-                                           "batch_size": 2, "precision": "fp32", "gradient_checkpointing": False},
+                                           "batch_size": 2, "precision": "fp16", "gradient_checkpointing": False},
                                  "lora": {"r": 8, "alpha": 8, "targets": ["q_proj"]}})
     metrics = sft.run(c, tmp_path / "sft")
     loaded = FakeFastLanguageModel.calls[0][1]
     assert loaded["fast_inference"] is False and loaded["max_seq_length"] == 5120
+    assert loaded["dtype"] is torch.float16 and loaded["loaded_dtype"] is torch.float16
     assert metrics["backend"] == "unsloth" and metrics["steps"] == 1
+    ran = json.loads((tmp_path / "sft" / "train_env.json").read_text())["ran"]
+    assert (ran["model_dtype"], ran["fp16"], ran["bf16"]) == ("float16", True, False)
 
 
 def test_import_unsloth_warns_when_late_and_sets_standby(gpu_host, capsys, monkeypatch):
@@ -290,3 +265,189 @@ def test_full_parameter_training_keeps_fp32_master_weights(gpu_host, tiny_model)
     assert (plan.precision, plan.dtype) == ("bf16", "float32")
     plan = backends.resolve(cfg(tiny_model, **{"train.backend": "peft", "train.precision": "bf16"}), "grpo", 4)
     assert plan.dtype == "bfloat16"
+
+
+# ----------------------------------------------------------------------- precision on pre-Ampere GPUs
+
+
+@pytest.mark.parametrize("capability", [(7, 5), (7, 0)])  # T4, V100
+def test_pre_ampere_auto_precision_is_fp16_and_unsloth_accepts_it(monkeypatch, tiny_model, tmp_path, capability):
+    import torch
+    import trl
+
+    pretend_gpu_host(monkeypatch, capability)
+    seen: dict = {}
+    monkeypatch.setattr(trl, "GRPOTrainer", fake_unsloth.patched(recording_trainer(seen), grpo=True))
+    monkeypatch.setattr(trl, "GRPOConfig", recording_config(seen))
+    plan = backends.resolve(cfg(tiny_model), "grpo", 4)
+    assert (plan.precision, plan.dtype, plan.gpu_capability) == ("fp16", "float16", [f"{capability[0]}.{capability[1]}"])
+    with pytest.raises(Stop):  # Unsloth's trainer accepted the float16 model with fp16 training
+        grpo.run(cfg(tiny_model), tmp_path / "run")
+    assert FakeFastLanguageModel.calls[0][1]["dtype"] is torch.float16
+    assert seen["args"].fp16 and not seen["args"].bf16
+
+
+def test_the_bf16_crash_on_a_t4_and_its_refusal(monkeypatch, tiny_model):
+    """What used to happen on a T4: torch says bf16 is supported (emulation), xling trained in bf16 and let
+    Unsloth pick the dtype; Unsloth loads float16 there and its trainer refuses. Now refused up front."""
+    import torch
+    import trl
+    from trl import GRPOConfig
+
+    pretend_gpu_host(monkeypatch, (7, 5))
+    model, _ = FakeFastLanguageModel.from_pretrained(
+        model_name=str(tiny_model), max_seq_length=64, dtype=None, load_in_4bit=False, fast_inference=False,
+        max_lora_rank=8, random_state=0, use_gradient_checkpointing=False)
+    assert model.config.dtype == torch.float16  # SUPPORTS_BFLOAT16 is False below compute capability 8.0
+    args = GRPOConfig(output_dir="x", bf16=True, use_cpu=True, num_generations=2, per_device_train_batch_size=2)
+    with pytest.raises(TypeError, match="Model is in float16 precision but you want to use bfloat16 precision"):
+        trl.GRPOTrainer(model=model, reward_funcs=[], args=args)
+    with pytest.raises(XlingError, match=r"^train.precision=bf16: this GPU \(compute capability 7.5\) has no native "
+                                         r"bf16.*use train.precision=fp16 or auto$"):
+        backends.resolve(cfg(tiny_model, **{"train.precision": "bf16"}), "grpo", 4)
+    peft = backends.resolve(cfg(tiny_model, **{"train.precision": "bf16", "train.backend": "peft"}), "grpo", 4)
+    assert peft.precision == "bf16" and any("bf16 is emulated" in n for n in peft.notes)
+
+
+@pytest.mark.parametrize("over,message", [
+    ({"train.precision": "fp32"}, r"^train.precision=fp32 with train.backend=unsloth: .*train.backend=peft to train "
+                                  r"in fp32$"),
+    ({"train.precision": "fp16", "model.dtype": "bfloat16"}, r"^model.dtype=bfloat16 with train.precision=fp16: "
+                                                             r".*model.dtype=float16$"),
+    ({"model.dtype": "float32"}, r"^model.dtype=float32 with train.precision=bf16: "),
+])
+def test_unsloth_precision_settings_that_would_crash_or_change_are_refused(gpu_host, tiny_model, over, message):
+    with pytest.raises(XlingError, match=message):
+        backends.resolve(cfg(tiny_model, **over), "grpo", 4)
+
+
+def test_unsloth_rewrites_fp32_into_mixed_precision(gpu_host, tiny_model):
+    """Why fp32 is refused with Unsloth: its trainer switches an fp32 LoRA run to bf16 autocast on an Ampere GPU."""
+    import torch
+    from trl import GRPOConfig
+
+    model, _ = FakeFastLanguageModel.from_pretrained(
+        model_name=str(tiny_model), max_seq_length=64, dtype=torch.float32, load_in_4bit=False, fast_inference=False,
+        max_lora_rank=8, random_state=0, use_gradient_checkpointing=False)
+    args = GRPOConfig(output_dir="x", use_cpu=True, num_generations=2, per_device_train_batch_size=2)
+    fake_unsloth.mixed_precision(model, args)
+    assert args.bf16 and not args.fp16
+
+
+def test_unsloth_is_imported_before_the_gpu_is_queried(gpu_host, tiny_model, monkeypatch):
+    """Unsloth sets CUDA allocator variables at import: resolve imports it before asking for the capability."""
+    order: list = []
+    real_import, real_caps = backends.import_unsloth, versions.gpu_capabilities
+    monkeypatch.setattr(backends, "import_unsloth", lambda *a, **k: (order.append("import unsloth"), real_import(*a, **k))[1])
+    monkeypatch.setattr(versions, "gpu_capabilities", lambda: (order.append("capability"), real_caps())[1])
+    backends.resolve(cfg(tiny_model), "grpo", 4)
+    assert order == ["import unsloth", "capability"]
+    order.clear()
+    backends.resolve(cfg(tiny_model, **{"train.backend": "peft"}), "grpo", 4)
+    assert order == ["capability"]
+
+
+# ----------------------------------------------------------------------- vLLM sleep mode and standby
+
+
+@pytest.mark.parametrize("over,message", [
+    ({"vllm.sleep_mode": True}, r"^vllm.sleep_mode=true is TRL's colocate sleep mode, which train.backend=unsloth "
+                                r"does not use .*use vllm.standby=true with Unsloth$"),
+    ({"vllm.standby": True, "train.backend": "peft"}, r"^vllm.standby=true is Unsloth's standby mode, which "
+                                                      r"train.backend=peft does not use"),
+    ({"vllm.standby": True, "vllm.sleep_mode": True}, r"^vllm.sleep_mode=true and vllm.standby=true both set"),
+])
+def test_sleep_mode_and_standby_are_not_crossed(gpu_host, tiny_model, over, message):
+    with pytest.raises(XlingError, match=message):
+        backends.resolve(cfg(tiny_model, **{"vllm.enabled": True, **over}), "grpo", 4)
+
+
+# ----------------------------------------------------------------------- loss types against the real TRL
+
+
+class ReachedVLLM(Exception):
+    pass
+
+
+def real_trainer_until_vllm(c, tmp_path, monkeypatch, **config_over):
+    """The real TRL 1.14.2 GRPOTrainer built from xling's GRPOConfig for a vLLM plan, stopped where it would
+    start vLLM (which needs a GPU): every check TRL makes before that runs for real."""
+    import trl.trainer.grpo_trainer as gt
+    from trl import GRPOConfig, GRPOTrainer
+    from transformers import AutoTokenizer
+
+    def stop(*args, **kwargs):
+        raise ReachedVLLM
+
+    monkeypatch.setattr(gt, "VLLMGeneration", stop)
+    plan = backends.Plan("grpo", "peft", True, True, "fp32", "float32", train_grpo.batch_plan(c.train, 4), 8, 1,
+                         False)
+    args = grpo.grpo_args(c, plan, tmp_path / "ck", tmp_path, [1.0])
+    args.update(use_cpu=True, **config_over)
+    import datasets
+
+    data = datasets.Dataset.from_list([{"prompt": "2+2=", "answer": "4"}] * 4)
+    return GRPOTrainer(model=c.model.name, reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
+                       args=GRPOConfig(**args), train_dataset=data,
+                       processing_class=AutoTokenizer.from_pretrained(c.model.name),
+                       peft_config=backends.peft_lora_config(c))
+
+
+def test_vespo_with_vllm_gets_the_importance_sampling_mode_trl_requires(tiny_model, tmp_path, monkeypatch):
+    c = cfg(tiny_model, **{"train.backend": "peft", "grpo.loss_type": "vespo"})
+    with pytest.raises(ValueError, match="VESPO loss requires `vllm_importance_sampling_mode` to be either "
+                                         "'token_truncate' or 'token_mask'. Got: sequence_mask"):
+        real_trainer_until_vllm(c, tmp_path, monkeypatch, vllm_importance_sampling_mode="sequence_mask")  # TRL's default
+    with pytest.raises(ReachedVLLM):  # xling's setting passes TRL's check
+        real_trainer_until_vllm(c, tmp_path, monkeypatch)
+    plan = backends.Plan("grpo", "peft", True, True, "bf16", "bfloat16", train_grpo.batch_plan(c.train, 4), 8, 1, False)
+    args = grpo.grpo_args(c, plan, tmp_path / "ck", tmp_path, [1.0])
+    assert (args["vllm_importance_sampling_mode"], args["importance_sampling_level"]) == ("token_truncate", "token")
+    with pytest.raises(ConfigError, match=r"^recipe key 'grpo.importance_sampling_mode': loss_type=vespo .*"
+                                          r"use token_truncate or token_mask"):
+        cfg(tiny_model, **{"grpo.loss_type": "vespo", "grpo.importance_sampling_mode": "sequence_truncate"})
+
+
+def test_luspo_is_sequence_level(tiny_model, tmp_path, monkeypatch, caplog):
+    import logging
+
+    c = cfg(tiny_model, **{"train.backend": "peft", "grpo.loss_type": "luspo"})
+    with caplog.at_level(logging.WARNING), pytest.raises(ReachedVLLM):
+        real_trainer_until_vllm(c, tmp_path, monkeypatch)
+    assert "`importance_sampling_level` should be set to `'sequence'`" not in caplog.text
+    with caplog.at_level(logging.WARNING), pytest.raises(ReachedVLLM):
+        real_trainer_until_vllm(c, tmp_path, monkeypatch, importance_sampling_level="token")
+    assert "`importance_sampling_level` should be set to `'sequence'`" in caplog.text  # TRL's warning, for contrast
+    default = cfg(tiny_model, **{"train.backend": "peft"})
+    plan = backends.Plan("grpo", "peft", True, True, "bf16", "bfloat16", train_grpo.batch_plan(c.train, 4), 8, 1, False)
+    assert grpo.grpo_args(c, plan, tmp_path, tmp_path, [1.0])["importance_sampling_level"] == "sequence"
+    assert grpo.grpo_args(default, plan, tmp_path, tmp_path, [1.0])["vllm_importance_sampling_mode"] == "sequence_mask"
+
+
+# ----------------------------------------------------------------------- several processes
+
+
+def test_several_processes_load_without_device_map_auto(gpu_host, tiny_model, monkeypatch):
+    """Under FSDP TRL 1.14.2 leaves device_map unset and create_model_from_path fills in "auto" on a GPU;
+    xling's model_init_kwargs set device_map=None for several processes."""
+    from trl.trainer import utils as trl_utils
+
+    seen: list = []
+
+    class Spy:
+        @staticmethod
+        def from_pretrained(model_id, **kwargs):
+            seen.append(kwargs.get("device_map", "<unset>"))
+            return None
+
+    monkeypatch.setattr(trl_utils, "PartialState", lambda: types.SimpleNamespace(device=types.SimpleNamespace(type="cuda")))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    c = cfg(tiny_model, **{"train.backend": "full", "train.batch_size": 2})
+    plan = backends.resolve(c, "grpo", 4)
+    kwargs = backends._init_kwargs(c, plan)
+    assert plan.processes == 2 and kwargs["device_map"] is None
+    trl_utils.create_model_from_path(str(tiny_model), architecture=Spy, **kwargs)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    one = backends._init_kwargs(c, backends.resolve(c, "grpo", 4))
+    trl_utils.create_model_from_path(str(tiny_model), architecture=Spy, **one)
+    assert "device_map" not in one and seen == [None, "auto"]  # one process: TRL's "auto" is right

@@ -76,10 +76,37 @@ def test_a_finished_run_is_not_trained_again(tiny_model, tmp_path, capsys):
     capsys.readouterr()
     again = grpo.run(grpo_cfg(tiny_model, **{"train.max_steps": 1}), run_dir)
     out = capsys.readouterr().out
-    assert "already holds the trained model; training skipped" in out
+    assert "already holds the model this recipe trains; training skipped" in out
     assert "training set: reusing" not in out  # nothing was rebuilt either
     assert (run_dir / "final" / "adapter_model.safetensors").stat().st_mtime_ns == before
     assert again["steps"] == 1
+    # other training settings in the same folder never relabel that model: refused while its checkpoints
+    # are there (nothing touched), trained again from scratch with resume=never
+    with pytest.raises(XlingError, match=r"were made by a different recipe \(differs in: lora.r\)"):
+        grpo.run(grpo_cfg(tiny_model, **{"train.max_steps": 1, "lora.r": 16}), run_dir)
+    assert (run_dir / "final" / "adapter_model.safetensors").stat().st_mtime_ns == before
+    capsys.readouterr()
+    retrained = grpo.run(grpo_cfg(tiny_model, **{"train.max_steps": 1, "lora.r": 16, "resume": "never"}), run_dir)
+    assert "was trained with other settings (differs in: lora.r); training again" in capsys.readouterr().out
+    assert retrained["steps"] == 1 and retrained["resumed_from_step"] is None
+    assert json.loads((run_dir / "final" / "adapter_config.json").read_text())["r"] == 16
+    assert json.loads((run_dir / "final" / "xling_train.json").read_text())["recipe"]["lora"]["r"] == 16
+
+
+def test_logged_completions_stay_out_of_the_terminal(tmp_path, capsys):
+    """grpo.log_completions writes parquet files; TRL's tables of every completion are not printed."""
+    from trl import GRPOConfig
+    from trl.trainer.utils import print_prompt_completions_sample
+
+    from xling.train import backends
+
+    c = grpo_cfg("tiny", **{"grpo.log_completions": True})
+    plan = backends.resolve(c, "grpo", c.grpo.num_generations)
+    args = GRPOConfig(**grpo.grpo_args(c, plan, tmp_path / "ck", tmp_path, [0.8, 0.1, 0.1]))
+    assert args.log_completions and args.num_completions_to_print == 0
+    capsys.readouterr()
+    print_prompt_completions_sample(["2+2?"], ["4"], {"accuracy": [1.0]}, [0.5], 1, args.num_completions_to_print)
+    assert capsys.readouterr().out == ""
 
 
 def test_grpo_full_parameter_mode(tiny_model, tmp_path):

@@ -1,10 +1,15 @@
 """Checkpoints and resume: an interrupted GRPO run continues from its checkpoint and ends where an
 uninterrupted one ends (bit-identical on CPU: set_seed before the trainer, steps_per_generation ==
-gradient_accumulation_steps)."""
+gradient_accumulation_steps), with exactly max_steps steps whatever the kill point."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,7 +40,7 @@ def crash_after(step: int):
 def cfg(model, **over):
     data = {
         "task": "train-grpo", "seed": 3, "model": {"name": str(model)},
-        "data": {"source": "synth", "n": 4, "langs": ["en", "fr"]},
+        "data": {"source": "synth", "n": 6, "langs": ["en", "fr"]},  # 6 steps an epoch: max_steps ends mid-epoch
         "train": {"backend": "peft", "learning_rate": 1e-2, "max_steps": 4, "questions_per_step": 2, "batch_size": 4,
                   "gradient_checkpointing": False, "save_steps": 2, "save_total_limit": None},
         "lora": {"r": 8, "alpha": 16, "targets": ["q_proj", "v_proj"]},
@@ -43,6 +48,31 @@ def cfg(model, **over):
         "rewards": {"workers": 0, "min_chars": 1},
     }
     return with_overrides(train_grpo.Config, data, over)
+
+
+REPO = Path(__file__).resolve().parent.parent
+# Runs the GRPO run in a process that SIGKILLs itself right after checkpoint-STEP is on disk.
+KILLED_AFTER_SAVE = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from transformers import TrainerCallback
+from test_train_resume import cfg
+from xling.train import grpo
+
+class KillAfterSave(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == {step}:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+grpo.run(cfg({model!r}), {run_dir!r}, extra_callbacks=[KillAfterSave()])
+"""
+
+
+def killed_after_save(model, run_dir, step: int) -> None:
+    code = KILLED_AFTER_SAVE.format(tests=str(REPO / "tests"), model=str(model), run_dir=str(run_dir), step=step)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tiny_model, tmp_path):
@@ -59,11 +89,16 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_model, tmp_path):
     assert not (broken / "final").exists()
     assert [r["step"] for r in read_jsonl(broken / "train_log.jsonl") if "loss" in r] == [1, 2]
 
-    metrics = grpo.run(cfg(tiny_model), broken)  # resume=auto
-    assert metrics["resumed_from_step"] == 2 and metrics["steps"] == 4
+    # resumed, then SIGKILLed between its last checkpoint (4 = max_steps) and final/
+    killed_after_save(tiny_model, broken, 4)
+    assert (broken / "checkpoints" / "checkpoint-4" / "trainer_state.json").is_file()
+    assert not (broken / "final").exists()
+
+    metrics = grpo.run(cfg(tiny_model), broken)  # resume=auto: no step is left, none is trained again
+    assert metrics["resumed_from_step"] == 4 and metrics["steps"] == 4
     a = load_file(whole / "final" / "adapter_model.safetensors")
     b = load_file(broken / "final" / "adapter_model.safetensors")
-    start = load_file(broken / "checkpoints" / "checkpoint-2" / "adapter_model.safetensors")
+    start = load_file(whole / "checkpoints" / "checkpoint-2" / "adapter_model.safetensors")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), max((a[k] - b[k]).abs().max().item() for k in a)
     assert max((a[k] - start[k]).abs().max().item() for k in a) > 0  # steps 3-4 did train

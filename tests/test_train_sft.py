@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from xling.config import build
@@ -116,6 +118,44 @@ def test_rft_keeps_correct_answers_and_trains(tiny_model, tmp_path):
     assert metrics["sampling"]["ja"] == {"problems": 3, "samples": 12, "accuracy": 0.75, "solved": 1.0, "kept": 6}
     assert metrics["examples"]["kept"] == 12  # ...but never kept: 2 distinct complete answers per problem
     assert metrics["method"] == "rft" and metrics["steps"] == 2 and (run_dir / "final" / "adapter_config.json").is_file()
+    # other sampling settings: sampled and trained again (with resume=never for the old checkpoints), never the
+    # old samples or the old model under the new settings
+    with pytest.raises(XlingError, match=r"were made by a different recipe \(differs in: rft.temperature\)"):
+        rft.run(rft_cfg(tiny_model, temperature=0.7), run_dir, make_generator=make)
+    cfg = rft_cfg(tiny_model, temperature=0.7)
+    cfg.resume = "never"
+    metrics = rft.run(cfg, run_dir, make_generator=make)
+    assert len(gens) == 2 and {c["temperature"] for c in gens[1].calls} == {0.7}
+    assert metrics["steps"] == 2 and json.loads((run_dir / "final" / "xling_train.json").read_text())[
+        "recipe"]["rft"]["temperature"] == 0.7
+
+
+def test_sft_killed_after_its_last_checkpoint_ends_with_exactly_max_steps(tiny_model, tmp_path):
+    """Killed between checkpoint-2 (= max_steps, mid-epoch) and final/, SFT saves that checkpoint as the final
+    model: no step 3, the same weights as a run never interrupted."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    class Crash(Exception):
+        pass
+
+    class CrashAfterSave(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise Crash
+
+    keys = {"data": {"source": "synth", "n": 8, "langs": ["en", "sw"]}, "train": {**TRAIN, "save_steps": 2}}
+    whole = sft.run(sft_cfg(tiny_model, **keys), tmp_path / "whole")  # 16 examples, 4 a step: 4 steps an epoch
+    with pytest.raises(Crash):
+        sft.run(sft_cfg(tiny_model, **keys), tmp_path / "broken", extra_callbacks=[CrashAfterSave()])
+    assert not (tmp_path / "broken" / "final").exists()
+    resumed = sft.run(sft_cfg(tiny_model, **keys), tmp_path / "broken")
+    assert (whole["steps"], resumed["steps"], resumed["resumed_from_step"]) == (2, 2, 2)
+    a = load_file(tmp_path / "whole" / "final" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "broken" / "final" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["step"] for r in read_jsonl(tmp_path / "broken" / "train_log.jsonl") if "loss" in r] == [1, 2]
 
 
 def test_rft_sampling_resumes_after_an_interruption(tiny_model, tmp_path):

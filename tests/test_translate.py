@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections import Counter
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from xling.data import load
+from xling.data import Example, load
 from xling.errors import XlingError
 from xling.translate import (
     Store, clean, hf_translator, numbers, rejection, script_share, translate, translate_selection,
@@ -185,6 +183,51 @@ def test_selection_replaces_rejected_problems(pool, math_file, tmp_path):
     assert again["translated"] == 0
 
 
+def test_selection_resumes_exactly_after_a_kill(pool, tmp_path):
+    """Killed in its second round and run again, a selection replays what the store holds and ends as an
+    uninterrupted run ends: the same translations (none twice), rejections and selection."""
+    first = select_sets(pool, [8])[0]
+    broken = {first[0].id, first[1].id}
+    second = [ex for ex in select_sets(pool, [8], ok=lambda pid, j: pid not in broken)[0] if ex.id not in
+              {e.id for e in first}]
+    texts = {first[0].question, first[1].question, second[0].question}  # a replacement is rejected too
+
+    def translator(**kw):
+        fake = FakeTranslator(**kw)
+        fake.break_texts = texts
+        return fake
+
+    whole = translator()
+    expected = translate_selection(pool, ["ru", "de"], whole, Store(tmp_path / "a"), n=8, batch_size=16,
+                                   max_rounds=2)
+    assert expected["rounds"] == 2 and expected["complete"] == 7 and whole.translated == 2 * (8 + 6) + 2 * (2 + 1)
+    # per language: problems, then the accepted ones' solutions; killed in round 2 after ru's two calls
+    killed = translator(fail_after=6)
+    with pytest.raises(RuntimeError):
+        translate_selection(pool, ["ru", "de"], killed, Store(tmp_path / "b"), n=8, batch_size=16, max_rounds=2)
+    rest = translator()
+    resumed = translate_selection(pool, ["ru", "de"], rest, Store(tmp_path / "b"), n=8, batch_size=16, max_rounds=2)
+    assert killed.calls + rest.calls == whole.calls  # nothing translated twice, no extra round
+    assert resumed["selected_ids"] == expected["selected_ids"] and resumed["complete"] == 7
+    assert resumed["considered_ids"] == expected["considered_ids"]
+    a, b = Store(tmp_path / "a"), Store(tmp_path / "b")
+    assert {lang: sorted(t) for lang, t in a.accepted.items()} == {lang: sorted(t) for lang, t in b.accepted.items()}
+    assert sorted(a.rejected) == sorted(b.rejected)
+
+
+def test_stored_translations_count_only_for_the_same_text_and_model(pool, tmp_path):
+    translate(pool[:3], ["ru"], FakeTranslator(), Store(tmp_path / "s"), model="a")
+    again = translate(pool[:3], ["ru"], FakeTranslator(), Store(tmp_path / "s"), model="a")
+    assert (again["cached"], again["translated"]) == (3, 0)
+    other = translate(pool[:3], ["ru"], FakeTranslator(), Store(tmp_path / "s"), model="b")
+    assert (other["cached"], other["translated"]) == (0, 3)  # another model's translations are not this one's
+    edited = [Example(pool[0].id, "en", pool[0].question + " Give it in cm.", pool[0].answer, pool[0].kind,
+                      pool[0].meta), *pool[1:3]]
+    report = translate(edited, ["ru"], FakeTranslator(), Store(tmp_path / "s"), model="b")
+    assert (report["cached"], report["translated"]) == (2, 1)  # the same id with another text: translated again
+    assert Store(tmp_path / "s").accepted["ru"][pool[0].id].meta["source_question"] == edited[0].question
+
+
 def test_selection_for_unparallel_sets(pool, math_file, tmp_path):
     report = translate_selection(pool, ["ru"], FakeTranslator(), Store(tmp_path / "s"), n=6, sets=2)
     assert report["selected"] == 12 and report["complete"] == 12
@@ -216,57 +259,28 @@ def test_hf_translator_with_tiny_model(tiny_model, pool, tmp_path):
     assert again["translated"] == 0
 
 
-# vllm 0.30.0's names: the LLM arguments xling may pass, SamplingParams' fields (those a translator
-# could use), and LLM.chat's signature.
-LLM_KEYS = {"dtype", "seed", "gpu_memory_utilization", "tensor_parallel_size", "enforce_eager", "max_model_len",
-            "max_num_seqs", "enable_prefix_caching", "enable_lora", "max_lora_rank", "max_loras"}
-SAMPLING_KEYS = {"n", "temperature", "top_p", "top_k", "min_p", "seed", "stop", "stop_token_ids", "max_tokens",
-                 "min_tokens", "presence_penalty", "frequency_penalty", "repetition_penalty", "logprobs"}
+def strict_vllm(monkeypatch, reply):
+    """tests/fake_vllm.py (vLLM 0.30.0's names and checks) answering each conversation with `reply(i, conv)`."""
+    import fake_vllm
 
-
-def strict_vllm(seen: dict, reply) -> SimpleNamespace:
-    """A fake vllm module that refuses any argument name vllm 0.30.0 does not accept."""
-
-    class LLM:
-        def __init__(self, model, **kwargs):
-            assert not set(kwargs) - LLM_KEYS, f"unexpected LLM arguments {set(kwargs) - LLM_KEYS}"
-            seen["model"], seen["llm_kwargs"] = model, kwargs
-
-        def get_tokenizer(self):
-            return SimpleNamespace(chat_template="{{ messages }}")
-
-        def chat(self, messages, sampling_params=None, use_tqdm=True, lora_request=None, chat_template=None,
-                 chat_template_content_format="auto", add_generation_prompt=True, continue_final_message=False,
-                 tools=None, chat_template_kwargs=None, tokenization_kwargs=None, mm_processor_kwargs=None):
-            assert isinstance(sampling_params, SamplingParams), "always pass SamplingParams explicitly"
-            assert not (add_generation_prompt and continue_final_message)
-            seen["conversations"], seen["params"] = messages, sampling_params
-            seen["chat_kwargs"] = dict(use_tqdm=use_tqdm, chat_template=chat_template,
-                                       add_generation_prompt=add_generation_prompt,
-                                       continue_final_message=continue_final_message)
-            return [SimpleNamespace(outputs=[SimpleNamespace(text=reply(i, c))]) for i, c in enumerate(messages)]
-
-    class SamplingParams:
-        def __init__(self, **kwargs):
-            assert not set(kwargs) - SAMPLING_KEYS, f"unexpected SamplingParams arguments {set(kwargs) - SAMPLING_KEYS}"
-            self.kwargs = kwargs
-
-    return SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams)
+    return fake_vllm.install(monkeypatch, reply=lambda i, conv, k: (reply(i, conv), "stop"))
 
 
 def test_vllm_translator_against_a_fake_module(monkeypatch, pool):
-    seen: dict = {}
-    monkeypatch.setitem(sys.modules, "vllm", strict_vllm(seen, lambda i, conv: f"Задача {i}"))
+    fake = strict_vllm(monkeypatch, lambda i, conv: f"Задача {i}")
     translator = vllm_translator("Qwen/Qwen2.5-7B-Instruct", max_new_tokens=512, gpu_memory_utilization=0.5,
                                  tensor_parallel_size=1)
     out = translator([pool[0].question, pool[1].question], "ru")
     assert out == ["Задача 0", "Задача 1"]
-    assert seen["model"] == "Qwen/Qwen2.5-7B-Instruct"
-    assert seen["llm_kwargs"] == {"gpu_memory_utilization": 0.5, "tensor_parallel_size": 1}
-    assert seen["params"].kwargs == {"temperature": 0.0, "max_tokens": 512}
-    assert seen["conversations"][1] == translation_messages(pool[1].question, "ru")
-    assert seen["chat_kwargs"]["add_generation_prompt"] is True
-    assert seen["chat_kwargs"]["continue_final_message"] is False and seen["chat_kwargs"]["chat_template"] is None
+    model, llm_kwargs = fake.llm_calls[0]
+    assert model == "Qwen/Qwen2.5-7B-Instruct"
+    assert llm_kwargs == {"gpu_memory_utilization": 0.5, "tensor_parallel_size": 1}
+    params = fake.sampling_params[0]  # greedy, one sample: what vLLM accepts
+    assert params.kwargs == {"temperature": 0.0, "max_tokens": 512} and params.n == 1
+    call = fake.chat_calls[0]
+    assert call["messages"][1] == translation_messages(pool[1].question, "ru")
+    assert call["add_generation_prompt"] is True
+    assert call["continue_final_message"] is False and call["chat_template"] is None  # the model's own template
 
 
 # -- the recipe --------------------------------------------------------------------------------
@@ -311,20 +325,18 @@ def test_translate_recipe_errors(run_cli, capsys):
 
 
 def test_translate_recipe_vllm_backend_against_a_fake_module(run_cli, monkeypatch, tmp_path):
-    seen: dict = {}
-
     def reply(i, conv):
         text = conv[-1]["content"].rsplit("\n\n", 1)[1]
         return "Задача с числами " + " и ".join(re.findall(r"\d+", text))
 
-    monkeypatch.setitem(sys.modules, "vllm", strict_vllm(seen, reply))
+    fake = strict_vllm(monkeypatch, reply)
+    monkeypatch.setattr("xling.hub.offline_reason", lambda: None)  # a GPU host that reaches the hub
     assert run_cli("translate", "source=synth", "langs=ru", "n=5", "backend=vllm", "model=org/model",
                    "gpu_memory_utilization=0.5", "out=v") == 0
     metrics = json.loads((tmp_path / "v" / "metrics.json").read_text())
     assert metrics["accepted"] == 5 and metrics["complete"] == 5
     assert metrics["solutions"]["translated"] == 5  # synth problems carry worked solutions
-    assert seen["model"] == "org/model"
-    assert seen["llm_kwargs"] == {"gpu_memory_utilization": 0.5, "tensor_parallel_size": 1}
+    assert fake.llm_calls[0] == ("org/model", {"gpu_memory_utilization": 0.5, "tensor_parallel_size": 1})
 
 
 def test_store_as_a_benchmark_copy(tmp_path, monkeypatch):

@@ -18,26 +18,31 @@ from .config import (
     read_recipe_file, recipe_path, to_dict,
 )
 from .console import console, print_error
-from .errors import ConfigError, XlingError
-from .io import atomic_write_json, atomic_write_text
+from .errors import ConfigError, Unfinished, XlingError
+from .io import atomic_write_json, atomic_write_text, is_temporary
+from .lock import LOCK_NAME, FolderLock, is_main_process
 from .tasks import load_task
 
 USAGE = """\
 usage: python run.py RECIPE [key.sub=value ...] [--dry-run] [--force]
        python run.py --list
-       python run.py RECIPE --help      (the recipe's keys, types and defaults)
+       python run.py RECIPE --help|-h   (the recipe's keys, types and defaults)
 
 RECIPE is a name under recipes/ (without .yaml) or a path to a YAML file.
 Lists are written a,b or [a,b]. Results go to the run folder (out=DIR, default runs/RECIPE...).
-  --dry-run   print the fully resolved recipe and run nothing
+  --dry-run   print the fully resolved recipe (and a sweep's members, a training run's plan) and run nothing
   --force     run again even if the run folder holds a finished run
+  --only=A,B  a sweep: run these members only
 """
 
 # Files a run folder holds before any work is done; anything else is work worth keeping.
-BOOKKEEPING = {"recipe.yaml", "env.json"}
+BOOKKEEPING = {"recipe.yaml", "env.json", LOCK_NAME}
+FINISHED = "metrics.json"  # the finished marker, written last; it names the recipe it finished
+PREVIOUS = "metrics.previous.json"  # a finished run's marker while a forced re-run replaces it
+FINGERPRINT = "recipe_fingerprint"
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "vllm", "unsloth",
             "unsloth_zoo", "bitsandbytes", "deepspeed", "math-verify", "langdetect",
-            "lingua-language-detector", "langid", "sentence-transformers", "numpy", "scipy")
+            "lingua-language-detector", "langid", "sentence-transformers", "sacrebleu", "numpy", "scipy")
 
 
 def list_recipes() -> str:
@@ -62,6 +67,8 @@ def resolve(name: str, overrides: list[str]) -> tuple[Recipe, Path]:
     over = parse_overrides(overrides)
     if "task" in over:
         raise ConfigError("recipe key 'task' cannot be overridden; pick another recipe instead")
+    if "out" in over and isinstance(over["out"], str) and not over["out"].strip():
+        raise ConfigError("out= is empty; give the run folder as out=DIR, or leave out= off for runs/RECIPE")
     task = load_task(str(task_name))
     return build(task.Config, merge(data, over)), path
 
@@ -114,37 +121,101 @@ def environment() -> dict:
         "platform": platform.platform(),
         "command": " ".join(shlex.quote(a) for a in ["python", "run.py", *sys.argv[1:]]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "packages": versions,
     }
+
+
+def recipe_fingerprint(cfg_dict: dict) -> str:
+    """A short hash of everything in a recipe that a run's results depend on (not out, not description)."""
+    text = json.dumps(_comparable(cfg_dict), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def finished_fingerprint(run_dir: Path) -> str | None:
+    """The fingerprint of the recipe whose finished run `run_dir/metrics.json` marks ("" when it names none)."""
+    marker = run_dir / FINISHED
+    if not marker.is_file():
+        return None
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return str(data.get(FINGERPRINT) or "") if isinstance(data, dict) else ""
+
+
+def has_work(run_dir: Path) -> bool:
+    """Whether the folder holds anything beyond bookkeeping (a killed write's temporary file is not work)."""
+    return any(p.name not in BOOKKEEPING and not is_temporary(p) for p in run_dir.iterdir())
+
+
+def remove_temporaries(run_dir: Path) -> None:
+    """Temporary files that a killed atomic write left in the folder itself (sub-folders are other runs')."""
+    for p in run_dir.iterdir():
+        if is_temporary(p) and p.is_file():
+            p.unlink(missing_ok=True)
+
+
+def open_run_dir(run_dir: Path) -> None:
+    """Create the run folder; a path that cannot be one is a one-line error."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise XlingError(f"out={run_dir} is a file, not a folder; give another out=DIR")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise XlingError(f"out={run_dir}: a part of that path is a file, not a folder; give another out=DIR") from None
+    except OSError as e:
+        raise XlingError(f"cannot create the run folder {run_dir}: {e.strerror}; give out=DIR in a writable place") \
+            from None
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise XlingError(f"the run folder {run_dir} is not writable; give out=DIR in a writable place")
+
+
+def _saved_recipe(saved: Path) -> dict | None:
+    """The recipe a run folder was last prepared for; None without one, {} when it cannot be read."""
+    if not saved.exists():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def prepare_run_dir(cfg: Recipe, run_dir: Path, force: bool, resumable: frozenset[str] = frozenset()) -> bool:
     """Create or re-open the run folder. Returns False when a finished identical run is there.
 
     `resumable`: dotted keys the task lets change between runs in one folder (e.g. train.max_steps).
+    The folder holds a finished run of this recipe only when its metrics.json names this recipe's
+    fingerprint: the marker of a run that a killed forced re-run was replacing names another one.
     """
     saved = run_dir / "recipe.yaml"
-    if saved.exists() and not force:
-        import yaml
-
-        old_full = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
-        old, new = _comparable(old_full, resumable), _comparable(to_dict(cfg), resumable)
-        has_work = any(p.name not in BOOKKEEPING for p in run_dir.iterdir())
-        if old != new and has_work:
-            changed = ", ".join(_changed_keys(old, new)[:6])
-            raise XlingError(
-                f"{run_dir} holds work of a different recipe (differs in: {changed}); "
-                "give another out=DIR, or add --force to run there anyway (the task reuses what is still valid)"
-            )
-        if (run_dir / "metrics.json").exists():
-            changed = _changed_keys(_comparable(old_full), _comparable(to_dict(cfg)))
-            if not changed:
-                return False
+    new_full = to_dict(cfg)
+    old_full = _saved_recipe(saved)
+    done = finished_fingerprint(run_dir)
+    if not force:
+        if old_full is not None:
+            old, new = _comparable(old_full, resumable), _comparable(new_full, resumable)
+            if old != new and has_work(run_dir):
+                changed = ", ".join(_changed_keys(old, new)[:6]) if old_full else f"{saved} cannot be read"
+                raise XlingError(
+                    f"{run_dir} holds work of a different recipe (differs in: {changed}); give another out=DIR, "
+                    "or add --force to run there anyway (the task reuses what is still valid)"
+                )
+        # a marker written before markers named their recipe: recipe.yaml says what it finished
+        legacy = done == "" and bool(old_full) and _comparable(old_full) == _comparable(new_full)
+        if done == recipe_fingerprint(new_full) or legacy:
+            return False
+        if done and old_full and done == recipe_fingerprint(old_full):
+            changed = _changed_keys(_comparable(old_full), _comparable(new_full))
             raise XlingError(
                 f"{run_dir} holds a finished run; {', '.join(changed[:6])} only take(s) effect while a run is "
                 "unfinished: give another out=DIR to run afresh"
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / FINISHED).exists():  # from here on the folder holds no finished run until this one ends
+        os.replace(run_dir / FINISHED, run_dir / PREVIOUS)
     atomic_write_text(saved, dump_yaml(cfg))
     atomic_write_json(run_dir / "env.json", environment())
     return True
@@ -156,35 +227,56 @@ def execute(name: str, overrides: list[str], dry_run: bool = False, force: bool 
     resumable = frozenset(getattr(task, "RESUMABLE", ()))
     if cfg.out is None:
         cfg.out = str(default_out(path, overrides, resumable))
+    elif not str(cfg.out).strip():
+        raise ConfigError(f"recipe {path}: out is empty; give the run folder as out=DIR, or leave it null")
     if dry_run:
         console.print(dump_yaml(cfg), end="", markup=False, highlight=False)
+        describe = getattr(task, "describe_plan", None)
+        if describe is not None:  # as YAML comments: the output stays a valid recipe
+            for line in describe(cfg):
+                console.print(f"# {line}".rstrip(), markup=False, highlight=False, soft_wrap=True)
         return 0
     run_dir = Path(cfg.out)
-    finished = run_dir / "metrics.json"
+    open_run_dir(run_dir)
+    if not is_main_process():  # the other ranks of a distributed launch work beside the main one
+        return _run_in(cfg, path, task, run_dir, force, resumable)
+    with FolderLock(run_dir) as lock:
+        if lock.took_over:
+            console.print(f"note: took over the lock of {run_dir} from pid {lock.took_over.get('pid')} on "
+                          f"{lock.took_over.get('host')}, which stopped without releasing it", markup=False)
+        remove_temporaries(run_dir)
+        return _run_in(cfg, path, task, run_dir, force, resumable)
+
+
+def _run_in(cfg: Recipe, path: Path, task, run_dir: Path, force: bool, resumable: frozenset[str]) -> int:
+    finished = run_dir / FINISHED
     # What a forced re-run of a finished run replaces, kept until the task has accepted its input.
-    previous = {n: (run_dir / n).read_text(encoding="utf-8") for n in sorted(BOOKKEEPING)
+    previous = {n: (run_dir / n).read_text(encoding="utf-8") for n in ("recipe.yaml", "env.json", FINISHED)
                 if finished.exists() and (run_dir / n).is_file()}
     # A task that reports on the machine (doctor) is worth running every time.
     if not prepare_run_dir(cfg, run_dir, force or getattr(task, "ALWAYS_RUN", False), resumable):
         console.print(
-            f"{run_dir} already holds this finished run (see {run_dir / 'metrics.json'}); "
-            "add --force to run it again",
+            f"{run_dir} already holds this finished run (see {finished}); add --force to run it again",
             markup=False,
         )
         return 0
     console.print(f"[bold]{path.stem}[/] ({cfg.task}) -> {run_dir}/", highlight=False)
     try:
         metrics = task.run(cfg, run_dir)
+    except Unfinished as e:
+        console.print(str(e), markup=False, highlight=False)
+        return 0
     except XlingError:
-        for n, text in previous.items():  # refused input: the finished run stays as it was
-            atomic_write_text(run_dir / n, text)
+        if previous:  # refused input: the finished run stays as it was
+            for n, text in previous.items():
+                atomic_write_text(run_dir / n, text)
+            (run_dir / PREVIOUS).unlink(missing_ok=True)
         raise
-    except BaseException:
-        if previous and finished.exists():  # interrupted: the folder no longer holds that finished run
-            os.replace(finished, run_dir / "metrics.previous.json")
-        raise
-    atomic_write_json(finished, metrics if metrics is not None else {})
-    console.print(f"results: {run_dir / 'metrics.json'}", markup=False, highlight=False)
+    # the marker names the recipe it finished: a later run of another recipe never takes it for its own
+    record = {**(metrics if metrics is not None else {}), FINGERPRINT: recipe_fingerprint(to_dict(cfg))}
+    atomic_write_json(finished, record)
+    (run_dir / PREVIOUS).unlink(missing_ok=True)
+    console.print(f"results: {finished}", markup=False, highlight=False)
     return 0
 
 
@@ -215,11 +307,18 @@ def _lookup(data: dict, dotted: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = ["--help" if a == "-h" else a for a in (sys.argv[1:] if argv is None else argv)]
     flags = {a for a in args if a.startswith("--")}
     rest = [a for a in args if not a.startswith("--")]
-    known = {"--list", "--dry-run", "--force", "--help"}
+    known = {"--list", "--dry-run", "--force", "--help", "--only"}
     try:
+        only = [a for a in flags if a.split("=", 1)[0] == "--only"]
+        if only:
+            flags -= set(only)
+            value = only[-1].partition("=")[2]
+            if not value:
+                raise ConfigError("--only needs member names: --only=k0,k3")
+            rest.append(f"only={value}")
         unknown = flags - known
         if unknown:
             raise ConfigError(f"unknown option {sorted(unknown)[0]}; options: {', '.join(sorted(known))}")

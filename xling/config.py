@@ -44,6 +44,37 @@ class Recipe:
     seed: int = 0
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML forbids it;
+    PyYAML would silently keep the last value)."""
+
+
+def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor' merges keys: later keys override them
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: the safe constructor reports it
+            break
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key '{key}' is given twice (lines {first + 1} and {key_node.start_mark.line + 1}); "
+                "keep one", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def load_yaml(text: str):
+    """Parse YAML text safely; a key given twice in one mapping is a yaml.YAMLError."""
+    return yaml.load(text, Loader=_StrictLoader)
+
+
 class _Raw(str):
     """A value typed on the command line: parsed according to the key's type."""
 
@@ -93,7 +124,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return ConfigError(f"recipe key '{key}': expected {_type_name(tp)}, got {_show(value)}")
 
     if tp is Any:
-        return value
+        return _plain(value)
     if origin in (Union, types.UnionType):
         if value is None or (isinstance(value, _Raw) and value.strip().lower() in _NULL):
             if type(None) in args:
@@ -190,11 +221,27 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"recipe key '{key}': unsupported type {tp!r}")  # a bug in a Config class
 
 
+def _plain(value: Any) -> Any:
+    """A value of an untyped key (Any): text typed on the command line read as YAML ("3" -> 3, "[a,b]" -> a
+    list); mappings and lists walked through. Typed keys read their text later, by their own type."""
+    if isinstance(value, _Raw):
+        try:
+            return yaml.safe_load(str(value)) if str(value).strip() else None
+        except yaml.YAMLError:
+            return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _parse_yaml_value(text: str, key: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"recipe key '{key}': cannot parse {text!r} ({e.__class__.__name__})") from None
+        why = getattr(e, "problem", None) or e.__class__.__name__
+        raise ConfigError(f"recipe key '{key}': cannot parse {text!r} ({why})") from None
 
 
 def all_keys(cls: type, prefix: str = "") -> list[str]:
@@ -311,7 +358,7 @@ def recipe_path(name: str) -> Path:
 
 def read_recipe_file(path: Path) -> dict:
     try:
-        data = yaml.safe_load(read_text(path))
+        data = load_yaml(read_text(path))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -40,6 +40,15 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[obje
         table.add_column(col, justify="left" if i == 0 else "right", no_wrap=True)
     for row in rows:
         table.add_row(*[str(c) for c in row])
-    console.print(table)
+    from rich.measure import Measurement
+
+    wide = Measurement.get(console, console.options.update(width=10_000), table).maximum
+    width = console.width
+    if wide > width and not console.is_terminal:  # in a log or a pipe, a wide table is never cut to "…"
+        console.width = wide
+    try:
+        console.print(table)
+    finally:
+        console.width = width
     if note:
         console.print(note, markup=False, style="dim")

@@ -10,3 +10,10 @@ class XlingError(Exception):
 
 class ConfigError(XlingError):
     """A malformed recipe: unknown key, wrong type, missing or invalid value."""
+
+
+class Unfinished(Exception):
+    """A run that stopped on purpose before its end (e.g. a sweep run with --only): not an error, not finished.
+
+    run.py prints the message, writes no metrics.json and exits 0.
+    """

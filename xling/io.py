@@ -12,14 +12,44 @@ from typing import Any, Iterable, Iterator
 from .errors import XlingError
 
 
+def is_temporary(path: str | Path) -> bool:
+    """Whether `path` is the temporary file of an atomic write (one that a kill left behind)."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(".tmp")
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write `text` to `path` through a temporary file in the same folder and a rename."""
+    return atomic_write_lines(path, [text])
+
+
+def atomic_write_lines(path: str | Path, parts: Iterable[str]) -> Path:
+    """Write the strings one after another to `path`, through a temporary file and a rename: the
+    text is streamed, never held whole, and a failure midway leaves `path` as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            for part in parts:
+                f.write(part)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -46,6 +76,28 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(_json_safe(obj), indent=2, ensure_ascii=False) + "\n")
 
 
+def input_file(path: str | Path, what: str, hint: str) -> Path:
+    """`path` if it is a non-empty regular file; else an XlingError saying what it is instead, then `hint`."""
+    import stat
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise XlingError(f"{what} {path} does not exist; {hint}") from None
+    except NotADirectoryError:
+        raise XlingError(f"{what} {path} does not exist (a part of the path is a file); {hint}") from None
+    except OSError as e:
+        raise XlingError(f"{what} {path} cannot be read ({e.strerror}); {hint}") from None
+    if stat.S_ISDIR(mode):
+        raise XlingError(f"{what} {path} is a folder, not a file; {hint}")
+    if stat.S_ISCHR(mode) or (stat.S_ISREG(mode) and path.stat().st_size == 0):
+        raise XlingError(f"{what} {path} is empty; {hint}")
+    if not stat.S_ISREG(mode):
+        raise XlingError(f"{what} {path} is not a regular file; {hint}")
+    return path
+
+
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     try:
@@ -66,8 +118,8 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
 
 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
-    lines = [json.dumps(_json_safe(r), ensure_ascii=False) for r in rows]
-    return atomic_write_text(path, "".join(line + "\n" for line in lines))
+    """One JSON object per line, written atomically and streamed row by row."""
+    return atomic_write_lines(path, (json.dumps(_json_safe(r), ensure_ascii=False) + "\n" for r in rows))
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict | None, str | None]]:
@@ -100,6 +152,8 @@ def read_jsonl(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.exists():
         raise XlingError(f"{path}: no such file")
+    if path.is_dir():
+        raise XlingError(f"{path} is a folder, not a JSON Lines file")
     rows, bad = [], []
     for lineno, rec, err in iter_jsonl(path):
         if err:
@@ -107,16 +161,53 @@ def read_jsonl(path: str | Path) -> list[dict]:
         else:
             rows.append(rec)
     if bad:
-        raise XlingError(f"{path}: {len(bad)} malformed line(s): " + "; ".join(bad[:5]))
+        raise malformed_lines_error(path, bad)
     return rows
 
 
+def malformed_lines_error(path: str | Path, bad: list[str]) -> XlingError:
+    """The error for a JSONL file with malformed lines ("line N: why" each), naming the first five."""
+    return XlingError(f"{path}: {len(bad)} malformed line(s): " + "; ".join(bad[:5]))
+
+
+def repair_tail(path: str | Path) -> int:
+    """Cut a torn last line (no newline at its end: a kill mid-append); returns the bytes cut."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        keep, pos = 0, size
+        while pos > 0:
+            start = max(0, pos - 65536)
+            f.seek(start)
+            k = f.read(pos - start).rfind(b"\n")
+            if k >= 0:
+                keep = start + k + 1
+                break
+            pos = start
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    return size - keep
+
+
 def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
-    """Append records and flush them to disk (for caches that grow as work is done)."""
+    """Append records and flush them to disk (for caches that grow as work is done).
+
+    A torn last line left by a kill is cut first, so that the new records start on a line of their own.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    repair_tail(path)
+    data = "".join(json.dumps(_json_safe(r), ensure_ascii=False) + "\n" for r in rows)
     with open(path, "a", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(_json_safe(r), ensure_ascii=False) + "\n")
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())

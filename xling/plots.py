@@ -18,6 +18,8 @@ class ScalingPanel:
     y: Sequence[float]
     fit: PowerLawFit
     english_only: float | None = None  # the metric at X = 1, if measured
+    cis: Sequence[Sequence[float] | None] | None = None  # 95% intervals of the points in `x` (error bars)
+    reference: tuple[float, float, str] | None = None  # (α, β, label): a published curve drawn for comparison
 
 
 def _pyplot():
@@ -48,7 +50,19 @@ def plot_scaling(panels: Sequence[ScalingPanel], path: str | Path, title: str = 
         if lo > 1:  # the extrapolation down to English only
             back = np.linspace(1, lo, 50)
             ax.plot(back, p.fit.predict(back), color="#1f77b4", lw=1.5, ls="--")
-        ax.scatter(xs[fitted], ys[fitted], color="#1f77b4", s=40, zorder=3, label="English + parallel")
+        if p.reference is not None:
+            ref_alpha, ref_beta, ref_label = p.reference
+            ref_grid = np.linspace(1, hi, 200)
+            ax.plot(ref_grid, ref_alpha * np.power(ref_grid, ref_beta), color="#888888", lw=1.2, ls=(0, (4, 3)),
+                    label=rf"{ref_label}  ${ref_alpha:.2f}\cdot X^{{{ref_beta:.2f}}}$")
+        with_ci = p.cis is not None and any(ci for ci in p.cis)
+        if with_ci:
+            down = [max(0.0, y - ci[0]) if ci and ci[0] is not None else 0.0 for y, ci in zip(ys, p.cis)]
+            up = [max(0.0, ci[1] - y) if ci and ci[1] is not None else 0.0 for y, ci in zip(ys, p.cis)]
+            ax.errorbar(xs[fitted], ys[fitted], yerr=np.array([down, up])[:, fitted], fmt="none", ecolor="#1f77b4",
+                        elinewidth=1, capsize=3, zorder=2)
+        ax.scatter(xs[fitted], ys[fitted], color="#1f77b4", s=40, zorder=3,
+                   label="English + parallel" + (" (95% CI)" if with_ci else ""))
         if p.english_only is not None:
             expected = p.fit.predict(1.0)
             ax.scatter([1], [p.english_only], color="#d62728", marker="D", s=50, zorder=4,

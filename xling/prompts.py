@@ -11,7 +11,14 @@ all languages. Prompt hacking pre-fills the assistant turn with the language's p
 request, I will start thinking in …"); the model continues that message (`continue_final_message`).
 
 Variants:
-- `paper` (default): the paper's prompt, as above.
+- `paper` (default): the paper's prompt, as above (system message + the problem as the user turn).
+- `paper-user`: the same words as the paper's Appendix F.1 prints them, in one user message and no
+  system message: "Please always think in …" (in the target language), a blank line, the solve
+  sentence, a blank line, "Problem: {question}".
+- `r1`: an R1-Zero-style system template for base models (the paper's Appendix F.3 form): think
+  first inside <think> </think>, then give the final answer in \boxed{}; the target language's
+  "Please always think in …" sentence follows it. The wording is R1-Zero's template adapted to
+  \boxed{} answers, not a verbatim copy of F.3.
 - `consistency`: adds an explicit instruction to reason AND answer in the target language (the
   language-consistency prompt ablation of "Beyond English-Centric Training", ICLR 2026).
 - `bare`: only the English instruction, no language sentence (a baseline without language control).
@@ -24,7 +31,7 @@ the built-in ChatML template of the Qwen2.5 instruct models.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from .errors import XlingError
 from .languages import get
@@ -33,10 +40,16 @@ SOLVE = ("Solve the following mathematics problem step by step. At the end, prov
          "enclosed in \\boxed{}.")
 CONSISTENCY = ("Write all of your reasoning and your final answer in {name} only, without switching to "
                "another language.")
-VARIANTS = ("paper", "consistency", "bare")
+R1_SYSTEM = ("A conversation between User and Assistant. The User asks a question, and the Assistant solves it. "
+             "The Assistant first thinks about the reasoning process in the mind and then provides the User with "
+             "the answer. The reasoning process is enclosed within <think> </think> tags, and the final answer is "
+             "enclosed in \\boxed{}, i.e., <think> reasoning process here </think> answer here with \\boxed{answer}.")
+VARIANTS = ("paper", "paper-user", "r1", "consistency", "bare")
+Variant = Literal["paper", "paper-user", "r1", "consistency", "bare"]  # the recipes' `variant` key
 
 # ChatML as the Qwen2.5 instruct models use it (Qwen's own template adds a default system prompt
-# when a conversation has none; every xling prompt has one, so the two render the same).
+# when a conversation has none; every xling prompt but the `paper-user` variant's has one, so the
+# two render the same; `paper-user` renders without a system turn here and with Qwen's default there).
 CHATML = (
     "{%- for message in messages %}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
@@ -46,8 +59,8 @@ CHATML = (
 BUILTIN_TEMPLATES = {"chatml": CHATML, "qwen2.5": CHATML}
 
 
-def system_prompt(lang: str, variant: str = "paper") -> str:
-    """The system message for reasoning in `lang`."""
+def system_prompt(lang: str, variant: str = "paper") -> str | None:
+    """The system message for reasoning in `lang` (None for `paper-user`, which has none)."""
     if variant not in VARIANTS:
         raise XlingError(f"unknown prompt variant '{variant}'; variants: {', '.join(VARIANTS)}")
     row = get(lang)
@@ -55,7 +68,18 @@ def system_prompt(lang: str, variant: str = "paper") -> str:
         return SOLVE
     if variant == "consistency":
         return f"{row.think} {CONSISTENCY.format(name=row.name)} {SOLVE}"
+    if variant == "paper-user":
+        return None
+    if variant == "r1":
+        return f"{R1_SYSTEM} {row.think}"
     return f"{row.think} {SOLVE}"
+
+
+def user_prompt(question: str, lang: str, variant: str = "paper") -> str:
+    """The user turn: the problem itself, or for `paper-user` the whole instruction block of Appendix F.1."""
+    if variant == "paper-user":
+        return f"{get(lang).think}\n\n{SOLVE}\n\nProblem: {question}"
+    return question
 
 
 def _field(example: Any, name: str) -> Any:
@@ -71,10 +95,9 @@ def build_messages(example: Any, *, prefix: bool = False, variant: str = "paper"
     """
     lang = think or _field(example, "lang")
     row = get(lang)
-    messages = [
-        {"role": "system", "content": system_prompt(lang, variant)},
-        {"role": "user", "content": str(_field(example, "question"))},
-    ]
+    system = system_prompt(lang, variant)
+    messages = [{"role": "system", "content": system}] if system is not None else []
+    messages.append({"role": "user", "content": user_prompt(str(_field(example, "question")), lang, variant)})
     if prefix:
         messages.append({"role": "assistant", "content": row.prefix})
     return messages

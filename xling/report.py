@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from . import metrics as M
 from .answers import UNPARSEABLE_GOLD
-from .console import console, fmt, fmt_ci, print_table
+from .console import fmt, fmt_ci, print_table
 from .io import atomic_write_jsonl, atomic_write_text
 from .languages import LANGUAGES
 from .score import cell_summary, off_target_records
@@ -52,6 +52,10 @@ class Summary:
     comparisons: dict[str, dict] = field(default_factory=dict)  # trained -> transfer metrics (+ ci)
     groups: dict[str, Any] = field(default_factory=dict)  # observational: paradigm means
     n_boot: int = 0
+    extra_ci: dict = field(default_factory=dict)  # intervals of summarize(extra=...)'s statistic
+    mean_off_target: dict = field(default_factory=dict)  # model -> mean off-target rate over its cells
+    mean_off_target_ci: dict = field(default_factory=dict)
+    has_items: bool = True  # False: built from an accuracy table (no off-target, counts or intervals)
 
     def as_metrics(self) -> dict:
         truncated = {m: {b: {l: c["truncated"] for l, c in per_b.items()} for b, per_b in per_m.items()}
@@ -60,6 +64,7 @@ class Summary:
             "accuracy": self.accuracy, "accuracy_ci": self.accuracy_ci,
             "off_target": self.off_target, "off_target_ci": self.off_target_ci,
             "mean_accuracy": self.mean_accuracy, "mean_accuracy_ci": self.mean_accuracy_ci,
+            "mean_off_target": self.mean_off_target, "mean_off_target_ci": self.mean_off_target_ci,
             "truncated": truncated, "cells": self.cells, "comparisons": self.comparisons, "n_boot": self.n_boot,
         }
         if len(self.comparisons) >= 1:
@@ -93,19 +98,24 @@ def _mean_accuracy(acc: Mapping, model: str, langs: Mapping[str, Sequence[str]])
     return None if any(v is None for v in vals) or not vals else sum(vals) / len(vals)
 
 
-def _transfer(acc: Mapping, c: Comparison, langs: Mapping[str, Sequence[str]], in_domain, out_of_domain) -> dict:
+def _transfer(acc: Mapping, c: Comparison, langs: Mapping[str, Sequence[str]], in_domain, out_of_domain,
+              mti_policy: str = "defined") -> dict:
     trained = {b: {l: acc[c.trained][b][l] for l in ls} for b, ls in langs.items()}
     base = {b: {l: acc[c.base][b][l] for l in ls} for b, ls in langs.items()}
-    return M.transfer_metrics(trained, base, c.train_langs, in_domain, out_of_domain)
+    return M.transfer_metrics(trained, base, c.train_langs, in_domain, out_of_domain, mti_policy)
 
 
 def summarize(items: Sequence[dict], models: Sequence[str], langs: Mapping[str, Sequence[str]],
               comparisons: Mapping[str, Comparison] | None = None, in_domain=M.IN_DOMAIN, out_of_domain=M.OUT_OF_DOMAIN,
-              n_boot: int = 1000, seed: int = 0, groups: Mapping[str, Sequence[str]] | None = None) -> Summary:
+              n_boot: int = 1000, seed: int = 0, groups: Mapping[str, Sequence[str]] | None = None,
+              extra=None, mti_policy: str = "defined") -> Summary:
     """Point estimates and paired-bootstrap 95% intervals of everything the report shows.
 
     `groups` (observational study): paradigm -> trained names; their mean MTI gets an interval too,
-    and with two groups, so does the difference of the first two.
+    and with two groups, so does the difference of the first two. `extra(acc, transfer)` (e.g. the
+    scaling fits of `xling.analysis`): more numbers computed from the accuracies and each comparison's
+    transfer metrics, bootstrapped with the same draws; their intervals land in `Summary.extra_ci`.
+    `mti_policy`: when a benchmark's MTI is None (`xling.metrics.mti`).
     """
     comparisons = dict(comparisons or {})
     cells = _nest(items, cell_summary)
@@ -116,25 +126,29 @@ def summarize(items: Sequence[dict], models: Sequence[str], langs: Mapping[str, 
         from .errors import XlingError
 
         raise XlingError(f"no scored items for {', '.join(missing[:6])}; cannot summarize")
-    results = {name: _transfer(acc, c, langs, in_domain, out_of_domain) for name, c in comparisons.items()}
+    results = {name: _transfer(acc, c, langs, in_domain, out_of_domain, mti_policy) for name, c in comparisons.items()}
     group_point = _group_means({n: r["mti"]["avg"] for n, r in results.items()}, groups) if groups else {}
 
     def statistic(a: dict) -> dict:
         out: dict = {"accuracy": a, "mean": {m: _mean_accuracy(a, m, langs) for m in models}}
         per = {}
         for name, c in comparisons.items():
-            r = _transfer(a, c, langs, in_domain, out_of_domain)
+            r = _transfer(a, c, langs, in_domain, out_of_domain, mti_policy)
             per[name] = {k: r[k] for k in ("mti", "gen", "ti", "train_gain", "gain")}
         out["cmp"] = per
         if groups:
             out["groups"] = _group_means({n: r["mti"]["avg"] for n, r in per.items()}, groups)
+        if extra is not None:
+            out["extra"] = extra(a, per)
         return out
 
     scored = [r for r in items if r.get("error") != UNPARSEABLE_GOLD]
     ci = M.bootstrap(M.ItemScores.from_records(scored), statistic, n_boot=n_boot, seed=seed) if n_boot else {}
     off_items = off_target_records(items)
-    off_ci = M.bootstrap(M.ItemScores.from_records(off_items), lambda a: a, n_boot=n_boot, seed=seed) \
-        if n_boot and off_items else {}
+    off_res = M.bootstrap(M.ItemScores.from_records(off_items),
+                          lambda a: {"cell": a, "mean": {m: _mean_cells(a, m) for m in models}}, n_boot=n_boot,
+                          seed=seed) if n_boot and off_items else {}
+    off_ci = off_res.get("cell") or {}
     compared = {}
     for name, c in comparisons.items():
         compared[name] = {"base": c.base, "train_langs": c.train_langs, "paradigm": c.paradigm, **results[name],
@@ -145,7 +159,45 @@ def summarize(items: Sequence[dict], models: Sequence[str], langs: Mapping[str, 
         group_out = {"mti": group_point, "ci": gci, "members": {g: list(ns) for g, ns in groups.items()}}
     return Summary(list(models), {b: list(ls) for b, ls in langs.items()}, cells, acc, ci.get("accuracy") or {}, off,
                    off_ci or {}, {m: _mean_accuracy(acc, m, langs) for m in models}, ci.get("mean") or {}, compared,
-                   group_out, n_boot)
+                   group_out, n_boot, ci.get("extra") or {}, {m: _mean_cells(off, m) for m in models},
+                   off_res.get("mean") or {})
+
+
+def _mean_cells(values: Mapping, model: str) -> float | None:
+    """The mean of a model's defined cell values (e.g. off-target rates) over benchmarks and languages."""
+    return M.mean_defined(v for per_l in (values.get(model) or {}).values() for v in per_l.values())
+
+
+def summarize_accuracies(accuracies: Mapping, models: Sequence[str], langs: Mapping[str, Sequence[str]],
+                         comparisons: Mapping[str, Comparison] | None = None, n: Mapping | None = None,
+                         in_domain=M.IN_DOMAIN, out_of_domain=M.OUT_OF_DOMAIN,
+                         groups: Mapping[str, Sequence[str]] | None = None, extra=None,
+                         mti_policy: str = "defined") -> Summary:
+    """The same summary from an accuracy table (model -> benchmark -> lang -> percent): point estimates
+    only (no per-item results: no intervals, no off-target rate, no truncation counts)."""
+    from .errors import XlingError
+
+    comparisons = dict(comparisons or {})
+    acc = {m: {b: {l: accuracies.get(m, {}).get(b, {}).get(l) for l in ls} for b, ls in langs.items()} for m in models}
+    missing = [f"({m}, {b}, {l})" for m in models for b, ls in langs.items() for l in ls if acc[m][b][l] is None]
+    if missing:
+        raise XlingError(f"no accuracy for {', '.join(missing[:6])}; cannot summarize")
+    n = n or {}
+    cells = {m: {b: {l: {"n": (n.get(m, {}).get(b, {}) or {}).get(l), "samples": None, "accuracy": acc[m][b][l],
+                          "off_target": None, "undetermined": None, "truncated": None, "no_answer": None,
+                          "unparseable_gold": None, "mean_tokens": None} for l in ls} for b, ls in langs.items()}
+             for m in models}
+    off = {m: {b: {l: None for l in ls} for b, ls in langs.items()} for m in models}
+    results = {name: _transfer(acc, c, langs, in_domain, out_of_domain, mti_policy) for name, c in comparisons.items()}
+    compared = {name: {"base": c.base, "train_langs": c.train_langs, "paradigm": c.paradigm, **results[name], "ci": {}}
+                for name, c in comparisons.items()}
+    group_out = {}
+    if groups:
+        group_out = {"mti": _group_means({k: r["mti"]["avg"] for k, r in results.items()}, groups), "ci": {},
+                     "members": {g: list(ns) for g, ns in groups.items()}}
+    summary = Summary(list(models), {b: list(ls) for b, ls in langs.items()}, cells, acc, {}, off, {},
+                      {m: _mean_accuracy(acc, m, langs) for m in models}, {}, compared, group_out, 0, {}, {}, {}, False)
+    return summary
 
 
 def _group_means(mti: Mapping[str, float | None], groups: Mapping[str, Sequence[str]]) -> dict:
@@ -198,6 +250,9 @@ def show(summary: Summary) -> None:
                 row.append(_cell(summary.accuracy[m][b][l], summary.accuracy_ci.get(m, {}).get(b, {}).get(l)))
             rows.append(row)
         rows.append(["mean", *[fmt(M.mean_defined(summary.accuracy[m][b][l] for l in ls), 1) for m in summary.models]])
+        if not summary.has_items:
+            print_table(f"{b}: accuracy %", ["lang", *summary.models], rows)
+            continue
         trunc = [f"{m}: {sum(summary.cells[m][b][l]['truncated'] for l in ls)}" for m in summary.models]
         print_table(f"{b}: accuracy % [95% CI]", ["lang", *summary.models], rows,
                     note="truncated generations (hit max_tokens): " + ", ".join(trunc))
@@ -249,6 +304,22 @@ def _err(values: Sequence[float | None], cis: Sequence[Sequence[float] | None]):
 def plot_accuracy_bars(summary: Summary, path: Path, models: Sequence[str] | None = None,
                        base: str | None = None, title: str = "") -> Path:
     """Figure 2: accuracy per language, base vs trained models, grouped bars with 95% CI error bars."""
+    return plot_bars(summary, summary.accuracy, summary.accuracy_ci, path, "accuracy (%)",
+                     title or "Accuracy per language (error bars: bootstrap 95% CI)", models, base)
+
+
+def plot_off_target_bars(summary: Summary, path: Path, models: Sequence[str] | None = None, title: str = "") -> Path:
+    """Off-target rate per language and model (grouped bars, 95% CI error bars)."""
+    base = next(iter({r["base"] for r in summary.comparisons.values()}), None)
+    order = list(models or ([base] if base else []) + [m for m in summary.models if m != base])
+    return plot_bars(summary, summary.off_target, summary.off_target_ci, path, "off-target (%)",
+                     title or "Off-target rate per language: answers not in the requested language "
+                              "(error bars: bootstrap 95% CI)", order, base)
+
+
+def plot_bars(summary: Summary, values: Mapping, cis: Mapping, path: Path, ylabel: str, title: str,
+              models: Sequence[str] | None = None, base: str | None = None) -> Path:
+    """Grouped bars of a per-cell percentage, one panel per benchmark, one bar per model and language."""
     import numpy as np
 
     from .plots import _pyplot, save_figure
@@ -274,17 +345,16 @@ def plot_accuracy_bars(summary: Summary, path: Path, models: Sequence[str] | Non
         xs = np.arange(len(ls))
         top = 0.0
         for j, m in enumerate(models):
-            vals = [summary.accuracy[m][b][l] for l in ls]
-            cis = [summary.accuracy_ci.get(m, {}).get(b, {}).get(l) for l in ls]
-            err = _err(vals, cis)
+            vals = [values[m][b][l] for l in ls]
+            err = _err(vals, [cis.get(m, {}).get(b, {}).get(l) for l in ls])
             heights = [v or 0.0 for v in vals]
             ax.bar(xs + (j - (k - 1) / 2) * width, heights, width, yerr=err, capsize=2.5, color=colors[m],
                    edgecolor="white", linewidth=0.5, error_kw=dict(elinewidth=0.9, ecolor="#333333"),
-                   label=m + (" (base)" if m == base else ""))
+                   label=m + (" (base)" if m == base and "base" not in m.lower() else ""))
             top = max(top, max((h + e for h, e in zip(heights, err[1])), default=0.0))
         ax.set_xticks(xs)
         ax.set_xticklabels([f"{l}\n{LANGUAGES[l].name}" if l in LANGUAGES else l for l in ls], fontsize=8)
-        ax.set_ylabel("accuracy (%)")
+        ax.set_ylabel(ylabel)
         ax.set_ylim(0, min(100.0, max(5.0, top * 1.15)) if top < 87 else 100.0)
         ax.set_title(b, fontsize=10, loc="left")
         ax.grid(axis="y", alpha=0.3)
@@ -292,7 +362,7 @@ def plot_accuracy_bars(summary: Summary, path: Path, models: Sequence[str] | Non
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     axes[0, 0].legend(fontsize=8, ncol=min(4, k), loc="upper right", frameon=False)
-    fig.suptitle(title or "Accuracy per language (error bars: bootstrap 95% CI)", fontsize=11)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -402,36 +472,9 @@ def plot_mti_by_paradigm(summary: Summary, path: Path, title: str = "") -> Path:
     return save_figure(fig, path)
 
 
-def scaling_panels(summary: Summary, scaling: Mapping[str, int], fit_from: int = 2) -> list:
-    """Figure-4 panels (MTI and mean accuracy against X) for the trained models in `scaling`."""
-    from .errors import XlingError
-    from .plots import ScalingPanel
-    from .scaling import fit_power_law
-
-    series = {"MTI": {}, "mean accuracy (%)": {}}
-    for name, x in scaling.items():
-        if name in summary.comparisons:
-            series["MTI"][x] = summary.comparisons[name]["mti"]["avg"]
-        series["mean accuracy (%)"][x] = summary.mean_accuracy.get(name)
-    panels = []
-    for label, by_x in series.items():
-        points = sorted((x, y) for x, y in by_x.items() if y is not None)
-        fit_pts = [(x, y) for x, y in points if x >= fit_from]
-        if len({x for x, _ in fit_pts}) < 3:
-            continue
-        try:
-            fit = fit_power_law([x for x, _ in fit_pts], [y for _, y in fit_pts])
-        except XlingError:
-            continue
-        english = by_x.get(1)
-        panels.append(ScalingPanel(label, [x for x, _ in points if x >= fit_from], [y for x, y in points if x >= fit_from],
-                                   fit, english))
-    return panels
-
-
-def figures(run_dir: Path, summary: Summary, scaling: Mapping[str, int] | None = None,
-            observational: bool = False) -> dict[str, Path]:
-    """Every figure the data allows, under RUN/figures/."""
+def figures(run_dir: Path, summary: Summary, observational: bool = False) -> dict[str, Path]:
+    """The accuracy bars (or, for the observational study, MTI per model by paradigm) and a TI heatmap per
+    benchmark, under RUN/figures/. The scaling and off-target figures are `xling.analysis.figures`'."""
     out: dict[str, Path] = {}
     fig_dir = run_dir / "figures"
     bases = {r["base"] for r in summary.comparisons.values()}
@@ -447,23 +490,13 @@ def figures(run_dir: Path, summary: Summary, scaling: Mapping[str, int] | None =
             train = {n: r["train_langs"] for n, r in summary.comparisons.items()}
             out[f"ti_heatmap_{b}"] = plot_ti_heatmap(ti, ls, train, fig_dir / f"ti_{b}.png",
                                                      title=f"{b}: transferability index (TI) per language")
-    if scaling:
-        panels = scaling_panels(summary, scaling)
-        if panels:
-            from .plots import plot_scaling
-
-            out["scaling_figure"] = plot_scaling(panels, fig_dir / "scaling.png",
-                                                 title="Parallel scaling: metric vs number of training languages X")
-        else:
-            console.print("scaling figure skipped: it needs models at 3 or more distinct X >= 2 with defined values",
-                          markup=False, style="dim")
     return out
 
 
 # ------------------------------------------------------------------------------------- markdown
 
 
-def _md_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+def md_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -472,40 +505,59 @@ def _md_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def settings_lines(cfg, backend: str) -> list[str]:
     g = cfg.gen
     return [f"backend `{backend}`, temperature {g.temperature}, top-p {g.top_p}, max tokens {g.max_tokens}, "
-            f"seed {cfg.seed}", f"samples per question: " + ", ".join(f"{b} {g.samples(b)}" for b in cfg.benchmarks),
+            f"seed {cfg.seed}", "samples per question: " + ", ".join(f"{b} {g.samples(b)}" for b in cfg.benchmarks),
             f"prompt `{cfg.variant}`" + (" with the prompt-hacking prefix" if cfg.prefix else "")
             + (f", chat template from `{cfg.template_from}`" if getattr(cfg, "template_from", None) else ""),
             f"language ID `{cfg.score.langid}` (min {cfg.score.min_chars} letters); bootstrap {cfg.n_boot} replicates, "
-            "paired over items"]
+            "paired over items"
+            + (f"; MTI policy `{cfg.mti_policy}`" if getattr(cfg, "mti_policy", "defined") != "defined" else "")]
 
 
 def write_markdown(run_dir: Path, summary: Summary, figures: Mapping[str, Path], title: str = "Evaluation",
-                   settings: Sequence[str] = ()) -> Path:
-    """report.md: settings, tables (accuracy, off-target, truncations, transfer) and the figures."""
+                   settings: Sequence[str] = (), extra_sections: Sequence[str] = ()) -> Path:
+    """report.md: settings, tables (accuracy, off-target, truncations, transfer), the figures, and
+    `extra_sections` (markdown lines: a study's members and scaling) before the list of files."""
     parts = [f"# {title}", ""]
     if settings:
         parts += [*(f"- {s}" for s in settings), ""]
     rel = {k: Path(v).relative_to(run_dir) if Path(v).is_relative_to(run_dir) else Path(v) for k, v in figures.items()}
     if "accuracy_figure" in rel:
         parts += ["## Accuracy per language", "", f"![accuracy per language]({rel['accuracy_figure'].as_posix()})", ""]
-    parts += ["## Accuracy (%) with bootstrap 95% intervals", ""]
+    parts += ["## Accuracy (%) with bootstrap 95% intervals" if summary.has_items else "## Accuracy (%)", ""]
     for b, ls in summary.langs.items():
         rows = [[l, *[_cell(summary.accuracy[m][b][l], summary.accuracy_ci.get(m, {}).get(b, {}).get(l))
                       for m in summary.models]] for l in ls]
         rows.append(["**mean**", *[fmt(M.mean_defined(summary.accuracy[m][b][l] for l in ls), 1) for m in summary.models]])
-        parts += [f"**{b}** ({summary.cells[summary.models[0]][b][ls[0]]['n']} problems per language)", "",
-                  _md_table(["lang", *summary.models], rows), ""]
-    parts += ["## Off-target rate (%)", "",
+        n = summary.cells[summary.models[0]][b][ls[0]]["n"]
+        parts += [f"**{b}**" + (f" ({n} problems per language)" if n else ""), "",
+                  md_table(["lang", *summary.models], rows), ""]
+    if summary.has_items:
+        parts += _item_sections(summary, rel)
+    parts += _transfer_sections(summary, rel)
+    parts += list(extra_sections)
+    parts += _files_section(summary)
+    return atomic_write_text(run_dir / "report.md", "\n".join(parts))
+
+
+def _item_sections(summary: Summary, rel: Mapping[str, Path]) -> list[str]:
+    parts = ["## Off-target rate (%)", "",
               "Share of answers whose detected language is not the requested one (undetermined answers left out).", ""]
     for b, ls in summary.langs.items():
         rows = [[l, *[_cell(summary.off_target[m][b][l], summary.off_target_ci.get(m, {}).get(b, {}).get(l))
                       for m in summary.models]] for l in ls]
-        parts += [f"**{b}**", "", _md_table(["lang", *summary.models], rows), ""]
+        parts += [f"**{b}**", "", md_table(["lang", *summary.models], rows), ""]
+    if "off_target_figure" in rel:
+        parts += [f"![off-target rate per language]({rel['off_target_figure'].as_posix()})", ""]
     rows = [[m, b, sum(summary.cells[m][b][l]["truncated"] for l in ls), sum(summary.cells[m][b][l]["samples"] for l in ls),
              fmt(M.mean_defined(summary.cells[m][b][l]["mean_tokens"] for l in ls), 0)]
             for m in summary.models for b, ls in summary.langs.items()]
     parts += ["## Truncated generations", "", "Generations that ran out of max tokens (finish reason `length`).", "",
-              _md_table(["model", "benchmark", "truncated", "samples", "mean tokens"], rows), ""]
+              md_table(["model", "benchmark", "truncated", "samples", "mean tokens"], rows), ""]
+    return parts
+
+
+def _transfer_sections(summary: Summary, rel: Mapping[str, Path]) -> list[str]:
+    parts: list[str] = []
     if summary.comparisons:
         benches = list(summary.langs)
         parts += ["## Transfer over the base model", "",
@@ -522,22 +574,25 @@ def write_markdown(run_dir: Path, summary: Summary, figures: Mapping[str, Path],
         if not any(r.get("paradigm") for r in summary.comparisons.values()):
             cols.pop(1)
             rows = [row[:1] + row[2:] for row in rows]
-        parts += [_md_table(cols, rows), ""]
+        parts += [md_table(cols, rows), ""]
         if summary.groups:
             g = summary.groups
             rows = [[k, fmt_ci(v, g["ci"].get(k)), ", ".join(g["members"].get(k, []))] for k, v in g["mti"].items()]
-            parts += ["### By training paradigm", "", _md_table(["group", "mean MTI [95% CI]", "models"], rows), ""]
+            parts += ["### By training paradigm", "", md_table(["group", "mean MTI [95% CI]", "models"], rows), ""]
         if "mti_figure" in rel:
             parts += [f"![MTI per model]({rel['mti_figure'].as_posix()})", ""]
         for b in benches:
-            parts += [f"**{b}: TI per language**", "", _md_table(["trained", *summary.langs[b]], _ti_rows(summary, b)),
+            parts += [f"**{b}: TI per language**", "", md_table(["trained", *summary.langs[b]], _ti_rows(summary, b)),
                       ""]
             key = f"ti_heatmap_{b}"
             if key in rel:
                 parts += [f"![TI heatmap {b}]({rel[key].as_posix()})", ""]
-    if "scaling_figure" in rel:
-        parts += ["## Parallel scaling", "", f"![scaling]({rel['scaling_figure'].as_posix()})", ""]
-    parts += ["## Files", "", "- `accuracy.csv`: the accuracy table (`python run.py transfer table=...`)",
+    return parts
+
+
+def _files_section(summary: Summary) -> list[str]:
+    if not summary.has_items:
+        return ["## Files", "", "- `accuracy.csv`: the accuracy table", "- `metrics.json`: every number above", ""]
+    return ["## Files", "", "- `accuracy.csv`: the accuracy table (`python run.py transfer table=...`)",
               "- `items.jsonl`: per-item records (`transfer items=...` for intervals)",
               "- `off_target.csv`, `metrics.json`, `completions/` (raw generations), `scored/`", ""]
-    return atomic_write_text(run_dir / "report.md", "\n".join(parts))

@@ -7,6 +7,7 @@ X is the number of training languages including English (X = 1 is English only, 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -45,7 +46,7 @@ def fit_power_law(x: Sequence[float], y: Sequence[float]) -> PowerLawFit:
     The starting point comes from a straight-line fit in log-log space when all values are
     positive. At least three points are needed (two parameters, one degree of freedom left).
     """
-    from scipy.optimize import curve_fit
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     xs = np.asarray(x, dtype=float)
     ys = np.asarray(y, dtype=float)
@@ -63,7 +64,9 @@ def fit_power_law(x: Sequence[float], y: Sequence[float]) -> PowerLawFit:
     else:
         p0 = (float(np.mean(ys)) or 1.0, 0.0)
     try:
-        params, cov = curve_fit(_power, xs, ys, p0=p0, maxfev=20000)
+        with warnings.catch_warnings():  # no covariance (an exact fit): reported as ses None, not as a warning
+            warnings.simplefilter("ignore", OptimizeWarning)
+            params, cov = curve_fit(_power, xs, ys, p0=p0, maxfev=20000)
     except (RuntimeError, ValueError) as e:
         raise XlingError(f"power-law fit did not converge: {e}") from None
     alpha, beta = (float(v) for v in params)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .errors import XlingError
-from .io import atomic_write_text
+from .io import atomic_write_text, input_file
 from .languages import LANGUAGES, unknown_language_message
 
 COLUMNS = ("model", "benchmark", "lang", "accuracy")
@@ -54,8 +54,9 @@ class AccuracyTable:
     @classmethod
     def read(cls, path: str | Path) -> "AccuracyTable":
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise XlingError(f"accuracy table {path} does not exist")
+        input_file(path, "accuracy table", f"it needs a header {','.join(COLUMNS)}[,n] and rows")
         try:
             text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as e:
@@ -74,7 +75,12 @@ class AccuracyTable:
         rows, errors = [], []
         for rec in reader:
             line = reader.line_num
-            if all(not (v or "").strip() for k, v in rec.items() if k is not None):
+            extra = rec.pop(None, None)  # values beyond the header's columns
+            if not extra and all(not (v or "").strip() for v in rec.values()):
+                continue
+            if extra:
+                errors.append(f"line {line}: {len(header) + len(extra)} values for the {len(header)} columns of "
+                              f"the header ({','.join(header)}); quote values that hold a comma")
                 continue
             row, err = _parse_row(rec, line)
             if err:

@@ -4,6 +4,9 @@ Nothing is downloaded: the byte-level BPE tokenizer is trained with `tokenizers`
 from the language table, so every script of the 11 languages encodes, and the model is a
 randomly initialised `Qwen2ForCausalLM` of a few hundred thousand parameters. It loads with
 `from_pretrained` like any hub model, so the training and generation code paths are the real ones.
+`build_tiny_embedder` makes a sentence-transformers model the same way (random static token
+embeddings, mean-pooled) for the semantic rewards; `cached_tiny_model` / `cached_tiny_embedder`
+build them once under the xling cache.
 """
 
 from __future__ import annotations
@@ -96,6 +99,53 @@ def build_tiny_model(path: str | Path, chat_template: bool = True, hidden_size: 
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=True,
     )
     path.mkdir(parents=True, exist_ok=True)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar in xling's output
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def build_tiny_embedder(path: str | Path, dim: int = 32, seed: int = 0) -> Path:
+    """Write a tiny sentence-transformers model (the tiny tokenizer + random static embeddings) to `path`.
+
+    Texts that share tokens get similar embeddings, so its cosines order texts by overlap: enough to
+    run the semantic rewards end to end on CPU; it judges nothing.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+
+    tokenizer = build_tokenizer(chat_template=False)
+    weights = torch.randn(len(tokenizer), dim, generator=torch.Generator().manual_seed(seed))
+    model = SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=weights)], device="cpu")
+    path = Path(path)
+    model.save(str(path))
+    return path
+
+
+def _cached(name: str, build) -> Path:
+    import shutil
+    import tempfile
+
+    from .data import cache_root
+
+    path = cache_root() / "tiny" / name
+    if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=path.parent))
+        build(tmp)
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    return path
+
+
+def cached_tiny_model() -> Path:
+    """The tiny instruct model (ChatML), built once under $XLING_CACHE/tiny/tiny (as `evaluate model=tiny`)."""
+    return _cached("tiny", lambda p: build_tiny_model(p, chat_template=True, seed=0))
+
+
+def cached_tiny_embedder() -> Path:
+    """The tiny sentence-embedding model, built once under $XLING_CACHE/tiny/embedder."""
+    return _cached("embedder", build_tiny_embedder)

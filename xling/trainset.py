@@ -14,7 +14,10 @@ the pool allows) and, within a type, weighted toward higher levels (`level_weigh
 - `mix`: N problems in all, split across the languages, each problem in one language only
   (the ICLR-2026 "RL on a mix of languages" setting).
 A problem is only picked for a language that has it. Languages a source lacks come from the
-translate stage (`translations=DIR`, the folder `python run.py translate` writes).
+translate stage (`translations=DIR`, the folder `python run.py translate` writes). English
+reference answers for the pivot reward come from the pivot stage (`references=DIR`, the folder
+`python run.py pivot` writes): each row gets its problem's reference, and a problem without one is
+left out (counted in the summary as `no_reference`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from .data import Example, SOURCES, load, read_examples
 from .errors import XlingError
 from .io import atomic_write_json, atomic_write_jsonl, read_jsonl
 from .languages import CODES, LANGUAGES, PARALLEL_ORDER, check_codes, parallel_languages, unknown_language_message
-from .prompts import VARIANTS, build_messages
+from .prompts import VARIANTS, Variant, build_messages
 
 BUILDS = ("parallel", "unparallel", "mix")
 Stratum = tuple[str, int]
@@ -51,11 +54,12 @@ class TrainData:
     order: list[str] = field(default_factory=lambda: list(PARALLEL_ORDER))  # that order
     build: Literal["parallel", "unparallel", "mix"] = "parallel"
     translations: str | None = None  # folder of <lang>.jsonl from the translate stage
+    references: str | None = None  # folder from the pivot stage: an English reference answer per problem
     require_langs: list[str] = field(default_factory=list)  # pick only problems that also exist in these
     level_weights: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])  # levels 1, 2, ...
     pool: int | None = None  # problems to draw from (default: all; synth: 4 × what the build takes)
     prefix: bool = False  # pre-fill the assistant turn (prompt hacking)
-    variant: Literal["paper", "consistency", "bare"] = "paper"
+    variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.prompts)
     seed: int = 0
 
     def check(self) -> None:
@@ -190,6 +194,8 @@ def translate_hint(spec: TrainData, langs: Sequence[str]) -> str:
 def read_translations(folder: str | Path, langs: Iterable[str]) -> dict[str, dict[str, Example]]:
     """The accepted translations in `folder/<lang>.jsonl` (what the translate stage writes)."""
     folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise XlingError(f"translations={folder} is a file; give the folder that 'python run.py translate' wrote")
     if not folder.is_dir():
         raise XlingError(f"translations folder {folder} does not exist; make it with 'python run.py translate'")
     out: dict[str, dict[str, Example]] = {}
@@ -204,6 +210,8 @@ def language_tables(spec: TrainData) -> tuple[list[Example], dict[str, dict[str,
     """The pool (English if the source has it, else the first language) and id -> Example per language."""
     langs = spec.languages()
     need = tuple(dict.fromkeys([*langs, *check_codes(spec.require_langs)]))
+    if spec.translations and not Path(spec.translations).expanduser().is_dir():  # even where no language needs it
+        read_translations(spec.translations, [])
     src = SOURCES[spec.source]
     own: list[str] | None = None  # sources with open languages: load what the file has
     if src.langs:
@@ -213,7 +221,8 @@ def language_tables(spec: TrainData) -> tuple[list[Example], dict[str, dict[str,
     limit = None
     if spec.source == "synth":  # synth makes as many as asked: enough to balance types
         limit = spec.pool or max(2000, 4 * sum(set_sizes(spec.build, spec.n, langs)))
-    examples = load(spec.source, path=spec.path, langs=own, limit=limit, split=spec.split, hub=spec.hub)
+    examples = load(spec.source, path=spec.path, langs=own, limit=limit, split=spec.split, hub=spec.hub,
+                    path_key="data.path")
     if spec.pool is not None and spec.source != "synth":
         examples = _subsample(examples, spec.pool, spec.seed)
     tables: dict[str, dict[str, Example]] = {}
@@ -267,10 +276,12 @@ def _with_meta(ex: Example, original: Example | None) -> Example:
     return Example(ex.id, ex.lang, ex.question, ex.answer, ex.kind, meta)
 
 
-def build(spec: TrainData) -> tuple[list[Example], dict]:
-    """The training examples a spec asks for, and a summary of them."""
+def build(spec: TrainData, tables: tuple[list[Example], dict[str, dict[str, Example]]] | None = None,
+          ) -> tuple[list[Example], dict]:
+    """The training examples a spec asks for, and a summary of them (`tables`: `language_tables(spec)`,
+    when the caller has loaded them already)."""
     langs = spec.languages()
-    pool, tables = language_tables(spec)
+    pool, tables = language_tables(spec) if tables is None else tables
     originals = {e.id: e for e in pool}
     required = check_codes(spec.require_langs)
 
@@ -292,12 +303,52 @@ def build(spec: TrainData) -> tuple[list[Example], dict]:
         chosen = sets_[0] if spec.build == "parallel" else sets_[j]
         wanted[lang] = sizes[0] if spec.build == "parallel" else sizes[j]
         rows.extend(_with_meta(tables[lang][ex.id], originals.get(ex.id)) for ex in chosen)
+    unreferenced: Counter = Counter()
+    if spec.references:
+        rows, unreferenced = with_references(rows, spec.references)
     summary = summarize(rows, spec, wanted)
+    if spec.references:
+        summary["no_reference"] = dict(unreferenced)
     empty = [lang for lang in langs if not summary["by_lang"].get(lang)]
+    if empty and spec.references and all(unreferenced.get(lang) for lang in empty):
+        raise XlingError(f"no problem for {', '.join(empty)} has a reference answer in {spec.references}; write them "
+                         f"with: {pivot_hint(spec)}")
     if empty:
         raise XlingError(f"no problems for {', '.join(empty)} (the data and its translations have none that fit); "
                          f"make them with: {translate_hint(spec, empty)}")
     return rows, summary
+
+
+def pivot_hint(spec: TrainData) -> str:
+    """The command that writes the reference answers of this training set (the pivot stage)."""
+    keys = [f"data.source={spec.source}"]
+    if spec.path:
+        keys.append(f"data.path={spec.path}")
+    if spec.k is not None:
+        keys.append(f"data.k={spec.k}")
+    else:
+        keys.append(f"data.langs={','.join(spec.langs)}")
+    keys += [f"data.n={spec.n}", f"data.build={spec.build}", f"data.seed={spec.seed}"]
+    if spec.translations:
+        keys.append(f"data.translations={spec.translations}")
+    return f"python run.py pivot {' '.join(keys)} (then data.references=<its folder>)"
+
+
+def with_references(rows: Sequence[Example], folder: str | Path) -> tuple[list[Example], Counter]:
+    """Rows with the pivot stage's English reference answer in meta['reference']; rows whose problem has
+    none (not written yet, or rejected) are left out and counted per language."""
+    from .pivot import read_references
+
+    refs = read_references(folder)
+    out: list[Example] = []
+    missing: Counter = Counter()
+    for ex in rows:
+        ref = refs.get(ex.id)
+        if ref is None:
+            missing[ex.lang] += 1
+            continue
+        out.append(Example(ex.id, ex.lang, ex.question, ex.answer, ex.kind, {**ex.meta, "reference": ref}))
+    return out, missing
 
 
 def summarize(rows: Sequence[Example], spec: TrainData | None = None, wanted: dict[str, int] | None = None) -> dict:
@@ -335,9 +386,12 @@ def show_summary(summary: dict) -> None:
                 ["lang", "rows", *types], rows)
     rows = [[lang, *[summary["by_lang_level"][lang].get(lv, 0) for lv in levels]] for lang in langs]
     print_table("per level", ["lang", *[f"level {lv}" for lv in levels]], rows)
+    unreferenced = summary.get("no_reference") or {}
     for lang, missing in (summary.get("shortfall") or {}).items():
-        console.print(f"warning: {lang} has {missing} problems fewer than asked (missing or rejected "
-                      "translations); translate more or lower n", style="yellow", markup=False)
+        why = (f"{unreferenced[lang]} without a reference answer" if unreferenced.get(lang)
+               else "missing or rejected translations")
+        console.print(f"warning: {lang} has {missing} problems fewer than asked ({why}); translate more, write "
+                      "the missing references with the pivot stage, or lower n", style="yellow", markup=False)
 
 
 # -- output ------------------------------------------------------------------------------------

@@ -7,15 +7,16 @@ LaTeX is kept and compared too), when it is not in the target language's script,
 or is far too short or too long. Accepted translations are stored per language in
 `STORE/<lang>.jsonl` (the uniform Example format; `en.jsonl` keeps the originals), rejections in
 `STORE/rejected.jsonl`; both grow as batches finish, so an interrupted run resumes, and a re-run
-translates only what is missing. A problem's worked solution (MATH, GSM8K, synth), when it has
-one, is translated with it and checked the same way; a rejected solution leaves the translated
+translates only what is missing (a stored result counts only for the same source text and model).
+A problem's worked solution (MATH, GSM8K, synth), when it has one, is translated with it and
+checked the same way; a rejected solution leaves the translated
 problem without one (SFT then skips it) and is counted, never kept untranslated. The store is then
 a multilingual copy of the data set: give it
 to a training set as `translations=DIR`, or to a benchmark as `path=DIR`. `translate_selection` translates exactly the problems the training-set builder will
 pick (same selection, same seed), replacing rejected ones with the next candidates.
 
-A translator is any function `(texts, lang) -> translations`; `hf_translator` and
-`vllm_translator` make one from a model.
+A translator is any function `(texts, lang) -> translations` (from English; the model-made ones
+also take `source=` for other directions); `hf_translator` and `vllm_translator` make one from a model.
 """
 
 from __future__ import annotations
@@ -39,11 +40,20 @@ REQUEST = ("Translate the following math problem from English into {name} ({nati
            "Output only the translation.\n\n{text}")
 
 
-def translation_messages(text: str, lang: str) -> list[dict[str, str]]:
-    """The chat that asks a model to translate `text` into `lang`."""
+# Into English from another language (the translate-then-compare pivot reward translates answers).
+REQUEST_FROM = ("Translate the following text from {source} into {name}. Keep every number, formula and LaTeX "
+                "expression exactly as it is, with ASCII digits; translate everything else. Output only the "
+                "translation.\n\n{text}")
+
+
+def translation_messages(text: str, lang: str, source: str = "en") -> list[dict[str, str]]:
+    """The chat that asks a model to translate `text` (in `source`) into `lang`."""
     row = get(lang)
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": REQUEST.format(name=row.name, native=row.native, text=text)}]
+    if source == "en":
+        request = REQUEST.format(name=row.name, native=row.native, text=text)
+    else:
+        request = REQUEST_FROM.format(source=get(source).name, name=row.name, text=text)
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": request}]
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -175,6 +185,16 @@ class Store:
     def has(self, pid: str, lang: str) -> bool:
         return pid in self.accepted.get(lang, {})
 
+    def translated(self, ex: Example, lang: str, model: str = "") -> bool:
+        """Whether an accepted translation of this very text is stored (made by `model`, when given)."""
+        got = self.accepted.get(lang, {}).get(ex.id)
+        return got is not None and _made_from(got.meta.get("source_question"), got.meta.get("model"), ex, model)
+
+    def rejected_for(self, ex: Example, lang: str, model: str = "") -> bool:
+        """Whether a rejected translation of this very text is stored (made by `model`, when given)."""
+        rec = self.rejected.get((ex.id, lang))
+        return rec is not None and _made_from(rec.get("source"), rec.get("model"), ex, model)
+
     def add(self, accepted: Sequence[Example], rejected: Sequence[dict]) -> None:
         by_lang: dict[str, list[Example]] = {}
         for ex in accepted:
@@ -187,6 +207,11 @@ class Store:
             append_jsonl(self.folder / "rejected.jsonl", rejected)
             for rec in rejected:
                 self.rejected[(rec["id"], rec["lang"])] = rec
+
+
+def _made_from(source: str | None, by: str | None, ex: Example, model: str) -> bool:
+    """A stored result is reused only for the same source text and, where both are named, the same model."""
+    return (source is None or source == ex.question) and (not model or not by or by == model)
 
 
 # -- translating -------------------------------------------------------------------------------
@@ -202,10 +227,10 @@ def translate(examples: Sequence[Example], langs: Iterable[str], translator: Tra
     for lang in langs:
         for ex in examples:
             report["requested"] += 1
-            if store.has(ex.id, lang):
+            if store.translated(ex, lang, model):
                 report["cached"] += 1
                 report["by_lang"][lang]["cached"] += 1
-            elif (ex.id, lang) in store.rejected and not retry_rejected:
+            elif store.rejected_for(ex, lang, model) and not retry_rejected:
                 report["skipped_rejected"] += 1
                 report["by_lang"][lang]["skipped_rejected"] += 1
             else:
@@ -283,7 +308,13 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
     """Translate the problems a training set of `n` (× `sets` disjoint sets) will use.
 
     Rejected problems are replaced by the next candidates of the same type and level, for up to
-    `max_rounds` rounds. `n=None` translates the whole pool.
+    `max_rounds` rounds. Round r selects, in the seeded order, the problems not rejected in rounds
+    before it, and translates what the store lacks; a problem the store holds as rejected counts as
+    rejected in the round that selects it. So a run killed part-way and run again replays its
+    finished rounds from the store (translating nothing) and goes on where it stopped: it makes
+    the same calls, rejections and selection as a run that was never interrupted (the translators
+    decode greedily), whatever runs with other settings left in the store. `n=None` translates the
+    whole pool.
     """
     from .trainset import select_sets
 
@@ -292,11 +323,12 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
                     "by_lang": {lang: Counter() for lang in langs},
                     "solutions": {"translated": 0, "accepted": 0, "rejected": 0, "reasons": Counter()}}
     chosen: list[Example] = list(pool)
+    considered: dict[str, None] = {}
+    bad: set[str] = set()  # rejected in an earlier round
     for round_ in range(max(1, max_rounds)):
         if n is not None:
-            bad = {pid for (pid, lang) in store.rejected if lang in langs}
             sets_ = select_sets(pool, [n] * sets, seed=seed, level_weights=level_weights,
-                                ok=lambda pid, j: pid not in bad or (retry_rejected and round_ == 0))
+                                ok=lambda pid, j: pid not in bad)
             chosen = [ex for s in sets_ for ex in s]
         report = translate(chosen, langs, translator, store, batch_size=batch_size,
                            retry_rejected=retry_rejected and round_ == 0, model=model)
@@ -309,16 +341,19 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
         totals["solutions"]["reasons"].update(report["solutions"]["reasons"])
         for lang, counts in report["by_lang"].items():
             totals["by_lang"][lang].update({k: v for k, v in counts.items() if k in ("accepted", "rejected")})
-        if n is None or report["rejected"] == 0:
+        considered.update(dict.fromkeys(ex.id for ex in chosen))
+        rejected = {ex.id for ex in chosen for lang in langs if not store.translated(ex, lang, model)}
+        if n is None or not rejected:
             break
-    store.keep_originals([ex for ex in chosen if any(store.has(ex.id, lang) for lang in langs)])
-    complete = sum(1 for ex in chosen if all(store.has(ex.id, lang) for lang in langs))
+        bad |= rejected
+    store.keep_originals([ex for ex in chosen if any(store.translated(ex, lang, model) for lang in langs)])
+    complete = sum(1 for ex in chosen if all(store.translated(ex, lang, model) for lang in langs))
     for lang in langs:
-        totals["by_lang"][lang]["available"] = sum(1 for ex in chosen if store.has(ex.id, lang))
+        totals["by_lang"][lang]["available"] = sum(1 for ex in chosen if store.translated(ex, lang, model))
     totals["solutions"]["reasons"] = dict(totals["solutions"]["reasons"])
     totals.update({"selected": len(chosen), "complete": complete, "reasons": dict(totals["reasons"]),
                    "by_lang": {lang: dict(c) for lang, c in totals["by_lang"].items()},
-                   "selected_ids": [ex.id for ex in chosen]})
+                   "selected_ids": [ex.id for ex in chosen], "considered_ids": list(considered)})
     return totals
 
 
@@ -329,9 +364,11 @@ def hf_translator(model: str, *, max_new_tokens: int = 1024, batch_size: int = 8
     """Translate with transformers `generate` (greedy), e.g. on CPU for tests."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     from .prompts import render
 
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in xling's output
     tok = AutoTokenizer.from_pretrained(model)
     tok.padding_side = "left"
     if tok.pad_token is None:
@@ -341,10 +378,11 @@ def hf_translator(model: str, *, max_new_tokens: int = 1024, batch_size: int = 8
         lm.to(device)
     lm.eval()
 
-    def run(texts: list[str], lang: str) -> list[str]:
+    def run(texts: list[str], lang: str, source: str = "en") -> list[str]:
         out: list[str] = []
         for i in range(0, len(texts), batch_size):
-            prompts = [render(translation_messages(t, lang), tok, template_from) for t in texts[i:i + batch_size]]
+            prompts = [render(translation_messages(t, lang, source), tok, template_from)
+                       for t in texts[i:i + batch_size]]
             enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
             with torch.no_grad():
                 gen = lm.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
@@ -366,8 +404,8 @@ def vllm_translator(model: str, *, max_new_tokens: int = 2048, template_from: st
     params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
     template = chat_template_for(llm.get_tokenizer(), template_from) if template_from else None
 
-    def run(texts: list[str], lang: str) -> list[str]:
-        conversations = [translation_messages(t, lang) for t in texts]
+    def run(texts: list[str], lang: str, source: str = "en") -> list[str]:
+        conversations = [translation_messages(t, lang, source) for t in texts]
         outputs = llm.chat(conversations, params, use_tqdm=False, chat_template=template,
                            add_generation_prompt=True, continue_final_message=False)
         return [o.outputs[0].text for o in outputs]

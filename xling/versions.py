@@ -253,6 +253,32 @@ def cuda_available() -> bool:
         return False
 
 
+# bf16 is native from compute capability 8.0 (Ampere) on. torch.cuda.is_bf16_supported() also says
+# yes on T4 (7.5) and V100 (7.0), where bf16 is emulated; Unsloth 2026.10.7 decides by capability
+# instead (unsloth/models/_utils.py: `SUPPORTS_BFLOAT16 = bool(_cuda_caps) and all(major >= 8 for
+# major, _ in _cuda_caps)`, one pre-Ampere card in the visible set disabling it for all), loads such
+# GPUs in float16, and its GRPO/SFT trainers then refuse bf16 training. xling decides as Unsloth does.
+BF16_MIN_CAPABILITY = 8
+
+
+def gpu_capabilities() -> list[tuple[int, int]]:
+    """(major, minor) compute capability of every visible CUDA device ([] without CUDA)."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return []
+        return [tuple(torch.cuda.get_device_capability(i)) for i in range(torch.cuda.device_count())]
+    except Exception:
+        return []
+
+
+def bf16_native(capabilities: list[tuple[int, int]] | None = None) -> bool:
+    """Whether every visible GPU runs bf16 natively (compute capability >= 8.0), as Unsloth decides."""
+    caps = gpu_capabilities() if capabilities is None else capabilities
+    return bool(caps) and all(major >= BF16_MIN_CAPABILITY for major, _ in caps)
+
+
 def cuda_info() -> dict:
     """torch's CUDA build and, per visible GPU, its name, memory and bf16 support."""
     try:
@@ -272,8 +298,10 @@ def cuda_info() -> dict:
         info["devices"].append({
             "index": i, "name": props.name, "capability": f"{props.major}.{props.minor}",
             "total_gib": round(total / 2**30, 1), "free_gib": None if free is None else round(free / 2**30, 1),
-            "bf16": props.major >= 8,
+            "bf16": props.major >= BF16_MIN_CAPABILITY,
         })
+    info["bf16"] = bf16_native([tuple(map(int, d["capability"].split("."))) for d in info["devices"]])
+    info["precision_auto"] = "bf16" if info["bf16"] else "fp16"
     return info
 
 

@@ -185,9 +185,9 @@ def number_cases(rng: random.Random) -> list[Case]:
         add(f"{cue} $\\frac{{1}}{{3}}$.", "3", lang, "LaTeX", False)
         add(f"{cue} 3 {or_word} 5.", "3", lang, "hedged", False)
         add(f"\\boxed{{3}} {or_word} \\boxed{{5}}", "5", lang, "hedged", False)
-        add(f"\\boxed{{25\\%}}", "25", lang, "units/percent", True)
+        add("\\boxed{25\\%}", "25", lang, "units/percent", True)
         add(f"\\boxed{{\\${18 if lang != 'te' else 19}}}", "18", lang, "units/percent", lang != "te")
-        add(f"\\boxed{{0.25}}", "25%", lang, "units/percent", True)
+        add("\\boxed{0.25}", "25%", lang, "units/percent", True)
         if LANGUAGES[lang].decimal_comma:
             add("\\boxed{1.5}", "1,5", lang, "decimal-comma gold", True)
             add(f"{cue} 1,5.", "1,5", lang, "decimal-comma gold", True)

@@ -67,8 +67,10 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("gpqa", "eval", "choice", ALL, "GPQA-Diamond, multiple choice (XReasoning translations)",
            _XR_LOCAL.format("solution = the letter"), "shanchen/gpqa_diamond_mc_multilingual", ("test",),
            R.uniform_or(R.read_per_lang_folder(_gpqa, _XR_LOCAL.format("solution"))), R.hub_split_per_lang(_gpqa)),
+    # XReasoning (shanchen/*: the paper's AIME and GPQA translations) publishes no MATH500, so there is
+    # no hub default for the other languages: the translate stage makes a copy (path=DIR).
     Source("math500", "eval", "math", ("en",),
-           "MATH500 (English; a multilingual copy with hub=ID, e.g. bezir/MATH-500-multilingual, or path=DIR)",
+           "MATH500 (English; other languages from a local copy the translate stage makes, path=DIR, or hub=ID)",
            "MATH-500's test.jsonl, or a folder with <lang>.jsonl files (fields problem, answer)",
            "HuggingFaceH4/MATH-500", ("test",),
            R.uniform_or(R.read_per_lang_folder(_math500, "a folder with <lang>.jsonl files")),
@@ -116,9 +118,9 @@ def _lacks_message(src: Source, missing: Sequence[str]) -> str:
     what = "benchmark" if src.role == "eval" else "data set"
     msg = f"{what} {src.name} has no {', '.join(missing)}; it has {', '.join(src.langs)}"
     if src.name == "math500":
-        return msg + ("; give a multilingual copy with hub=ID (e.g. bezir/MATH-500-multilingual) or path=DIR "
-                      "with <lang>.jsonl files, or make one with: python run.py translate source=math500 "
-                      f"split=test langs={','.join(missing)}")
+        return msg + ("; XReasoning has no MATH500, so make a copy with: python run.py translate source=math500 "
+                      f"split=test n=null langs={','.join(missing)} and give its folder as path=DIR (or a hub copy "
+                      "with hub=ID)")
     if src.role == "eval":
         return msg + "; leave those languages out for this benchmark"
     return msg + (f"; make them with: python run.py translate source={src.name} langs={','.join(missing)} "
@@ -150,7 +152,8 @@ def cache_file(source: str, hub: str, split: str, lang: str) -> Path:
     return cache_root() / "data" / source / hub.replace("/", "__") / split / f"{lang}.jsonl"
 
 
-def _from_hub(src: Source, hub: str, langs: Sequence[str], split: str, use_cache: bool) -> dict[str, list[Example]]:
+def _from_hub(src: Source, hub: str, langs: Sequence[str], split: str, use_cache: bool,
+              path_key: str = "path") -> dict[str, list[Example]]:
     out: dict[str, list[Example]] = {}
     todo = []
     for lang in langs:
@@ -161,7 +164,10 @@ def _from_hub(src: Source, hub: str, langs: Sequence[str], split: str, use_cache
             todo.append(lang)
     if todo:
         from ..console import console
+        from ..hub import require
 
+        instead = f"without hub access give a local copy with {path_key}=DIR ({src.local})"
+        require(f"data set '{src.name}' ({hub}, split {split}, {','.join(todo)})", instead)
         try:
             with console.status(f"loading {src.name} ({hub}, {split}: {','.join(todo)}) from the Hugging Face hub"):
                 got = src.read_hub(hub, todo, split)
@@ -171,8 +177,7 @@ def _from_hub(src: Source, hub: str, langs: Sequence[str], split: str, use_cache
             first = (str(e).strip().splitlines() or [""])[0][:200]
             raise XlingError(
                 f"could not load data set '{src.name}' from the Hugging Face hub ({hub}, split {split}, "
-                f"{','.join(todo)}): {type(e).__name__}: {first}; without hub access give a local copy "
-                f"with path=DIR ({src.local})"
+                f"{','.join(todo)}): {type(e).__name__}: {first}; {instead}"
             ) from None
         for lang in todo:
             rows = got.get(lang) or []
@@ -186,12 +191,13 @@ def _from_hub(src: Source, hub: str, langs: Sequence[str], split: str, use_cache
 
 def load(source: str, path: str | Path | None = None, langs: Iterable[str] | str | None = None,
          limit: int | None = None, split: str | None = None, hub: str | None = None,
-         cache: bool = True) -> list[Example]:
+         cache: bool = True, path_key: str = "path") -> list[Example]:
     """Examples of `source` in `langs` (default: all it has), the first `limit` problems per language.
 
     `path`: a local copy in the source's own format (see `SOURCES[name].local`) or a uniform JSONL;
     otherwise the hub (`hub` overrides the default id) through the cache. The same problem has the
     same id in every language. Results are ordered by language, then by the source's order.
+    `path_key` is how the caller's recipe names `path` (e.g. data.path), for the message shown offline.
     """
     src = get_source(source)
     split = split or src.split
@@ -211,7 +217,7 @@ def load(source: str, path: str | Path | None = None, langs: Iterable[str] | str
     elif src.read_hub is None:
         raise XlingError(f"source {src.name} needs a local path: give path= {src.local}")
     else:
-        by_lang = _from_hub(src, hub or src.hub, wanted, split, cache)
+        by_lang = _from_hub(src, hub or src.hub, wanted, split, cache, path_key)
     order = list(wanted) if wanted else sorted(by_lang, key=lambda c: CODES.index(c))
     out: list[Example] = []
     for lang in order:

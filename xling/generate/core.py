@@ -102,14 +102,10 @@ def resolve_backend(backend: str, setting: str | None = None) -> str:
 
 
 def check_sampling(n: int, temperature: float, top_p: float, max_tokens: int) -> None:
-    if n < 1:
-        raise XlingError(f"n={n}: ask for at least one sample per conversation")
-    if temperature < 0:
-        raise XlingError(f"temperature={temperature} must be 0 (greedy) or more")
-    if not 0 < top_p <= 1:
-        raise XlingError(f"top_p={top_p} must be in (0, 1]")
-    if max_tokens < 1:
-        raise XlingError(f"max_tokens={max_tokens} must be at least 1")
+    """The limits vLLM 0.30.0 puts on sampling, for both backends alike (`xling.sampling`)."""
+    from .. import sampling
+
+    sampling.check(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens)
 
 
 def check_conversations(conversations: Sequence[Conversation]) -> None:

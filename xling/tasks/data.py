@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..config import Invalid, Recipe
+from ..config import ConfigError, Invalid, Recipe
 from ..console import print_table
 from ..data import SOURCES, load, write_examples
 from ..languages import CODES, LANGUAGES, PARALLEL_ORDER, unknown_language_message
+from ..prompts import Variant
 
 
 @dataclass(kw_only=True)
@@ -37,7 +38,7 @@ class Config(Recipe):
     require_langs: list[str] = field(default_factory=list)
     level_weights: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])
     prefix: bool = False  # training set: pre-fill the assistant turn (prompt hacking)
-    variant: Literal["paper", "consistency", "bare"] = "paper"
+    variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.prompts)
 
     def check(self) -> None:
         if self.source not in SOURCES:
@@ -50,6 +51,8 @@ class Config(Recipe):
             raise Invalid("limit", "give a positive number of problems per language, or null for all")
         if self.n < 1:
             raise Invalid("n", "give a positive number of problems")
+        if self.k is not None and not 0 <= self.k <= len(self.order):
+            raise Invalid("k", f"k={self.k}: give 0 to {len(self.order)} (the languages in 'order')")
 
 
 def train_spec(cfg: Config):
@@ -68,7 +71,10 @@ def run(cfg: Config, run_dir: Path) -> dict:
         from .. import trainset
 
         spec = train_spec(cfg)
-        spec.check()
+        try:
+            spec.check()
+        except Invalid as e:
+            raise ConfigError(f"recipe key '{e.key}': {e.message}") from None
         rows, summary = trainset.build(spec)
         path = trainset.save(rows, spec, run_dir, summary)
         trainset.show_summary(summary)

@@ -39,9 +39,13 @@ def run(cfg: Config, run_dir: Path) -> dict:
     cuda = versions.cuda_info()
     if cuda.get("available"):
         for d in cuda["devices"]:
+            bf16 = "yes" if d["bf16"] else "no (emulated only before compute 8.0)"
             console.print(f"GPU {d['index']}: {d['name']} (compute {d['capability']}), {d['total_gib']} GiB, "
-                          f"{d['free_gib']} GiB free, bf16 {'yes' if d['bf16'] else 'no'}", markup=False)
-        console.print(f"torch {cuda['torch']} built for CUDA {cuda['torch_cuda']}", markup=False)
+                          f"{d['free_gib']} GiB free, bf16 {bf16}", markup=False)
+        console.print(f"torch {cuda['torch']} built for CUDA {cuda['torch_cuda']}; train.precision=auto trains in "
+                      f"{cuda['precision_auto']}" + ("" if cuda["bf16"] else
+                                                     " (bf16 needs compute capability 8.0 on every visible GPU)"),
+                      markup=False)
     else:
         console.print(f"CUDA: not available (torch {cuda.get('torch')}, CUDA build {cuda.get('torch_cuda')}); "
                       "training runs on CPU with train.backend=peft or full (tiny models only)", markup=False)

@@ -27,11 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal
 
+from .. import hub
 from .. import metrics as M
 from ..config import Invalid, Recipe
 from ..console import console
 from ..errors import XlingError
 from ..languages import CODES, LANGUAGES, check_codes, unknown_language_message
+from ..prompts import Variant
 
 PAPER_N = {"aime24": 16, "aime25": 16}  # samples per question (SPEC §3); every other benchmark: 1
 DTYPES = ("auto", "bfloat16", "float16", "float32")  # gen.dtype: what both generation backends load
@@ -77,16 +79,19 @@ class Extra:
     adapter: str | None = None
     model: str | None = None  # default: the run's `model`
     train_langs: list[str] = field(default_factory=lambda: ["en"])
+    x: int | None = None  # training languages on the scaling curve (default: len(train_langs))
+    paradigm: str | None = None  # RL, SFT, ... (models are grouped by it)
 
 
 @dataclass(kw_only=True)
 class Config(Recipe):
-    model: str  # trained model: local folder or hub id
+    model: str | None = None  # trained model: local folder or hub id (null: only `models` and `base`)
     adapter: str | None = None  # LoRA adapter folder on `model`, served without merging
     name: str | None = None  # its label in tables (default: from the adapter or model path)
     base: str | None = None  # initial model: evaluated too and compared (gains, TI, MTI, Gen)
     base_name: str | None = None
     train_langs: list[str] = field(default_factory=lambda: ["en"])  # languages the trained model saw
+    paradigm: str | None = None  # how it was trained (RL, SFT, ...): models are grouped by it
     models: list[Extra] = field(default_factory=list)  # more trained models compared with the same base
     benchmarks: list[str] = field(default_factory=lambda: ["mgsm"])
     langs: list[str] = field(default_factory=lambda: ["all"])  # all: every language each benchmark has
@@ -94,13 +99,15 @@ class Config(Recipe):
     limit: int | None = None  # first N problems per language
     template_from: str | None = None  # borrow a chat template (instruct model, 'chatml'); base models need one
     prefix: bool = True  # prompt hacking: pre-fill the assistant turn with the language's prefix
-    variant: Literal["paper", "consistency", "bare"] = "paper"
+    variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.prompts)
     gen: GenConfig = field(default_factory=GenConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
     out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
     n_boot: int = 1000
-    scaling: dict[str, int] = field(default_factory=dict)  # model name -> training languages X (Figure 4)
+    mti_policy: Literal["defined", "paper"] = "defined"  # paper: a benchmark's MTI is None where most TIs are undefined
+    scaling: dict[str, int] = field(default_factory=dict)  # model name -> training languages X (default: len(train_langs))
+    fit_from: int = 2  # smallest X used in the scaling fits
     plots: bool = True
     cache: str | None = None  # completions cache folder (default: RUN/completions); share it between runs
 
@@ -112,6 +119,10 @@ class Config(Recipe):
                     raise Invalid(key, unknown_language_message(code))
         if not self.train_langs:
             raise Invalid("train_langs", "give at least one training language, e.g. train_langs=en")
+        if not self.model and not self.models and not self.base:
+            raise Invalid("model", "give a model to evaluate (model=ID), more models (models=[...]) or a base")
+        if (self.adapter or self.name) and not self.model:
+            raise Invalid("model", "adapter= and name= belong to model=, which is not given")
         if self.base_name and not self.base:
             raise Invalid("base_name", "names the base model, but no base= is given; add base=MODEL or drop base_name")
         names = [e.name for e in self.models]
@@ -126,6 +137,29 @@ class Config(Recipe):
         for name, x in self.scaling.items():
             if x < 1:
                 raise Invalid(f"scaling.{name}", "the number of training languages is at least 1")
+        if self.fit_from < 1:
+            raise Invalid("fit_from", "must be at least 1")
+
+
+def check_sampling_keys(prefix: str, temperature: float, top_p: float, max_tokens: int, n: dict[str, int],
+                        benchmarks) -> None:
+    """The sampling settings under `prefix` (gen, pairs[i].gen) as both backends accept them (`xling.sampling`).
+
+    Samples per question must be at least 1; for the benchmarks evaluated, greedy decoding with
+    more than one sample (AIME's 16 at temperature 0) is refused.
+    """
+    from .. import sampling
+
+    found = sampling.problem(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
+    if found:
+        raise Invalid(f"{prefix}.{found[0]}", found[1])
+    for b, k in n.items():
+        if k < 1:
+            raise Invalid(f"{prefix}.n.{b}", "ask for at least one sample per question")
+    for b in benchmarks:
+        found = sampling.problem(temperature=temperature, top_p=top_p, n=int(n.get(b, 1)))
+        if found:
+            raise Invalid(f"{prefix}.n.{b}" if b in n else f"{prefix}.temperature", found[1])
 
 
 def check_common(cfg) -> None:
@@ -138,15 +172,7 @@ def check_common(cfg) -> None:
         if code != "all" and code not in LANGUAGES:
             raise Invalid("langs", unknown_language_message(code))
     g = cfg.gen
-    if g.temperature < 0:
-        raise Invalid("gen.temperature", "must be 0 (greedy) or more")
-    if not 0 < g.top_p <= 1:
-        raise Invalid("gen.top_p", "must be in (0, 1]")
-    if g.max_tokens < 1:
-        raise Invalid("gen.max_tokens", "must be at least 1")
-    for b, k in g.n.items():
-        if k < 1:
-            raise Invalid(f"gen.n.{b}", "ask for at least one sample per question")
+    check_sampling_keys("gen", g.temperature, g.top_p, g.max_tokens, g.n, cfg.benchmarks)
     if g.chunk < 0 or g.batch_size < 1:
         raise Invalid("gen.chunk", "chunk must be 0 (automatic) or more and batch_size at least 1")
     if g.dtype not in DTYPES:
@@ -190,10 +216,20 @@ class ModelSpec:
     role: str = "trained"  # trained, base (evaluate) or trained/initial (observational)
     train_langs: list[str] = field(default_factory=lambda: ["en"])
     notes: list[str] = field(default_factory=list)
+    paradigm: str | None = None
+    x: int | None = None  # training languages on the scaling curve (None: len(train_langs))
+    gen: dict = field(default_factory=dict)  # this model's own sampling settings (temperature, top_p, max_tokens)
 
     @property
     def identity(self) -> tuple:
-        return (self.model, self.adapter, self.template_from)
+        return (self.model, self.adapter, self.template_from, tuple(sorted(self.gen.items())))
+
+
+def spec_gen(cfg, spec: ModelSpec) -> GenConfig:
+    """The recipe's generation settings with this model's own overrides (observational pairs) applied."""
+    from dataclasses import replace
+
+    return replace(cfg.gen, **spec.gen) if spec.gen else cfg.gen
 
 
 _GENERIC = {"adapter", "adapters", "lora", "final", "model", "output", "best", "last"}
@@ -246,6 +282,8 @@ def check_paths(spec: ModelSpec) -> None:
     if spec.model not in TINY and _looks_local(spec.model) and not Path(spec.model).expanduser().exists():
         raise XlingError(f"{spec.role} model '{spec.name}': {spec.model} does not exist; give a local model folder "
                          "or a hub id (org/name)")
+    hub.check_model(spec.model if spec.model not in TINY else None, "model")
+    hub.check_model(spec.template_from, "template_from")
     if spec.adapter:
         try:
             read_adapter(spec.adapter)
@@ -333,7 +371,7 @@ def load_benchmarks(per_bench: dict[str, list[str]], data: dict[str, str], limit
     out: dict[str, dict] = {}
     for b, ls in per_bench.items():
         split = "test"
-        examples = load(b, path=data.get(b), langs=ls, limit=limit, split=split)
+        examples = load(b, path=data.get(b), langs=ls, limit=limit, split=split, path_key=f"data.{b}")
         grouped = by_lang(examples)
         missing = [c for c in ls if not grouped.get(c)]
         if missing:
@@ -372,7 +410,7 @@ def generation_settings(spec: ModelSpec, cfg, backend: str) -> dict:
     from ..generate.completions import local_fingerprint
     from ..prompts import SOLVE
 
-    g = cfg.gen
+    g = spec_gen(cfg, spec)
     device = "cuda" if backend == "vllm" or core.cuda_available() else "cpu"
     return {"model": spec.model, "model_files": local_fingerprint(spec.model),
             "adapter": str(Path(spec.adapter).resolve()) if spec.adapter else None,
@@ -442,7 +480,7 @@ def generate_model(spec: ModelSpec, cfg, data: dict[str, dict], cache: Path, bac
     """Fill the completion cache of one model (one engine for every benchmark and language)."""
     from ..generate.completions import GenerationSettings, generate_shards
 
-    g = cfg.gen
+    g = spec_gen(cfg, spec)
     shards = build_shards(spec, cfg, data, cache, backend)
     chunk = g.chunk or (g.batch_size if backend == "hf" else 256)
     for s in shards:
@@ -547,7 +585,13 @@ def preflight(specs: list[ModelSpec], cfg) -> tuple[str, dict[str, dict]]:
     if unknown_n:
         raise XlingError(f"gen.n.{unknown_n[0]} is set but {unknown_n[0]} is not among benchmarks "
                          f"({', '.join(per_bench)})")
-    for spec in specs:  # local paths first: a missing folder must not wait behind data downloads
+    for b, path in cfg.data.items():  # local paths first: a missing folder must not wait behind downloads
+        if not Path(path).expanduser().exists():
+            what = ("make a multilingual MATH500 with: python run.py translate source=math500 split=test n=null "
+                    "langs=all, and give its folder" if b == "math500"
+                    else f"give a local copy of {b}, or drop data.{b} to load it from the hub")
+            raise XlingError(f"data.{b}={path}: no such file or folder; {what}")
+    for spec in specs:
         check_paths(spec)
     seen: set = set()
     for spec in specs:
@@ -564,7 +608,8 @@ def show_plan(specs: list[ModelSpec], data: dict[str, dict], cfg, backend: str) 
     g = cfg.gen
     for spec in specs:
         extra = f" + {spec.adapter}" if spec.adapter else ""
-        notes = f" [{'; '.join(spec.notes)}]" if spec.notes else ""
+        own = [f"{k} {v}" for k, v in spec.gen.items()]
+        notes = f" [{'; '.join([*spec.notes, *own])}]" if spec.notes or own else ""
         console.print(f"  {spec.role:8s} {spec.name}: {spec.model}{extra}{notes}", markup=False, soft_wrap=True)
     for b, per_lang in data.items():
         n_items = {len(v) for v in per_lang.values()}
@@ -580,11 +625,15 @@ def show_plan(specs: list[ModelSpec], data: dict[str, dict], cfg, backend: str) 
 
 
 def model_specs(cfg: Config) -> list[ModelSpec]:
-    trained = ModelSpec(cfg.name or default_name(cfg.model, cfg.adapter), cfg.model, cfg.adapter, cfg.template_from,
-                        "trained", list(cfg.train_langs))
-    specs = [trained]
-    for e in cfg.models:
-        specs.append(ModelSpec(e.name, e.model or cfg.model, e.adapter, cfg.template_from, "trained", list(e.train_langs)))
+    specs = []
+    if cfg.model:
+        specs.append(ModelSpec(cfg.name or default_name(cfg.model, cfg.adapter), cfg.model, cfg.adapter,
+                               cfg.template_from, "trained", list(cfg.train_langs), paradigm=cfg.paradigm))
+    for i, e in enumerate(cfg.models):
+        if not (e.model or cfg.model):
+            raise XlingError(f"models[{i}] ({e.name}) has an adapter but no model: give models[{i}].model or model=")
+        specs.append(ModelSpec(e.name, e.model or cfg.model, e.adapter, cfg.template_from, "trained",
+                               list(e.train_langs), paradigm=e.paradigm, x=e.x))
     if cfg.base:
         name = cfg.base_name or default_name(cfg.base)
         specs.append(ModelSpec(name, cfg.base, None, cfg.template_from, "base", []))
@@ -616,7 +665,20 @@ def check_comparisons(specs: list[ModelSpec], data: dict[str, dict]) -> None:
                                  "unseen languages: add some to langs=")
 
 
+def study_members(specs: list[ModelSpec], scaling: dict[str, int] | None = None) -> list:
+    """The trained models compared with the base (none without a base), as `xling.analysis` members."""
+    from ..analysis import Member
+
+    base = next((s for s in specs if s.role == "base"), None)
+    if base is None:
+        return []
+    scaling = scaling or {}
+    return [Member.of(s.name, base.name, s.train_langs, scaling.get(s.name, s.x if s.x is not None else "auto"),
+                      s.paradigm) for s in specs if s.role == "trained"]
+
+
 def run(cfg: Config, run_dir: Path) -> dict:
+    from .. import analysis as A
     from .. import report as R
 
     specs = model_specs(cfg)
@@ -625,27 +687,25 @@ def run(cfg: Config, run_dir: Path) -> dict:
     show_plan(specs, data, cfg, backend)
     items, stats = evaluate_specs(specs, cfg, data, run_dir, backend)
     langs = {b: list(per_lang) for b, per_lang in data.items()}
-    base = next((s for s in specs if s.role == "base"), None)
-    comparisons = {s.name: R.Comparison(s.name, base.name, s.train_langs) for s in specs
-                   if base is not None and s.role == "trained"}
-    summary = R.summarize(items, [s.name for s in specs], langs, comparisons, cfg.in_domain, cfg.out_of_domain,
-                          n_boot=cfg.n_boot, seed=cfg.seed)
-    files = R.write_outputs(run_dir, items, summary)
-    scaling = dict(cfg.scaling)
-    if not scaling and cfg.models and base is not None:
-        scaling = {s.name: len(s.train_langs) for s in specs if s.role == "trained"}
-    R.show(summary)
-    figures = R.figures(run_dir, summary, scaling=scaling) if cfg.plots else {}
-    report = R.write_markdown(run_dir, summary, figures, title=f"Evaluation: {', '.join(s.name for s in specs)}",
-                              settings=R.settings_lines(cfg, backend))
+    study = A.analyze(items, study_members(specs, cfg.scaling), langs, models=[s.name for s in specs],
+                      in_domain=cfg.in_domain, out_of_domain=cfg.out_of_domain, n_boot=cfg.n_boot, seed=cfg.seed,
+                      fit_from=cfg.fit_from, mti_policy=cfg.mti_policy)
+    files = R.write_outputs(run_dir, items, study.summary)
+    if study.members:
+        files["members"] = A.write_members(run_dir / "models.csv", study.members)
+    A.show(study)
+    figures = A.figures(run_dir, study) if cfg.plots else {}
+    report = A.write_report(run_dir, study, figures, title=f"Evaluation: {', '.join(s.name for s in specs)}",
+                            settings=R.settings_lines(cfg, backend))
     console.print(f"report: {report}", markup=False)
     return {
         "models": {s.name: {"model": s.model, "adapter": s.adapter, "role": s.role, "train_langs": s.train_langs,
-                            "template_from": s.template_from} for s in specs},
+                            "template_from": s.template_from, "paradigm": s.paradigm} for s in specs},
         "backend": backend,
+        "mti_policy": cfg.mti_policy,
         "langs": langs,
         "samples": {b: cfg.gen.samples(b) for b in langs},
         "generation": stats,
-        **summary.as_metrics(),
+        **study.as_metrics(),
         "files": {k: str(v) for k, v in {**files, **figures, "report": report}.items()},
     }

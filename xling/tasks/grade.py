@@ -5,26 +5,35 @@ Input: JSON Lines, one completion per line with ``completion``, ``answer``, ``la
 ``graded.jsonl`` in the run folder (each input record plus ``extracted``, ``correct``,
 ``detected_lang``, ``on_target``, and ``error`` where grading found one) and a table of accuracy
 and off-target rate per language. Malformed lines are reported with their line numbers and skipped.
+
+Grading is resumable: lines are graded in chunks appended to ``graded.partial.jsonl`` (which
+names the input's hash and the grading settings), so a run killed part-way grades only the lines
+left when run again; the partial file is removed once ``graded.jsonl`` is written.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from .. import metrics as M
+from .. import score as S
 from ..answers import KINDS, TIMEOUT, UNPARSEABLE_GOLD, Grader, timeout_problem
 from ..config import Invalid, Recipe, shipped_path
 from ..console import console, fmt, print_table
 from ..errors import XlingError
-from ..io import atomic_write_jsonl, iter_jsonl
+from ..io import append_jsonl, atomic_write_jsonl, input_file, iter_jsonl
 from ..langid import detect_batch
 from ..languages import CODES, LANGUAGES
 
 REQUIRED = ("completion", "answer", "lang")
 SHOW_BAD = 10
+PARTIAL = "graded.partial.jsonl"  # graded lines so far (a key line first); gone once graded.jsonl is written
+CHUNK = 512  # lines graded between two appends to it
 
 
 @dataclass(kw_only=True)
@@ -51,8 +60,7 @@ class Config(Recipe):
 
 def read_items(path: Path, default_kind: str) -> tuple[list[tuple[int, dict]], list[str]]:
     """(line number, record) of the good lines, and one message per malformed line."""
-    if not path.is_file():
-        raise XlingError(f"input file {path} does not exist; give input=FILE.jsonl")
+    input_file(path, "input file", "give input=FILE.jsonl with one completion per line")
     items, bad = [], []
     for lineno, rec, err in iter_jsonl(path):
         if err:
@@ -78,16 +86,19 @@ def read_items(path: Path, default_kind: str) -> tuple[list[tuple[int, dict]], l
 
 def grade_records(records: list[dict], cfg: Config) -> list[dict]:
     """Each record plus extracted, correct, detected_lang, on_target (and error, if any)."""
-    completions = [r["completion"] for r in records]
     with Grader(timeout=cfg.timeout, workers=cfg.workers) as grader:
-        with console.status(f"grading {len(records)} completions"):
-            results = grader.grade_batch(completions, [r["answer"] for r in records],
-                                         [r["lang"] for r in records],
-                                         [r.get("kind") or cfg.kind for r in records])
-        with console.status(f"identifying languages ({cfg.langid})"):
-            pool = grader.pool if cfg.workers and cfg.langid != "lingua" else None
-            detected = detect_batch(completions, cfg.langid, min_chars=cfg.min_chars,
-                                    reasoning_only=cfg.reasoning_only, pool=pool)
+        return _grade_with(grader, records, cfg)
+
+
+def _grade_with(grader: Grader, records: list[dict], cfg: Config, note: str = "") -> list[dict]:
+    completions = [r["completion"] for r in records]
+    with console.status(f"grading {len(records)} completions{note}"):
+        results = grader.grade_batch(completions, [r["answer"] for r in records], [r["lang"] for r in records],
+                                     [r.get("kind") or cfg.kind for r in records])
+    with console.status(f"identifying languages ({cfg.langid}){note}"):
+        pool = grader.pool if cfg.workers and cfg.langid != "lingua" else None
+        detected = detect_batch(completions, cfg.langid, min_chars=cfg.min_chars,
+                                reasoning_only=cfg.reasoning_only, pool=pool)
     out = []
     for rec, res, det in zip(records, results, detected):
         row = dict(rec)
@@ -97,6 +108,60 @@ def grade_records(records: list[dict], cfg: Config) -> list[dict]:
             row["error"] = res.error
         out.append(row)
     return out
+
+
+def grading_key(path: Path, cfg: Config) -> str:
+    """What graded lines depend on: the input file's bytes, the grading settings and the grader's
+    version (`xling.score.SCORE_VERSION`: lines graded by an earlier grader are graded again)."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    settings = {"input": digest.hexdigest(), "kind": cfg.kind, "langid": cfg.langid, "min_chars": cfg.min_chars,
+                "reasoning_only": cfg.reasoning_only, "timeout": cfg.timeout, "version": S.SCORE_VERSION}
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def graded_so_far(partial: Path, key: str) -> dict[int, dict]:
+    """Input line -> graded row, from a partial file of the same input and settings (else none: it is removed)."""
+    if not partial.is_file():
+        return {}
+    done: dict[int, dict] = {}
+    header = None
+    for _, rec, err in iter_jsonl(partial):
+        if err or rec is None:
+            continue  # a line cut short by a kill
+        if header is None:
+            header = rec
+            if header.get("key") != key:
+                break
+            continue
+        if isinstance(rec.get("line"), int) and isinstance(rec.get("row"), dict):
+            done[rec["line"]] = rec["row"]
+    if header is None or header.get("key") != key:
+        partial.unlink()  # made from another input or with other settings
+        return {}
+    return done
+
+
+def grade_resumably(items: list[tuple[int, dict]], cfg: Config, run_dir: Path, key: str) -> list[dict]:
+    """Grade chunk by chunk into `graded.partial.jsonl`; a re-run after a kill grades only the lines left."""
+    partial = run_dir / PARTIAL
+    done = graded_so_far(partial, key)
+    todo = [(line, rec) for line, rec in items if line not in done]
+    if done and todo:
+        console.print(f"resuming: {len(done)} of {len(items)} lines were graded before", markup=False)
+    if todo:
+        if not partial.is_file():
+            append_jsonl(partial, [{"key": key, "input": str(cfg.input)}])
+        with Grader(timeout=cfg.timeout, workers=cfg.workers) as grader:
+            for start in range(0, len(todo), CHUNK):
+                chunk = todo[start:start + CHUNK]
+                note = f" ({len(done) + start + 1}-{len(done) + start + len(chunk)} of {len(items)})"
+                rows = _grade_with(grader, [rec for _, rec in chunk], cfg, note)
+                append_jsonl(partial, [{"line": line, "row": row} for (line, _), row in zip(chunk, rows)])
+                done.update({line: row for (line, _), row in zip(chunk, rows)})
+    return [done[line] for line, _ in items]
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -148,8 +213,10 @@ def run(cfg: Config, run_dir: Path) -> dict:
     if not items:
         raise XlingError(f"{cfg.input} has no gradable lines ({len(bad)} malformed); each line needs "
                          f"{', '.join(REQUIRED)}")
-    rows = grade_records([rec for _, rec in items], cfg)
+    path = shipped_path(cfg.input)
+    rows = grade_resumably(items, cfg, run_dir, grading_key(path, cfg))
     atomic_write_jsonl(run_dir / "graded.jsonl", rows)
+    (run_dir / PARTIAL).unlink(missing_ok=True)
     summary = summarize(rows)
     show(summary, cfg)
     console.print(f"graded {len(rows)} lines -> {run_dir / 'graded.jsonl'}"

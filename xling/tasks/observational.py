@@ -18,13 +18,32 @@ from typing import Literal
 
 from .. import metrics as M
 from ..config import Invalid, Recipe
-from ..console import console, fmt_ci, print_table
+from ..console import console
 from ..errors import XlingError
 from ..languages import LANGUAGES, unknown_language_message
+from ..prompts import Variant
 from .evaluate import (
-    GenConfig, ModelSpec, ScoreConfig, check_common, check_comparisons, default_name, evaluate_specs, preflight,
-    show_plan,
+    GenConfig, ModelSpec, ScoreConfig, check_common, check_comparisons, check_sampling_keys, default_name,
+    evaluate_specs, preflight, show_plan,
 )
+
+
+@dataclass
+class PairGen:
+    """A pair's own sampling settings (null: the recipe's `gen`), used for both of its models.
+
+    The paper evaluates 32B models with 32,768 new tokens and DAPO-Qwen-32B with its own settings
+    (temperature 1.0, top-p 0.7, 20,480 tokens). An initial model shared by pairs with different
+    settings is evaluated once per setting, so every comparison is like for like.
+    """
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+
+    def overrides(self) -> dict:
+        return {k: v for k, v in (("temperature", self.temperature), ("top_p", self.top_p),
+                                  ("max_tokens", self.max_tokens)) if v is not None}
 
 
 @dataclass
@@ -38,6 +57,7 @@ class Pair:
     adapter: str | None = None  # LoRA adapter on `trained`
     train_langs: list[str] = field(default_factory=lambda: ["en"])
     template_from: str | None = None  # chat template for both models of the pair (default: the recipe's)
+    gen: PairGen = field(default_factory=PairGen)  # sampling settings for both models of the pair (null: gen.*)
 
 
 @dataclass(kw_only=True)
@@ -50,12 +70,13 @@ class Config(Recipe):
     limit: int | None = None
     template_from: str | None = None
     prefix: bool = True
-    variant: Literal["paper", "consistency", "bare"] = "paper"
+    variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.prompts)
     gen: GenConfig = field(default_factory=GenConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
     out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
     n_boot: int = 1000
+    mti_policy: Literal["defined", "paper"] = "defined"  # paper: a benchmark's MTI is None where most TIs are undefined
     plots: bool = True
     cache: str | None = None
 
@@ -75,6 +96,11 @@ class Config(Recipe):
             for code in p.train_langs:
                 if code not in LANGUAGES:
                     raise Invalid(f"pairs[{i}].train_langs", unknown_language_message(code))
+            own = p.gen.overrides()
+            if own:
+                g = self.gen
+                check_sampling_keys(f"pairs[{i}].gen", own.get("temperature", g.temperature), own.get("top_p", g.top_p),
+                                    own.get("max_tokens", g.max_tokens), g.n, self.benchmarks)
 
 
 def _resolve(ref: str, models: dict[str, str]) -> tuple[str, str]:
@@ -89,15 +115,16 @@ def plan_models(cfg: Config) -> tuple[list[ModelSpec], list[tuple[str, str, str,
     specs: dict[tuple, ModelSpec] = {}
     taken: set[str] = set()
 
-    def spec_for(model: str, label: str, adapter: str | None, template: str | None, role: str) -> ModelSpec:
-        key = (model, adapter, template)
+    def spec_for(model: str, label: str, adapter: str | None, template: str | None, role: str,
+                 gen: dict) -> ModelSpec:
+        key = (model, adapter, template, tuple(sorted(gen.items())))
         if key in specs:
             return specs[key]
         name, k = label, 2
         while name in taken:
             name, k = f"{label}-{k}", k + 1
         taken.add(name)
-        specs[key] = ModelSpec(name, model, adapter, template, role, [])
+        specs[key] = ModelSpec(name, model, adapter, template, role, [], gen=dict(gen))
         return specs[key]
 
     pairs = []
@@ -107,8 +134,9 @@ def plan_models(cfg: Config) -> tuple[list[ModelSpec], list[tuple[str, str, str,
         i_model, i_label = _resolve(p.initial, cfg.models)
         if p.adapter and not p.name:
             t_label = default_name(t_model, p.adapter)
-        initial = spec_for(i_model, i_label, None, template, "initial")
-        trained = spec_for(t_model, p.name or t_label, p.adapter, template, "trained")
+        own = p.gen.overrides()
+        initial = spec_for(i_model, i_label, None, template, "initial", own)
+        trained = spec_for(t_model, p.name or t_label, p.adapter, template, "trained", own)
         if trained is initial:
             raise XlingError(f"pairs[{i}]: the trained and the initial model are the same evaluation ({trained.name})")
         pairs.append((trained.name, initial.name, str(p.paradigm), list(p.train_langs)))
@@ -122,6 +150,7 @@ def plan_models(cfg: Config) -> tuple[list[ModelSpec], list[tuple[str, str, str,
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
+    from .. import analysis as A
     from .. import report as R
 
     specs, pairs = plan_models(cfg)
@@ -134,28 +163,27 @@ def run(cfg: Config, run_dir: Path) -> dict:
     show_plan(specs, data, cfg, backend)
     items, stats = evaluate_specs(specs, cfg, data, run_dir, backend)
     langs = {b: list(per_lang) for b, per_lang in data.items()}
-    comparisons = {t: R.Comparison(t, i, tl, paradigm) for t, i, paradigm, tl in pairs}
-    groups: dict[str, list[str]] = {}
-    for t, _, paradigm, _ in pairs:
-        groups.setdefault(paradigm, []).append(t)
-    summary = R.summarize(items, [s.name for s in specs], langs, comparisons, cfg.in_domain, cfg.out_of_domain,
-                          n_boot=cfg.n_boot, seed=cfg.seed, groups=groups)
+    members = [A.Member(t, i, list(tl), None, paradigm) for t, i, paradigm, tl in pairs]
+    study = A.analyze(items, members, langs, models=[s.name for s in specs], in_domain=cfg.in_domain,
+                      out_of_domain=cfg.out_of_domain, n_boot=cfg.n_boot, seed=cfg.seed,
+                      mti_policy=cfg.mti_policy)
+    summary = study.summary
     files = R.write_outputs(run_dir, items, summary)
-    R.show(summary)
-    g = summary.groups
-    rows = [[k, fmt_ci(v, g["ci"].get(k)), ", ".join(g["members"].get(k, []))] for k, v in g["mti"].items()]
-    print_table("MTI by training paradigm (mean over models, 95% CI)", ["group", "mean MTI", "models"], rows)
-    figures = R.figures(run_dir, summary, observational=True) if cfg.plots else {}
-    report = R.write_markdown(run_dir, summary, figures, title="Observational study: MTI of trained vs initial models",
-                              settings=R.settings_lines(cfg, backend))
+    files["members"] = A.write_members(run_dir / "models.csv", members)
+    A.show(study)
+    figures = A.figures(run_dir, study, observational=True) if cfg.plots else {}
+    report = A.write_report(run_dir, study, figures, title="Observational study: MTI of trained vs initial models",
+                            settings=R.settings_lines(cfg, backend))
     console.print(f"report: {report}", markup=False)
     return {
-        "models": {s.name: {"model": s.model, "adapter": s.adapter, "template_from": s.template_from} for s in specs},
+        "models": {s.name: {"model": s.model, "adapter": s.adapter, "template_from": s.template_from, "gen": s.gen}
+                   for s in specs},
         "pairs": [{"trained": t, "initial": i, "paradigm": p, "train_langs": tl} for t, i, p, tl in pairs],
         "backend": backend,
+        "mti_policy": cfg.mti_policy,
         "langs": langs,
         "samples": {b: cfg.gen.samples(b) for b in langs},
         "generation": stats,
-        **summary.as_metrics(),
+        **study.as_metrics(),
         "files": {k: str(v) for k, v in {**files, **figures, "report": report}.items()},
     }

@@ -18,7 +18,7 @@ from ..console import console, fmt, print_table
 from ..errors import XlingError
 from ..io import read_json
 from ..languages import check_codes
-from ..scaling import PowerLawFit, fit_power_law
+from ..scaling import PowerLawFit
 from ..table import Row, write_table
 
 BUILT_IN = Path(__file__).resolve().parent.parent / "resources" / "paper_parallel_scaling.json"
@@ -58,24 +58,42 @@ def load_numbers(path: str | Path | None) -> dict:
     return data
 
 
+def members(data: dict) -> list:
+    """k0…kK: English + the first k languages of the paper's order, compared with `base`; X = k + 1."""
+    from ..analysis import Member
+
+    return [Member.of(f"k{k}", "base", ["en", *data["order"][:k]], k + 1) for k in sorted(data["trained"])]
+
+
+def study(data: dict, fit_from: int = 2):
+    """The published table as a study (`xling.analysis`): the same code that analyses every evaluation."""
+    from .. import analysis as A
+
+    langs = list(data["langs"])
+    bench = data.get("benchmark", "math500")
+    acc = {"base": {bench: dict(zip(langs, data["base"]))}}
+    acc.update({f"k{k}": {bench: dict(zip(langs, accs))} for k, accs in data["trained"].items()})
+    return A.analyze(None, members(data), {bench: langs}, accuracies=acc, fit_from=fit_from)
+
+
 def replay(data: dict, fit_from: int = 2) -> dict:
     """Everything the paper derives from its parallel-scaling table."""
-    langs = list(data["langs"])
-    base = dict(zip(langs, data["base"]))
+    from ..analysis import scaling_of
+
+    result = study(data, fit_from)
+    bench = next(iter(result.summary.langs))
     per_k = {}
-    for k, accs in sorted(data["trained"].items()):
-        trained = dict(zip(langs, accs))
-        train_langs = ["en", *data["order"][:k]]
-        result = M.benchmark_transfer(trained, base, train_langs)
+    for k in sorted(data["trained"]):
+        r = result.summary.comparisons[f"k{k}"]
         per_k[k] = {
             "X": k + 1,
-            "train_langs": train_langs,
-            "gain": result["gain"],
-            "train_gain": result["train_gain"],
-            "ti": result["ti"],
-            "mti": result["mti"],
-            "gen": result["gen"],
-            "accuracy": sum(accs) / len(accs),
+            "train_langs": r["train_langs"],
+            "gain": r["gain"][bench],
+            "train_gain": r["train_gain"][bench],
+            "ti": r["ti"][bench],
+            "mti": r["mti"][bench],
+            "gen": r["gen"][bench],
+            "accuracy": result.summary.mean_accuracy[f"k{k}"],
         }
     # The paper fits its published MTIs; where they are given, so does the replay, and the fit
     # of the recomputed MTIs is reported beside it.
@@ -93,10 +111,12 @@ def replay(data: dict, fit_from: int = 2) -> dict:
     xs_all = [r["X"] for r in per_k.values()]
     fits: dict[str, PowerLawFit] = {}
     for metric, ys_all in series.items():
-        pairs = [(x, y) for x, y in zip(xs_all, ys_all) if x >= fit_from]
-        if any(y is None for _, y in pairs):
+        if any(y is None for x, y in zip(xs_all, ys_all) if x >= fit_from):
             raise XlingError(f"{metric} is undefined for some k; it cannot be fitted")
-        fits[metric] = fit_power_law([x for x, _ in pairs], [y for _, y in pairs])
+        res = scaling_of(dict(zip(xs_all, ys_all)), fit_from)
+        if res["fit"] is None:
+            raise XlingError(f"{metric}: {res['note']}")
+        fits[metric] = PowerLawFit(**{k: v for k, v in res["fit"].items() if k != "predicted"})
     by_x = {m: dict(zip(xs_all, ys)) for m, ys in series.items()}
     return {
         "per_k": per_k,
@@ -153,8 +173,12 @@ def run(cfg: Config, run_dir: Path) -> dict:
     result = replay(data, cfg.fit_from)
     show(data, result)
     table = write_accuracy_table(data, run_dir / "accuracy.csv")
-    console.print(f"accuracy table: {table}  (try: python run.py transfer table={table} base=base "
-                  f"trained=k1 train_langs=en,ru)", markup=False)
+    from ..analysis import write_members
+
+    write_members(run_dir / "models.csv", members(data))
+    console.print(f"accuracy table: {table}, its members: {run_dir / 'models.csv'}  (try: python run.py analyze "
+                  f"table={table}, or python run.py transfer table={table} base=base trained=k1 train_langs=en,ru)",
+                  markup=False)
     if cfg.plot:
         from ..plots import ScalingPanel, plot_scaling
 

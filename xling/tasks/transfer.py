@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+import numpy as np
 
 from .. import metrics as M
 from ..config import Invalid, Recipe
 from ..console import console, fmt, fmt_ci, print_table
 from ..errors import XlingError
-from ..io import read_jsonl
+from ..items import read_items
 from ..languages import LANGUAGES, unknown_language_message
 from ..table import AccuracyTable
 
@@ -26,6 +29,7 @@ class Config(Recipe):
     out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
     items: str | None = None  # per-item JSONL (model, benchmark, lang, id, score|correct) for 95% CIs
     n_boot: int = 1000
+    mti_policy: Literal["defined", "paper"] = "defined"  # paper: MTI None where most TIs are undefined
 
     def check(self) -> None:
         if not self.train_langs:
@@ -47,30 +51,24 @@ def compute(table: AccuracyTable, cfg: Config) -> tuple[dict, dict[str, list[str
     benchmarks, langs = table.comparison(cfg.base, cfg.trained, cfg.train_langs, cfg.benchmarks, cfg.langs)
     base = table.accuracies(cfg.base, benchmarks, langs)
     trained = table.accuracies(cfg.trained, benchmarks, langs)
-    result = M.transfer_metrics(trained, base, cfg.train_langs, cfg.in_domain, cfg.out_of_domain)
+    result = M.transfer_metrics(trained, base, cfg.train_langs, cfg.in_domain, cfg.out_of_domain, cfg.mti_policy)
     return result, langs
 
 
 def intervals(cfg: Config, langs: dict[str, list[str]]) -> dict:
-    """Bootstrap 95% intervals of every transfer metric from the per-item file."""
-    need = ("model", "benchmark", "lang", "id")
-    records = []
-    bad = []
-    bad_score = []
-    for line, r in enumerate(read_jsonl(cfg.items), 1):
-        if any(k not in r for k in need) or ("score" not in r and "correct" not in r):
-            bad.append(line)
-        elif r.get("error") != "unparseable gold" and not _valid_score(r.get("score", r.get("correct"))):
-            bad_score.append(line)
-        elif (r["model"] in (cfg.base, cfg.trained) and r["lang"] in langs.get(r["benchmark"], ())
-              and r.get("error") != "unparseable gold"):  # the accuracy table leaves those out too
-            records.append(r)
-    if bad:
-        raise XlingError(f"items file {cfg.items}: line(s) {bad[:5]} lack one of model, benchmark, lang, id, score|correct")
-    if bad_score:
-        raise XlingError(f"items file {cfg.items}: line(s) {bad_score[:5]} have a score|correct that is not true, false "
-                         "or a number from 0 to 1")
-    items = M.ItemScores.from_records(records)
+    """Bootstrap 95% intervals of every transfer metric from the per-item file (read column-wise)."""
+    cols = read_items(cfg.items)
+    bad = np.flatnonzero(cols.lacks) + 1  # record numbers, from 1
+    if len(bad):
+        raise XlingError(f"items file {cfg.items}: line(s) {bad[:5].tolist()} lack one of model, benchmark, lang, id, "
+                         "score|correct")
+    bad_score = np.flatnonzero(~cols.unparseable & ~cols.valid) + 1
+    if len(bad_score):
+        raise XlingError(f"items file {cfg.items}: line(s) {bad_score[:5].tolist()} have a score|correct that is not "
+                         "true, false or a number from 0 to 1")
+    # items whose gold answer cannot be parsed: the accuracy table leaves those out too
+    keep = cols.selected((cfg.base, cfg.trained), langs) & ~cols.unparseable
+    items = cols.item_scores(keep)
     have = items.accuracies()
     missing = [f"({m}, {b}, {lang})" for m in (cfg.base, cfg.trained) for b, ls in langs.items()
                for lang in ls if lang not in have.get(m, {}).get(b, {})]
@@ -78,16 +76,11 @@ def intervals(cfg: Config, langs: dict[str, list[str]]) -> dict:
         raise XlingError(f"items file {cfg.items} has no items for {', '.join(missing[:6])}; intervals need every cell")
 
     def statistic(acc: dict) -> dict:
-        r = M.transfer_metrics(acc[cfg.trained], acc[cfg.base], cfg.train_langs, cfg.in_domain, cfg.out_of_domain)
+        r = M.transfer_metrics(acc[cfg.trained], acc[cfg.base], cfg.train_langs, cfg.in_domain, cfg.out_of_domain,
+                                cfg.mti_policy)
         return {k: r[k] for k in ("gain", "mti", "gen", "ti", "train_gain")}
 
     return M.bootstrap(items, statistic, n_boot=cfg.n_boot, seed=cfg.seed)
-
-
-def _valid_score(value) -> bool:
-    if isinstance(value, bool):
-        return True
-    return isinstance(value, (int, float)) and 0 <= value <= 1
 
 
 def show(result: dict, langs: dict[str, list[str]], table: AccuracyTable, cfg: Config, ci: dict | None) -> None:

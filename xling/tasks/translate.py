@@ -12,6 +12,8 @@ mechanics: its output is garbage and is rejected).
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -22,6 +24,7 @@ from ..data import SOURCES, cache_root, load
 from ..errors import XlingError
 from ..io import atomic_write_jsonl
 from ..languages import LANGUAGES, PARALLEL_ORDER, check_codes, unknown_language_message
+from ..lock import FolderLock
 
 
 @dataclass(kw_only=True)
@@ -60,6 +63,8 @@ class Config(Recipe):
         for key in ("max_new_tokens", "batch_size", "max_rounds", "tensor_parallel_size"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise Invalid("gpu_memory_utilization", "must be in (0, 1], e.g. 0.85")
 
 
 def store_dir(cfg: Config) -> Path:
@@ -70,7 +75,11 @@ def store_dir(cfg: Config) -> Path:
 
 
 def make_translator(cfg: Config, run_dir: Path):
+    from .. import hub
+
     model = cfg.model
+    hub.check_model(model, "model")
+    hub.check_model(cfg.template_from, "template_from")
     if model == "tiny":
         from ..tiny import build_tiny_model
 
@@ -101,13 +110,21 @@ def run(cfg: Config, run_dir: Path) -> dict:
     if not langs:
         raise XlingError("langs holds only English; give the languages to translate into, e.g. langs=ru,zh")
     pool = load(cfg.source, path=cfg.path, langs=["en"], split=cfg.split, hub=cfg.hub)
-    store = T.Store(store_dir(cfg))
-    translator = make_translator(cfg, run_dir)
-    report = T.translate_selection(
-        pool, langs, translator, store, n=cfg.n, sets=cfg.sets, seed=cfg.seed, level_weights=cfg.level_weights,
-        batch_size=cfg.batch_size, retry_rejected=cfg.retry_rejected, max_rounds=cfg.max_rounds, model=cfg.model)
-    selected = set(report.pop("selected_ids"))
-    rejected = [rec for (pid, lang), rec in sorted(store.rejected.items()) if pid in selected and lang in langs]
+    folder = store_dir(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    # one translating run per store (a store shared with this run's own folder is already locked)
+    same = os.path.realpath(folder) == os.path.realpath(run_dir)
+    with contextlib.nullcontext() if same else FolderLock(folder, "translation store", "give store=DIR"):
+        store = T.Store(folder)
+        translator = make_translator(cfg, run_dir)
+        report = T.translate_selection(
+            pool, langs, translator, store, n=cfg.n, sets=cfg.sets, seed=cfg.seed, level_weights=cfg.level_weights,
+            batch_size=cfg.batch_size, retry_rejected=cfg.retry_rejected, max_rounds=cfg.max_rounds,
+            model=cfg.model)
+    report.pop("selected_ids")
+    considered = set(report.pop("considered_ids"))  # every problem a round selected
+    rejected = [rec for (pid, lang), rec in sorted(store.rejected.items())
+                if pid in considered and lang in langs and rec.get("model") in (None, cfg.model)]
     atomic_write_jsonl(run_dir / "rejected.jsonl", rejected)
     rows = [[lang, c.get("accepted", 0), c.get("rejected", 0), c.get("available", 0), report["selected"]]
             for lang, c in report["by_lang"].items()]

@@ -39,12 +39,12 @@ def installed(name: str) -> bool:
 
 
 def bf16_supported() -> bool:
-    try:
-        import torch
+    """Native bf16 on every visible GPU (compute capability >= 8.0), decided as Unsloth decides it.
 
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    except Exception:
-        return False
+    Not `torch.cuda.is_bf16_supported()`: it says yes on T4/V100 through emulation, where Unsloth
+    loads float16 and its trainer then refuses bf16 training (see `xling.versions.bf16_native`).
+    """
+    return versions.bf16_native()
 
 
 def lora_rank_for_vllm(r: int) -> int:
@@ -68,6 +68,7 @@ class Plan:
     processes: int
     deepspeed: bool
     notes: list[str] = field(default_factory=list)
+    gpu_capability: list[str] = field(default_factory=list)  # compute capability per visible GPU, e.g. ["7.5"]
 
     @property
     def lora(self) -> bool:
@@ -115,6 +116,11 @@ def resolve(cfg: Any, method: str, generations: int = 1) -> Plan:
         if vllm_cfg is not None and vllm_cfg.mode == "server":
             raise XlingError("vllm.mode=server is not used by train.backend=unsloth (its vLLM engine shares the "
                              "training weights in-process); use vllm.mode=colocate or train.backend=peft")
+    check_sleep_settings(vllm_cfg, backend)
+    if backend == "unsloth":
+        # Unsloth sets CUDA allocator variables when it is imported: import it before the GPU is queried.
+        check_unsloth_stack()
+        import_unsloth(bool(vllm_cfg and vllm_cfg.standby))
     if lora.qlora and backend != "full":
         if not cuda:
             raise XlingError("lora.qlora=true needs a CUDA GPU (4-bit weights through bitsandbytes); "
@@ -122,16 +128,8 @@ def resolve(cfg: Any, method: str, generations: int = 1) -> Plan:
         if backend == "peft" and not installed("bitsandbytes"):
             raise XlingError(f"lora.qlora=true with train.backend=peft needs bitsandbytes; {GPU_HINT}")
 
-    precision = t.precision
-    if precision == "auto":
-        precision = ("bf16" if bf16_supported() else "fp16") if cuda else "fp32"
-    if not cuda and precision == "fp16":
-        raise XlingError("train.precision=fp16 needs a CUDA GPU; use fp32 (or bf16) on CPU")
-    dtype = cfg.model.dtype
-    if dtype == "auto":
-        dtype = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision]
-        if backend == "full":  # fp32 master weights (bf16/fp16 is autocast): at lr 1e-6, bf16 weights lose most updates
-            dtype = "float32"
+    caps = versions.gpu_capabilities() if cuda else []
+    precision, dtype = resolve_precision(t.precision, cfg.model.dtype, backend, cuda, caps, notes)
 
     use_vllm = False
     if method == "grpo" and vllm_cfg is not None:
@@ -166,7 +164,80 @@ def resolve(cfg: Any, method: str, generations: int = 1) -> Plan:
     except Exception as e:  # Invalid: the recipe check normally catches it first
         raise XlingError(f"recipe key '{getattr(e, 'key', 'train')}': {getattr(e, 'message', e)}") from None
     deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
-    return Plan(method, backend, cuda, use_vllm, precision, dtype, batch, max_rank, procs, deepspeed, notes)
+    return Plan(method, backend, cuda, use_vllm, precision, dtype, batch, max_rank, procs, deepspeed, notes,
+                [f"{a}.{b}" for a, b in caps])
+
+
+DTYPE_OF = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def resolve_precision(precision: str, model_dtype: str, backend: str, cuda: bool, caps: list[tuple[int, int]],
+                      notes: list[str]) -> tuple[str, str]:
+    """(precision, the dtype the weights are loaded in) for this GPU, or a one-line XlingError.
+
+    auto: bf16 where every visible GPU has compute capability >= 8.0, else fp16; fp32 on CPU.
+    Unsloth 2026.10.7 fixes what its trainer accepts (unsloth/models/rl.py, the mixed-precision
+    block it writes into every trainer's __init__): a float16 model trained with bf16, or a
+    bfloat16 model with fp16, raises TypeError; a float32 LoRA run is switched to bf16/fp16
+    autocast. So with Unsloth the weights are loaded in the training precision's dtype, and a
+    setting that would crash or silently change is refused here.
+    """
+    native = versions.bf16_native(caps)
+    where = ", ".join(f"{a}.{b}" for a, b in caps) or "?"
+    if precision == "auto":
+        precision = ("bf16" if native else "fp16") if cuda else "fp32"
+    if not cuda and precision == "fp16":
+        raise XlingError("train.precision=fp16 needs a CUDA GPU; use fp32 (or bf16) on CPU")
+    if cuda and precision == "bf16" and not native:
+        if backend == "unsloth":
+            raise XlingError(f"train.precision=bf16: this GPU (compute capability {where}) has no native bf16, so "
+                             "Unsloth loads the model in float16 and its trainer then refuses bf16 training "
+                             "(TypeError); use train.precision=fp16 or auto")
+        notes.append(f"train.precision=bf16 on compute capability {where}: bf16 is emulated there (slow); fp16 is "
+                     "native (train.precision=auto picks it)")
+    if backend == "unsloth" and precision == "fp32":
+        raise XlingError("train.precision=fp32 with train.backend=unsloth: Unsloth trains LoRA over 16-bit weights "
+                         "and its trainer turns an fp32 run into bf16/fp16 mixed precision; use train.precision=auto, "
+                         "bf16 or fp16, or train.backend=peft to train in fp32")
+    dtype = model_dtype
+    if dtype == "auto":
+        dtype = DTYPE_OF[precision]
+        if backend == "full":  # fp32 master weights (bf16/fp16 is autocast): at lr 1e-6, bf16 weights lose most updates
+            dtype = "float32"
+    elif backend == "unsloth" and dtype != DTYPE_OF[precision]:
+        raise XlingError(f"model.dtype={dtype} with train.precision={precision}: Unsloth's trainer refuses a model "
+                         f"loaded in another precision than it trains in (TypeError); leave model.dtype=auto or set "
+                         f"model.dtype={DTYPE_OF[precision]}")
+    return precision, dtype
+
+
+def check_sleep_settings(vllm_cfg: Any, backend: str) -> None:
+    """vLLM's memory-saving modes: TRL's sleep mode (peft/full, colocate) or Unsloth's standby, never crossed.
+
+    Unsloth's trainer sets TRL's `vllm_enable_sleep_mode` itself from its own engine (on with
+    UNSLOTH_VLLM_STANDBY; unsloth/models/rl.py, the `vllm_setter` it writes into GRPOTrainer's
+    __init__), so `vllm.sleep_mode` has no meaning there; standby is read only by Unsloth.
+    Neither combination could be checked without a GPU, so both are refused.
+    """
+    if vllm_cfg is None:
+        return
+    if vllm_cfg.sleep_mode and vllm_cfg.standby:
+        raise XlingError("vllm.sleep_mode=true and vllm.standby=true both set: sleep_mode is TRL's (train.backend=peft "
+                         "or full), standby is Unsloth's (train.backend=unsloth); set the one for your backend")
+    if vllm_cfg.standby and backend != "unsloth":
+        raise XlingError(f"vllm.standby=true is Unsloth's standby mode, which train.backend={backend} does not use; "
+                         "use vllm.sleep_mode=true (TRL's colocate sleep mode) or train.backend=unsloth")
+    if vllm_cfg.sleep_mode and backend == "unsloth":
+        raise XlingError("vllm.sleep_mode=true is TRL's colocate sleep mode, which train.backend=unsloth does not use "
+                         "(Unsloth runs its own engine); use vllm.standby=true with Unsloth")
+
+
+def check_unsloth_stack() -> None:
+    """Before unsloth is imported: it is installed and fits the installed trl/transformers/peft."""
+    report = versions.check_stack("unsloth")
+    if report.errors:
+        raise XlingError("the installed packages do not fit train.backend=unsloth: " + "; ".join(report.errors[:4])
+                         + f" — install the lock set: {GPU_HINT} (check with: python run.py doctor)")
 
 
 def startup_check(plan: Plan, qlora: bool) -> list[str]:
@@ -218,9 +289,19 @@ def set_template(tokenizer: Any, template_from: Any) -> None:
 
 
 def _init_kwargs(cfg: Any, plan: Plan) -> dict:
+    """`model_init_kwargs` for TRL. Several processes: `device_map=None`, each loads its own copy.
+
+    TRL 1.14.2 clears device_map only for MULTI_GPU and DEEPSPEED (grpo_trainer.py and
+    sft_trainer.py: `if args.distributed_state.distributed_type in ["MULTI_GPU", "DEEPSPEED"]:
+    model_init_kwargs["device_map"] = None`); under FSDP it is left out, and
+    `create_model_from_path` then sets `device_map="auto"` on a GPU (trainer/utils.py), which
+    spreads one model over every GPU of each process.
+    """
     kwargs: dict = {"dtype": plan.dtype}
     if cfg.model.attn_implementation:
         kwargs["attn_implementation"] = cfg.model.attn_implementation
+    if plan.processes > 1:
+        kwargs["device_map"] = None
     return kwargs
 
 
@@ -292,7 +373,7 @@ def load_unsloth(cfg: Any, plan: Plan, model_path: str, max_seq_length: int) -> 
     gc = "unsloth" if cfg.train.gradient_checkpointing else False
     kwargs: dict = dict(
         model_name=model_path, max_seq_length=max_seq_length,
-        dtype=None if cfg.model.dtype == "auto" else getattr(torch, cfg.model.dtype),
+        dtype=getattr(torch, plan.dtype),  # the training precision's: Unsloth's own default can differ (see resolve)
         load_in_4bit=bool(cfg.lora.qlora), load_in_8bit=False, full_finetuning=False,
         fast_inference=plan.use_vllm, max_lora_rank=plan.max_lora_rank, random_state=cfg.seed,
         use_gradient_checkpointing=gc, disable_log_stats=True,
@@ -308,3 +389,37 @@ def load_unsloth(cfg: Any, plan: Plan, model_path: str, max_seq_length: int) -> 
         modules_to_save=None, max_seq_length=max_seq_length,
     )
     return Loaded(model, tokenizer)
+
+
+# -- what really ran ------------------------------------------------------------------------------
+
+def ran(trainer: Any) -> dict:
+    """The precision, rollout and loss settings the trainer holds after Unsloth (or TRL) adjusted them."""
+    args, model = trainer.args, trainer.model
+    config = getattr(model, "config", None)
+    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    trainable = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters() if p.requires_grad})
+    out = {"model_dtype": str(dtype).replace("torch.", "") if dtype is not None else None,
+           "trainable_dtypes": trainable, "bf16": bool(args.bf16), "fp16": bool(args.fp16),
+           "mixed_precision": os.environ.get("ACCELERATE_MIXED_PRECISION")}
+    for key in ("use_vllm", "vllm_mode", "vllm_enable_sleep_mode", "loss_type", "beta", "importance_sampling_level",
+                "vllm_importance_sampling_correction", "vllm_importance_sampling_mode", "temperature", "top_k"):
+        if hasattr(args, key):
+            out[key] = getattr(args, key)
+    if hasattr(trainer, "ref_model") and getattr(args, "beta", 0.0):
+        out["reference"] = ("a separate copy of the model" if trainer.ref_model is not None
+                            else "the model with its LoRA adapter disabled (or the saved starting adapter)")
+    return out
+
+
+def record_ran(run_dir: Path, trainer: Any) -> dict:
+    """Add `ran` (see `ran`) to train_env.json, written atomically by the main process."""
+    from ..io import atomic_write_json, read_json
+
+    info = ran(trainer)
+    path = Path(run_dir) / "train_env.json"
+    if os.environ.get("RANK", "0") == "0" and path.is_file():
+        env = read_json(path)
+        env["ran"] = info
+        atomic_write_json(path, env)
+    return info

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .. import sampling
 from ..config import Invalid, Recipe
 from ..trainset import TrainData
 
@@ -149,30 +150,42 @@ class GrpoConfig:
     max_prompt_length: int = 1024  # longer prompts are dropped (and counted) before training
     max_completion_length: int = 4096
     loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = "dapo"
-    beta: float = 0.0  # KL coefficient; 0 loads no reference model
+    beta: float = 0.001  # KL coefficient (the paper's objective has one; 0.001 as verl); 0: no KL term
     scale_rewards: Literal["group", "batch", "none"] = "group"
     epsilon: float = 0.2
     epsilon_high: float | None = None  # default: epsilon, or 5.0 for cispo (0.28: DAPO's clip-higher)
     num_iterations: int = 1
     mask_truncated_completions: bool = False
     importance_sampling_correction: bool = True  # vLLM rollouts: correct the sampler/trainer mismatch
+    importance_sampling_mode: Literal["auto", "token_truncate", "token_mask", "sequence_truncate",
+                                      "sequence_mask"] = "auto"  # auto: token_truncate for vespo, else TRL's sequence_mask
     log_completions: bool = False  # write checkpoints/completions/*.parquet each logging step
 
     def check(self) -> None:
         if self.num_generations < 2:
             raise Invalid("num_generations", "GRPO needs at least 2 rollouts per question to compute advantages")
-        if not self.temperature > 0:
-            raise Invalid("temperature", "must be positive")
-        if not 0 < self.top_p <= 1:
-            raise Invalid("top_p", "must be in (0, 1]")
+        found = sampling.problem(temperature=self.temperature, top_p=self.top_p, n=self.num_generations)
+        if found:
+            raise Invalid(found[0] if found[0] != "n" else "temperature",
+                          found[1] if found[0] != "n" else "must be above 0: GRPO samples several different "
+                          "rollouts per question")
         for key in ("max_prompt_length", "max_completion_length", "num_iterations"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
+        for key in ("beta", "epsilon", "epsilon_high"):
+            value = getattr(self, key)
+            if value is not None and not math.isfinite(value):
+                raise Invalid(key, f"must be a finite number, got {value}")
         if self.beta < 0:
             raise Invalid("beta", "must be 0 or more")
         if self.epsilon <= 0 or (self.epsilon_high is not None and self.epsilon_high < self.epsilon):
             raise Invalid("epsilon_high" if self.epsilon > 0 else "epsilon",
                           "clip ranges: epsilon > 0 and epsilon_high >= epsilon")
+        if (self.loss_type == "vespo" and self.importance_sampling_correction
+                and self.importance_sampling_mode.startswith("sequence")):
+            raise Invalid("importance_sampling_mode", f"loss_type=vespo weighs whole sequences itself and TRL refuses "
+                          f"it with vLLM's sequence-level correction ({self.importance_sampling_mode}); use "
+                          "token_truncate or token_mask (auto picks token_truncate)")
         if self.loss_type == "cispo" and self.epsilon_high is not None and self.epsilon_high < 1:
             raise Invalid("epsilon_high", f"with loss_type=cispo it caps the importance weight itself and must be "
                           f"at least 1 (e.g. 5.0, the default), got {self.epsilon_high}")
@@ -188,7 +201,8 @@ class RewardsConfig:
     require_think: bool = False
     timeout: float = 5.0  # seconds per math-verify check
     workers: int | None = None  # grader processes (null: up to 8; 0: in the training process)
-    embedding_model: str | None = None  # pivot rewards: a sentence-transformers model
+    embedding_model: str | None = None  # pivot rewards: a sentence-transformers model (default LaBSE; 'tiny')
+    translator: str | None = None  # pivot_translate: the model translating answers into English ('tiny')
 
     def check(self) -> None:
         from ..rewards import REWARD_FUNCTIONS, REWARD_SETS
@@ -205,6 +219,10 @@ class RewardsConfig:
             raise Invalid("timeout", problem)
         if self.workers is not None and self.workers < 0:
             raise Invalid("workers", "must be 0 or more")
+        mix = self.weights or REWARD_SETS.get(self.set, {})
+        if "pivot_translate" in mix and not self.translator:
+            raise Invalid("translator", "reward pivot_translate translates answers into English: give "
+                          "rewards.translator=MODEL (a local instruct model folder or hub id)")
 
     def options(self) -> dict:
         """Keyword options for `xling.rewards.build_rewards`."""
@@ -212,6 +230,8 @@ class RewardsConfig:
                 "require_think": self.require_think, "timeout": self.timeout, "workers": self.workers}
         if self.embedding_model:
             opts["embedding_model"] = self.embedding_model
+        if self.translator:
+            opts["translator"] = self.translator
         return opts
 
     def mix(self) -> str | dict[str, float]:
@@ -244,10 +264,13 @@ class RftConfig:
         for key in ("samples", "keep", "max_tokens", "chunk"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
-        if not self.temperature > 0:
-            raise Invalid("temperature", "must be positive (RFT samples several different answers)")
-        if not 0 < self.top_p <= 1:
-            raise Invalid("top_p", "must be in (0, 1]")
+        found = sampling.problem(temperature=self.temperature, top_p=self.top_p, n=self.samples,
+                                 max_tokens=self.max_tokens)
+        if found:
+            raise Invalid(found[0] if found[0] != "n" else "temperature",
+                          found[1] if found[0] != "n" else "must be above 0: RFT samples several different answers")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise Invalid("gpu_memory_utilization", "must be in (0, 1], e.g. 0.85")
 
 
 @dataclass(kw_only=True)

@@ -3,8 +3,9 @@
 `grpo_args()` maps a recipe onto GRPOConfig's fields — every hyperparameter explicitly, because
 Unsloth's GRPOConfig silently changes TRL's defaults (learning rate, optimizer, seed, batch, loss
 clipping) — and is tested on its own. `run()` does the stages: plan and version check, (Unsloth
-imported first), training set, model, string prompts (chat template + prefix, over-long ones
-dropped), rewards, trainer, checkpoints/resume, final adapter.
+imported first), training set, reward checks (the columns they read, the models they load: before
+the policy loads), model, string prompts (chat template + prefix, over-long ones dropped), rewards,
+trainer, checkpoints/resume, final adapter.
 """
 
 from __future__ import annotations
@@ -78,6 +79,21 @@ def epsilon_high(g: Any) -> float:
     return CISPO_EPSILON_HIGH if g.loss_type == "cispo" else g.epsilon
 
 
+def importance_sampling_level(g: Any) -> str:
+    """LUSPO is a sequence-level loss (TRL 1.14.2 warns unless `importance_sampling_level="sequence"`);
+    every other loss, VESPO included (it weighs sequences internally and wants "token"), is token-level."""
+    return "sequence" if g.loss_type == "luspo" else "token"
+
+
+def importance_sampling_mode(g: Any) -> str:
+    """vLLM's importance-sampling correction mode. TRL 1.14.2 refuses VESPO with the sequence-level
+    modes at start (grpo_trainer.py: "VESPO loss requires `vllm_importance_sampling_mode` to be either
+    'token_truncate' or 'token_mask'"), and its default is sequence_mask: auto picks token_truncate."""
+    if g.importance_sampling_mode != "auto":
+        return g.importance_sampling_mode
+    return "token_truncate" if g.loss_type == "vespo" else "sequence_mask"
+
+
 def grpo_args(cfg: Any, plan: backends.Plan, output_dir: Path, run_dir: Path, weights: Sequence[float]) -> dict:
     """GRPOConfig keyword arguments for this recipe and plan."""
     g, v = cfg.grpo, cfg.vllm
@@ -87,16 +103,19 @@ def grpo_args(cfg: Any, plan: backends.Plan, output_dir: Path, run_dir: Path, we
         num_generations=g.num_generations, temperature=g.temperature, top_p=g.top_p, top_k=0,
         repetition_penalty=1.0, max_completion_length=g.max_completion_length,
         loss_type=g.loss_type, beta=g.beta, scale_rewards=g.scale_rewards,
+        importance_sampling_level=importance_sampling_level(g),
         epsilon=g.epsilon, epsilon_high=epsilon_high(g),
         num_iterations=g.num_iterations, mask_truncated_completions=g.mask_truncated_completions,
         reward_weights=list(weights), multi_objective_aggregation="sum_then_normalize",
         shuffle_dataset=True, log_completions=g.log_completions,
+        num_completions_to_print=0,  # logged completions go to parquet files, not to the terminal
         use_vllm=plan.use_vllm,
     )
     if plan.use_vllm:
         args.update(
             vllm_mode=v.mode,
             vllm_importance_sampling_correction=g.importance_sampling_correction,
+            vllm_importance_sampling_mode=importance_sampling_mode(g),
             ds3_gather_for_generation=True,
         )
         if v.mode == "colocate":
@@ -104,7 +123,8 @@ def grpo_args(cfg: Any, plan: backends.Plan, output_dir: Path, run_dir: Path, we
                 vllm_gpu_memory_utilization=v.gpu_memory_utilization,
                 vllm_max_model_length=v.max_model_len or (g.max_prompt_length + g.max_completion_length),
                 vllm_tensor_parallel_size=v.tensor_parallel_size,
-                vllm_enable_sleep_mode=v.sleep_mode,
+                # Unsloth's trainer sets this from its own engine (on with standby): say the same up front
+                vllm_enable_sleep_mode=v.standby if plan.backend == "unsloth" else v.sleep_mode,
             )
         else:
             args.update(vllm_server_host=v.server_host, vllm_server_port=v.server_port,
@@ -122,6 +142,15 @@ def build_rewards(cfg: Any):
     return per_language_rewards(funcs, weights), weights, funcs
 
 
+def check_rewards(cfg: Any, records: Sequence[dict]) -> None:
+    """Every column the rewards read is in the training rows and every model they need loads (`xling.rewards.preflight`)."""
+    from ..rewards import preflight
+    from ..trainset import pivot_hint
+
+    preflight(cfg.rewards.mix(), records, {"reference": f"write them with: {pivot_hint(cfg.data)}"},
+              **cfg.rewards.options())
+
+
 def close_rewards(funcs: Sequence[Any]) -> None:
     for f in funcs:
         grader = getattr(getattr(f, "options", None), "grader", None)
@@ -134,11 +163,13 @@ def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict
     """Train with GRPO; returns the run's metrics (written to metrics.json by run.py)."""
     run_dir = Path(run_dir)
     plan = loop.prepare(cfg, run_dir, "grpo", cfg.grpo.num_generations, standby=cfg.vllm.standby)
-    if loop.finished(run_dir):
-        return loop.summary(run_dir, loop.load_info(run_dir))
+    if (done := loop.reuse_final(cfg, run_dir)) is not None:
+        return loop.summary(run_dir, done)
+    loop.check_checkpoints(cfg, run_dir)
 
     model_path = loop.model_path(cfg, run_dir)
     records = loop.trainset_stage(cfg, run_dir)
+    check_rewards(cfg, records)  # before the model loads: missing columns, unloadable reward models
     g = cfg.grpo
     loaded = backends.load(cfg, plan, model_path, g.max_prompt_length + g.max_completion_length)
     template = prompt_template(loaded.tokenizer, cfg.model.template_from)
@@ -173,7 +204,8 @@ def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict
                 "batch": {"questions_per_step": plan.batch.questions_per_step, "grad_accum": plan.batch.grad_accum,
                           "completions_per_step": plan.batch.completions_per_step, "processes": plan.processes},
                 "prompts": prompt_report}
-        info = loop.fit(trainer, loaded.tokenizer, run_dir, resume_from, info)
+        info["ran"] = backends.record_ran(run_dir, trainer)
+        info = loop.fit(trainer, loaded.tokenizer, run_dir, resume_from, info, cfg)
     finally:
         close_rewards(raw)
     return loop.summary(run_dir, info)

@@ -8,8 +8,15 @@ Run folder of a training run:
     checkpoints/checkpoint-N/      periodic checkpoints; resume=auto continues from the last
     train_log.jsonl                every trainer log (TRL's metrics + per-language ones)
     final/                         the adapter (or model, train.backend=full) + tokenizer, written
-                                   atomically; once there, training is skipped on re-run
+                                   atomically, with xling_train.json naming the settings it was trained
+                                   with; a re-run with the same settings skips training, other settings
+                                   train again (the old final/ is replaced when that training ends)
     metrics.json                   written by run.py from what the task returns
+
+Every stage that reuses what an earlier run left checks that it was made with the same keys
+(`stages.json`, `checkpoints/xling_recipe.json`, `final/xling_train.json`). A run killed after its
+last checkpoint and before final/ ends with exactly the planned steps: that checkpoint becomes
+the final model, no step is trained twice or once more.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .. import versions
+from .. import hub, versions
 from ..config import to_dict
 from ..console import console, fmt, print_table
 from ..errors import XlingError
@@ -37,7 +44,7 @@ from .config import RESUMABLE_CHANGES, TINY, world_size
 FINAL = "final"
 CHECKPOINTS = "checkpoints"
 LOG = "train_log.jsonl"
-# Keys that may change between an interrupted run and its resumption.
+
 
 def fingerprint(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -54,6 +61,11 @@ def training_key(cfg: Any) -> dict:
         if isinstance(node, dict):
             node.pop(parts[-1], None)
     return data
+
+
+def final_key(cfg: Any) -> dict:
+    """What a final model depends on: the checkpoints' key plus how long it was trained."""
+    return {**training_key(cfg), "train.max_steps": cfg.train.max_steps, "train.epochs": cfg.train.epochs}
 
 
 @contextmanager
@@ -74,6 +86,9 @@ def is_main() -> bool:
 
 def prepare(cfg: Any, run_dir: Path, method: str, generations: int = 1, standby: bool = False) -> backends.Plan:
     """Plan the run, check the installed versions, import Unsloth first where it is used, record the run."""
+    if str(cfg.model.name) != TINY:  # before the heavy imports: offline, a hub id fails in a second
+        hub.check_model(str(cfg.model.name), "model.name")
+    hub.check_model(cfg.model.template_from, "model.template_from")
     plan = backends.resolve(cfg, method, generations)
     warnings = backends.startup_check(plan, cfg.lora.qlora)
     if plan.backend == "unsloth":
@@ -122,15 +137,18 @@ def model_path(cfg: Any, run_dir: Path) -> str:
     name = str(cfg.model.name)
     if name == TINY:
         path = (run_dir / "tiny-model").resolve()
-        if not (path / "config.json").is_file():
+        key = fingerprint({"seed": cfg.seed, "chat_template": cfg.model.template_from is None})
+        if not ((path / "config.json").is_file() and stage_done(run_dir, "tiny-model", key)):
             with main_first():
-                if not (path / "config.json").is_file():
+                if not ((path / "config.json").is_file() and stage_done(run_dir, "tiny-model", key)):
                     from ..tiny import build_tiny_model
 
                     tmp = path.with_name("tiny-model.partial")
                     shutil.rmtree(tmp, ignore_errors=True)
                     build_tiny_model(tmp, chat_template=cfg.model.template_from is None, seed=cfg.seed)
+                    shutil.rmtree(path, ignore_errors=True)
                     os.replace(tmp, path)
+                    mark_stage(run_dir, "tiny-model", key)
         return str(path)
     local = Path(name).expanduser()
     if local.exists():
@@ -163,7 +181,7 @@ def trainset_stage(cfg: Any, run_dir: Path) -> list[dict]:
 
 def write_train_env(cfg: Any, run_dir: Path, plan: backends.Plan, warnings: list[str], extra: dict | None = None) -> None:
     """train_env.json: this (re)start's plan, seed, GPUs and package versions; earlier starts under "earlier"."""
-    if not is_main() or finished(run_dir):
+    if not is_main() or finished(run_dir, cfg):
         return
     path = run_dir / "train_env.json"
     earlier: list = []
@@ -190,6 +208,10 @@ def checkpoints(output_dir: Path) -> list[Path]:
     for p in output_dir.iterdir():
         m = re.fullmatch(r"checkpoint-(\d+)", p.name)
         if m and p.is_dir() and (p / "trainer_state.json").is_file():
+            try:  # written last by the trainer; one cut short by a kill marks an incomplete checkpoint
+                json.loads((p / "trainer_state.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
             found.append((int(m.group(1)), p))
     return [p for _, p in sorted(found)]
 
@@ -201,31 +223,50 @@ def checkpoint_step(path: str | Path | None) -> int:
     return int(state.get("global_step", 0))
 
 
+def _choose_checkpoint(cfg: Any, output_dir: Path) -> str | None:
+    """The checkpoint resume=auto|never|PATH names (never: none); auto takes the last one within max_steps."""
+    mode = str(cfg.resume).strip()
+    if mode == "never":
+        return None
+    if mode == "auto":
+        found = checkpoints(output_dir)
+        if cfg.train.max_steps > 0:  # after max_steps was lowered: an earlier checkpoint, trained on to it
+            found = [p for p in found if checkpoint_step(p) <= cfg.train.max_steps]
+        return str(found[-1]) if found else None
+    path = Path(mode).expanduser()
+    if not (path / "trainer_state.json").is_file():
+        raise XlingError(f"resume={mode}: not a checkpoint folder (no trainer_state.json); give "
+                         f"resume=auto, resume=never, or a {CHECKPOINTS}/checkpoint-N folder")
+    return str(path)
+
+
+def check_checkpoints(cfg: Any, run_dir: Path) -> None:
+    """Refuse, before any stage runs, to continue from checkpoints that another recipe made."""
+    output_dir = run_dir / CHECKPOINTS
+    key_file = output_dir / "xling_recipe.json"
+    if _choose_checkpoint(cfg, output_dir) is None or not key_file.is_file():
+        return
+    key = training_key(cfg)
+    old = read_json(key_file).get("recipe", {})
+    if fingerprint(old) != fingerprint(key):
+        changed = _changed(old, key)
+        raise XlingError(f"the checkpoints in {output_dir} were made by a different recipe (differs in: "
+                         f"{', '.join(changed[:5])}); add resume=never to start over, or give another out=DIR")
+
+
 def resume_point(cfg: Any, output_dir: Path) -> str | None:
     """The checkpoint to continue from (resume=auto|never|PATH), after checking it is this recipe's."""
     key_file = output_dir / "xling_recipe.json"
     key = training_key(cfg)
-    mode = str(cfg.resume).strip()
-    found = checkpoints(output_dir)
-    if mode == "never":
-        if output_dir.exists() and is_main():
-            console.print(f"resume=never: removing the earlier checkpoints in {output_dir}", markup=False)
-            shutil.rmtree(output_dir)
-        chosen = None
-    elif mode == "auto":
-        chosen = str(found[-1]) if found else None
-    else:
-        path = Path(mode).expanduser()
-        if not (path / "trainer_state.json").is_file():
-            raise XlingError(f"resume={mode}: not a checkpoint folder (no trainer_state.json); give "
-                             f"resume=auto, resume=never, or a {CHECKPOINTS}/checkpoint-N folder")
-        chosen = str(path)
-    if chosen is not None and key_file.is_file():
-        old = read_json(key_file).get("recipe", {})
-        if fingerprint(old) != fingerprint(key):
-            changed = _changed(old, key)
-            raise XlingError(f"the checkpoints in {output_dir} were made by a different recipe (differs in: "
-                             f"{', '.join(changed[:5])}); add resume=never to start over, or give another out=DIR")
+    if str(cfg.resume).strip() == "never" and output_dir.exists() and is_main():
+        console.print(f"resume=never: removing the earlier checkpoints in {output_dir}", markup=False)
+        shutil.rmtree(output_dir)
+    check_checkpoints(cfg, output_dir.parent)
+    chosen = _choose_checkpoint(cfg, output_dir)
+    beyond = [p.name for p in checkpoints(output_dir) if 0 < cfg.train.max_steps < checkpoint_step(p)]
+    if beyond and str(cfg.resume).strip() == "auto" and is_main():
+        console.print(f"note: {', '.join(beyond)} went past train.max_steps={cfg.train.max_steps}; "
+                      f"{'continuing from ' + Path(chosen).name if chosen else 'starting over'}", markup=False)
     if is_main():
         output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(key_file, {"key": fingerprint(key), "recipe": key})
@@ -241,15 +282,45 @@ def _changed(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
-def finished(run_dir: Path) -> dict | None:
-    """The record of a final model already saved in this run folder, or None."""
+def finished(run_dir: Path, cfg: Any) -> dict | None:
+    """The record of the final model in this run folder if this recipe trained it, else None."""
     info = run_dir / FINAL / "xling_train.json"
-    return read_json(info) if info.is_file() else None
+    if not info.is_file():
+        return None
+    try:
+        record = read_json(info)
+    except XlingError:
+        return None
+    return record if record.get("recipe_key") == fingerprint(final_key(cfg)) else None
+
+
+def reuse_final(cfg: Any, run_dir: Path) -> dict | None:
+    """The record of final/ when this recipe trained it (training is then skipped), else None.
+
+    A final/ trained with other settings (a forced re-run that changed lora.r, say) is never
+    relabelled: training runs again and replaces it when it ends.
+    """
+    info = finished(run_dir, cfg)
+    if info is not None:
+        if is_main():
+            console.print(f"{run_dir / FINAL} already holds the model this recipe trains; training skipped "
+                          "(delete that folder, or give another out=DIR, to train again)", markup=False)
+        return info
+    record = run_dir / FINAL / "xling_train.json"
+    if record.is_file() and is_main():
+        try:
+            old = read_json(record).get("recipe") or {}
+        except XlingError:
+            old = {}
+        changed = ", ".join(_changed(old, final_key(cfg))[:5]) if old else "settings not recorded"
+        console.print(f"{run_dir / FINAL} was trained with other settings (differs in: {changed}); training "
+                      "again (it is replaced when this training ends)", markup=False)
+    return None
 
 
 # -- training and saving ---------------------------------------------------------------------------
 
-def fit(trainer: Any, tokenizer: Any, run_dir: Path, resume_from: str | None, info: dict) -> dict:
+def fit(trainer: Any, tokenizer: Any, run_dir: Path, resume_from: str | None, info: dict, cfg: Any) -> dict:
     """Train (from `resume_from` if given), save final/ atomically, and summarize the run."""
     log_path = run_dir / LOG
     start = checkpoint_step(resume_from)
@@ -260,18 +331,50 @@ def fit(trainer: Any, tokenizer: Any, run_dir: Path, resume_from: str | None, in
         elif log_path.exists():
             log_path.unlink()
     quiet_trainer(trainer)
+    trainer.callback_handler.callbacks.insert(0, _stop_when_done(resume_from))
     t0 = time.time()
     try:
         output = trainer.train(resume_from_checkpoint=resume_from)
+    except _NoStepsLeft:  # killed after its last checkpoint: the checkpoint's weights are loaded; save them
+        output = None
+        if is_main():
+            console.print(f"{resume_from} holds all {start} steps: it is saved as the final model", markup=False)
     finally:
         close_progress(trainer)
     wall = time.time() - t0
     state = trainer.state
-    info = {**info, "steps": state.global_step, "resumed_from_step": start or None,
+    info = {**info, "recipe_key": fingerprint(final_key(cfg)), "steps": state.global_step,
+            "resumed_from_step": start or None,
             "train_runtime_s": round(wall, 2), "train_loss": getattr(output, "training_loss", None),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    save_final(trainer, tokenizer, run_dir, info)
+    save_final(trainer, tokenizer, run_dir, {**info, "recipe": final_key(cfg)})
     return info
+
+
+class _NoStepsLeft(Exception):
+    """Raised at the start of training when the checkpoint resumed from already has every planned step."""
+
+
+def _stop_when_done(resume_from: str | None):
+    """A callback that stops a resumed run before its first step when no step is left.
+
+    transformers' loop trains one step before it looks at max_steps: resumed from checkpoint-N with
+    max_steps=N (a run killed between its last checkpoint and final/) it would train step N+1.
+    When training begins the checkpoint's weights and state are loaded and `state.max_steps` is this
+    run's plan, so the check is exact whatever sets the plan (max_steps or epochs).
+    """
+    from transformers import TrainerCallback
+
+    class StopWhenDone(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if resume_from is None or state.max_steps <= 0 or state.global_step < state.max_steps:
+                return
+            if state.global_step > state.max_steps:
+                raise XlingError(f"{resume_from} has trained {state.global_step} steps, more than this run's "
+                                 f"{state.max_steps}; give resume=PATH of an earlier checkpoint, or resume=never")
+            raise _NoStepsLeft()
+
+    return StopWhenDone()
 
 
 def save_final(trainer: Any, tokenizer: Any, run_dir: Path, info: dict) -> Path:
@@ -294,6 +397,7 @@ def save_final(trainer: Any, tokenizer: Any, run_dir: Path, info: dict) -> Path:
 
 def summary(run_dir: Path, info: dict, extra: dict | None = None) -> dict:
     """The run's metrics.json: what was trained, the final folder, and per-language metrics."""
+    info = {k: v for k, v in info.items() if k != "recipe"}  # the settings stay in final/xling_train.json
     log = read_log(run_dir / LOG)
     table = language_table(log)
     if is_main():
@@ -318,10 +422,4 @@ def show_languages(table: dict) -> None:
                 ["lang", "reward", "accuracy", "on-target"], rows)
 
 
-def load_info(run_dir: Path) -> dict:
-    info = finished(run_dir) or {}
-    if is_main():
-        console.print(f"{run_dir / FINAL} already holds the trained model; training skipped "
-                      "(delete that folder, or give another out=DIR, to train again)", markup=False)
-    return info
 

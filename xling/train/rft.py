@@ -54,6 +54,7 @@ def open_generator(cfg: Any, backend: str, model_path: str):
 def samples_key(cfg: Any) -> str:
     r = cfg.rft
     return loop.fingerprint({"model": cfg.model.name, "adapter": cfg.model.adapter, "template": cfg.model.template_from,
+                             "dtype": cfg.model.dtype,
                              "data": loop.fingerprint(asdict(cfg.data)), "samples": r.samples, "seed": cfg.seed,
                              "temperature": r.temperature, "top_p": r.top_p, "max_tokens": r.max_tokens,
                              "chunk": r.chunk})
@@ -201,8 +202,9 @@ def run(cfg: Any, run_dir: Path, *, make_generator: Callable[[], Any] | None = N
     """RFT: sample, select, SFT. `make_generator` replaces the real generator (tests)."""
     run_dir = Path(run_dir)
     plan = loop.prepare(cfg, run_dir, "rft")
-    if loop.finished(run_dir):
-        return loop.summary(run_dir, loop.load_info(run_dir))
+    if (done := loop.reuse_final(cfg, run_dir)) is not None:
+        return loop.summary(run_dir, done)
+    loop.check_checkpoints(cfg, run_dir)
     records = loop.trainset_stage(cfg, run_dir)
     model_path = loop.model_path(cfg, run_dir)
     backend = generator_backend(cfg, plan)
@@ -237,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_dir = Path(args[0])
         cfg = build(Config, yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8")))
-        plan = backends.resolve(cfg, "rft")
+        from types import SimpleNamespace
+
+        plan = SimpleNamespace(cuda=backends.cuda_available())  # all the generator choice needs: no unsloth import
         records = read_jsonl(run_dir / "trainset.jsonl")
         model_path = loop.model_path(cfg, run_dir)
         backend = generator_backend(cfg, plan)

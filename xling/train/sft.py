@@ -102,20 +102,27 @@ def fit_sft(cfg: Any, run_dir: Path, plan: backends.Plan, pairs: Sequence[tuple[
             "seed": cfg.seed, "examples": report,
             "batch": {"examples_per_step": plan.batch.questions_per_step, "grad_accum": plan.batch.grad_accum,
                       "processes": plan.processes}}
-    return loop.fit(trainer, loaded.tokenizer, run_dir, resume_from, info)
+    info["ran"] = backends.record_ran(run_dir, trainer)
+    return loop.fit(trainer, loaded.tokenizer, run_dir, resume_from, info, cfg)
 
 
 def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict:
     """SFT on the training set's reference solutions."""
     run_dir = Path(run_dir)
     plan = loop.prepare(cfg, run_dir, "sft")
-    if loop.finished(run_dir):
-        return loop.summary(run_dir, loop.load_info(run_dir))
+    if (done := loop.reuse_final(cfg, run_dir)) is not None:
+        return loop.summary(run_dir, done)
+    loop.check_checkpoints(cfg, run_dir)
     records = loop.trainset_stage(cfg, run_dir)
     pairs, missing = targets_from_data(records, cfg.sft.target, cfg.sft.add_box)
     if missing and loop.is_main():
         console.print(f"{sum(missing.values())} problem(s) have no {cfg.sft.target} and are left out ({missing})",
                       markup=False)
+    if not pairs and cfg.sft.target == "reference":
+        from ..trainset import pivot_hint
+
+        raise XlingError(f"`reference`: no problem in the training set has one to learn from; write them with: "
+                         f"{pivot_hint(cfg.data)}")
     if not pairs:
         raise XlingError(f"no problem in the training set has a '{cfg.sft.target}' to learn from (data.source="
                          f"{cfg.data.source}); use a source with solutions (math, gsm8k, synth) or sft.target=reference")

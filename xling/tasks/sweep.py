@@ -1,0 +1,242 @@
+"""Task `sweep`: a study as one command — members trained and evaluated in their own folders, then one analysis.
+
+    python run.py parallel-scaling                   # every member, then the analysis
+    python run.py parallel-scaling --only=k0,k3      # these members (and the bases they need) only
+    python run.py parallel-scaling --dry-run         # members, their overrides, what is done, the plan
+    python run.py parallel-scaling toy=true          # the same study at toy scale, on a CPU, in minutes
+
+The machinery is `xling.sweep`; the analysis is the `analyze` task over the sweep's evaluations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .. import metrics as M
+from ..config import Invalid, Recipe
+from ..console import console, print_table
+from ..errors import Unfinished, XlingError
+
+# Keys that may change between runs of one sweep folder: which members to run and where they run.
+RESUMABLE = frozenset({"only", "sweep.executor", "sweep.gpus", "sweep.gpus_per_member", "sweep.slurm"})
+
+
+@dataclass
+class SweepSection:
+    recipe: str = "grpo-parallel"  # the stage recipe every member trains with (a name under recipes/ or a path)
+    set: dict[str, Any] = field(default_factory=dict)  # overrides of that recipe for every member
+    members: dict[str, Any] = field(default_factory=dict)  # name -> its overrides, or {recipe, from, set, x, paradigm}
+    product: dict[str, Any] = field(default_factory=dict)  # key -> list of values: one member per combination
+    name: str | None = None  # product members' names, e.g. 'k{data.k}' (default: key-value joined)
+    executor: Literal["local", "gpus", "slurm"] = "local"  # one after another / one per GPU at once / submitit jobs
+    gpus: list[str] = field(default_factory=list)  # gpus executor: device ids (default: CUDA_VISIBLE_DEVICES, all)
+    gpus_per_member: int = 1  # GPUs each stage gets (full-parameter members: accelerate's processes)
+    slurm: dict[str, Any] = field(default_factory=dict)  # submitit parameters, e.g. {timeout_min: 600,
+    # gpus_per_node: 1, slurm_partition: gpu}; {cluster: local} runs the jobs as local processes
+    accelerate_config: str = "recipes/accelerate/zero3.yaml"  # full-parameter members: accelerate launch config
+
+
+@dataclass
+class AnalyzeSection:
+    n_boot: int = 1000  # bootstrap replicates (paired over items) for every 95% interval
+    mti_policy: Literal["defined", "paper"] = "defined"  # paper: a benchmark's MTI is None where most TIs are undefined
+    fit_from: int = 2  # the scaling fits use X >= fit_from
+    paper_curve: bool = True  # draw the paper's published curve beside the fit
+    contrasts: dict[str, list[str]] = field(default_factory=dict)  # label -> [a, b]: Gen and accuracy a − b, with CIs
+    table_langs: list[str] = field(default_factory=list)  # accuracy per member in these languages (e.g. en, zh, de)
+    plots: bool = True
+    in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
+    out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
+
+
+@dataclass(kw_only=True)
+class Config(Recipe):
+    sweep: SweepSection = field(default_factory=SweepSection)
+    evaluate: dict[str, Any] = field(default_factory=dict)  # overrides of the evaluation recipe (benchmarks, langs, gen...)
+    evaluate_recipe: str = "evaluate"  # the recipe every evaluation starts from
+    evaluate_members: bool = True  # false: members are not training runs (no evaluation, no analysis)
+    analyze: AnalyzeSection = field(default_factory=AnalyzeSection)
+    toy: bool = False  # every stage at toy size on a CPU (tiny model, synth data, 2 steps): the mechanics only
+    only: list[str] = field(default_factory=list)  # run these members only (run.py --only=a,b)
+
+    def check(self) -> None:
+        s = self.sweep
+        if not s.members and not s.product:
+            raise Invalid("sweep.members", "give the members (name: {key: value}) or a sweep.product")
+        if s.gpus_per_member < 1:
+            raise Invalid("sweep.gpus_per_member", "must be at least 1")
+        if self.analyze.n_boot < 2:
+            raise Invalid("analyze.n_boot", "must be at least 2")
+        if self.analyze.fit_from < 1:
+            raise Invalid("analyze.fit_from", "must be at least 1")
+
+
+def plan_of(cfg: Config):
+    from ..sweep import expand
+
+    return expand(cfg, Path(cfg.out))
+
+
+def selected(cfg: Config, plan) -> list:
+    """The stages to run: every one, or with `only` those of the named members and the bases they need."""
+    names = [m.name for m in plan.members]
+    if not cfg.only:
+        return plan.stages()
+    unknown = [n for n in cfg.only if n not in names]
+    if unknown:
+        from difflib import get_close_matches
+
+        near = get_close_matches(unknown[0], names, n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        raise XlingError(f"--only names '{unknown[0]}', which is not a member{hint}; members: {', '.join(names)}")
+    wanted: set[str] = set()
+    by_id = {s.id: s for s in plan.stages()}
+
+    def need(sid: str) -> None:
+        if sid in wanted:
+            return
+        wanted.add(sid)
+        for n in by_id[sid].needs:
+            need(n)
+
+    for m in plan.members:
+        if m.name in cfg.only:
+            need(m.train.id)
+            if m.eval is not None:
+                need(m.eval.id)
+    return [s for s in plan.stages() if s.id in wanted]
+
+
+def describe_plan(cfg: Config) -> list[str]:
+    """--dry-run: the members, their overrides, what is already done, and the cost of what is left."""
+    from ..sweep import show_value, stage_state
+
+    plan = plan_of(cfg)
+    stages = selected(cfg, plan)
+    lines = ["", f"sweep {cfg.out}: {len(plan.members)} member(s), {len(plan.bases)} base evaluation(s); "
+                 f"executor {cfg.sweep.executor}" + (" (toy scale)" if cfg.toy else "")]
+    state = {s.id: stage_state(s) for s in plan.stages()}
+    for b in plan.bases.values():
+        lines.append(f"  base {b.member}: {b.cfg.model}  [{state[b.id]}]")
+    for m in plan.members:
+        over = " ".join(f"{k}={show_value(v)}" for k, v in m.overrides.items()) or "(the recipe as it is)"
+        flag = "" if not cfg.only or m.name in cfg.only else "  (not in --only)"
+        lines.append(f"  {m.name}: {m.recipe} {over}{flag}")
+        extra = [f"from {m.parent}"] if m.parent else []
+        if m.train_langs:
+            extra.append(f"train langs {'+'.join(m.train_langs)} (X={m.x if m.x is not None else '-'})")
+        if m.paradigm:
+            extra.append(m.paradigm)
+        if m.base:
+            extra.append(f"vs {m.base}")
+        lines.append(f"      {'; '.join(extra)}" if extra else "")
+        lines.append(f"      train [{state[m.train.id]}] {m.train.run_dir}"
+                     + (f"   eval [{state[m.eval.id]}] {m.eval.run_dir}" if m.eval is not None else ""))
+    lines = [l for l in lines if l]
+    conflicts = [s for s in plan.stages() if state[s.id] == "conflict"]
+    for s in conflicts:
+        lines.append(f"  ! {s.run_dir} holds work of a different recipe (differs in: {s.conflict}): it would be refused")
+    todo = [s for s in stages if state[s.id] != "done"]
+    lines.append(f"  to run: {len(todo)} of {len(plan.stages())} stage(s)"
+                 + (" (--only)" if cfg.only else "") + ("; the analysis runs when every member is done"))
+    lines += plan_lines(cfg, plan, [s for s in todo])
+    return lines
+
+
+def plan_lines(cfg: Config, plan, todo: list) -> list[str]:
+    """The planner's estimate for each training stage still to run, and in total (where the planner is there)."""
+    try:
+        from .. import plan as P
+    except ImportError:
+        return []
+    estimates = []
+    lines = ["", "plan (estimates; the assumptions follow):"]
+    for s in todo:
+        if s.kind != "train" or not hasattr(P, "estimate_training"):
+            continue
+        est = P.estimate_training(s.cfg, getattr(getattr(s.cfg, "plan", None), "gpu", None))
+        estimates.append(est)
+        lines.append(f"  {s.member}: " + "; ".join(est.lines()[:1]))
+    if not estimates:
+        return []
+    total = P.Estimate.total(estimates)
+    lines += ["  total: " + "; ".join(total.lines()[:1])] + [f"    {a}" for a in total.assumptions]
+    return lines
+
+
+def run(cfg: Config, run_dir: Path) -> dict:
+    from .. import sweep as S
+    from ..io import atomic_write_json
+
+    plan = plan_of(cfg)
+    stages = selected(cfg, plan)
+    state = {s.id: S.stage_state(s) for s in plan.stages()}
+    conflicts = [s for s in stages if state[s.id] == "conflict"]
+    if conflicts:
+        s = conflicts[0]
+        raise XlingError(f"{s.run_dir} holds work of a different recipe (differs in: {s.conflict}); delete that folder "
+                         "to redo it with this recipe, or give the sweep another out=DIR")
+    S.write_stage_files(plan)
+    atomic_write_json(run_dir / "sweep.json", S.sweep_record(plan))
+    from ..analysis import Member, write_members
+
+    members = [Member(m.name, m.base, m.train_langs, m.x, m.paradigm) for m in plan.members if m.eval is not None]
+    if members:
+        write_members(run_dir / "models.csv", members)
+    done = {sid for sid, st in state.items() if st == "done"}
+    todo = [s for s in stages if s.id not in done]
+    show_status(plan, state, cfg)
+    if todo:
+        S.build_models(plan, cfg.seed)
+        console.print(f"running {len(todo)} stage(s) with the {cfg.sweep.executor} executor", markup=False)
+        if cfg.sweep.executor == "local":
+            S.run_local(todo, cfg.sweep.accelerate_config, cfg.sweep.gpus_per_member)
+            done.update(s.id for s in todo)
+        elif cfg.sweep.executor == "gpus":
+            S.run_gpus(todo, S.visible_gpus(cfg.sweep.gpus), cfg.sweep.gpus_per_member, cfg.sweep.accelerate_config,
+                       done)
+        else:
+            S.run_slurm(todo, cfg.sweep.slurm, run_dir / "slurm", cfg.sweep.accelerate_config,
+                        cfg.sweep.gpus_per_member, done)
+    missing = [s.id for s in plan.stages() if s.id not in done and S.stage_state(s) != "done"]
+    if missing:
+        left = sorted({s.member for s in plan.stages() if s.id in missing})
+        if cfg.only:
+            raise Unfinished(f"--only: {', '.join(cfg.only)} done; {len(left)} more still to run ({', '.join(left)}). "
+                             "Run the same command without --only to run them and the analysis.")
+        raise XlingError(f"stages not finished: {', '.join(missing)}; run the same command again to resume them")
+    if not cfg.evaluate_members:
+        return {"members": {m.name: str(m.train.run_dir) for m in plan.members}, "sweep": str(run_dir / "sweep.json")}
+    return aggregate(cfg, plan, run_dir)
+
+
+def show_status(plan, state: dict, cfg: Config) -> None:
+    rows = []
+    for b in plan.bases.values():
+        rows.append([f"base {b.member}", "-", state[b.id]])
+    for m in plan.members:
+        rows.append([m.name, state[m.train.id], state[m.eval.id] if m.eval is not None else "-"])
+    print_table("sweep members (done: finished for this recipe; partial: resumes)", ["member", "train", "eval"], rows)
+
+
+def aggregate(cfg: Config, plan, run_dir: Path) -> dict:
+    """The analysis of every evaluation of the sweep (the `analyze` task, written into the sweep folder)."""
+    from ..config import build
+    from . import analyze
+
+    a = cfg.analyze
+    evals = [str(b.run_dir) for b in plan.bases.values()] + [str(m.eval.run_dir) for m in plan.members if m.eval]
+    acfg = build(analyze.Config, {"task": "analyze", "out": str(run_dir), "seed": cfg.seed, "evals": evals,
+                                  "models": str(run_dir / "models.csv"), "n_boot": a.n_boot, "mti_policy": a.mti_policy, "fit_from": a.fit_from,
+                                  "paper_curve": a.paper_curve, "plots": a.plots, "contrasts": a.contrasts,
+                                  "table_langs": a.table_langs, "in_domain": a.in_domain,
+                                  "out_of_domain": a.out_of_domain,
+                                  "title": f"Sweep {Path(cfg.out).name}: {cfg.description or ''}".rstrip(": ")})
+    console.rule("analysis", style="dim")
+    metrics = analyze.run(acfg, run_dir)
+    metrics["sweep"] = {"members": {m.name: {"train": str(m.train.run_dir), "eval": str(m.eval.run_dir) if m.eval else None,
+                                             "overrides": m.overrides, "base": m.base} for m in plan.members},
+                        "bases": {n: str(s.run_dir) for n, s in plan.bases.items()}, "toy": cfg.toy}
+    return metrics
