@@ -272,7 +272,7 @@ def test_bad_kind_and_language_are_errors():
         Grader(workers=0).grade("\\boxed{1}", "1", "eng", "number")
     with pytest.raises(XlingError, match="2 completions but 1 gold answers"):
         Grader(workers=0).grade_batch(["a", "b"], ["1"])
-    with pytest.raises(XlingError, match="timeout must be positive"):
+    with pytest.raises(XlingError, match="timeout must be a number of seconds above 0 and at most 3600, not 0"):
         Grader(timeout=0)
 
 
@@ -309,13 +309,109 @@ def test_pool_survives_errors_and_dying_workers():
         assert pool.map(abs, [(-1,), (-2,)], timeout=5) == [(1, None), (2, None)]
 
 
-def test_in_process_grading_has_a_timeout_too():
-    g = Grader(workers=0, timeout=1.0)
+def warmed_grader(timeout: float) -> Grader:
+    """An in-process grader whose first check (imports of math-verify and sympy) is done."""
+    g = Grader(workers=0, timeout=timeout)
+    assert g.grade("\\boxed{\\sqrt{4}}", "2").correct
+    return g
+
+
+# Each of these ran far past a 0.5 s timeout when math-verify swallowed the alarm and went on
+# (measured before the fix: 57 s for the parentheses, 4 s for the long sum).
+HOSTILE = ["\\boxed{9^{9^{9^{9}}}}", "\\boxed{" + "(" * 60 + "1" + ")" * 60 + "}", "\\boxed{" + "+".join(["x"] * 800) + "}",
+           "\\boxed{" + "\\sqrt{" * 80 + "2" + "}" * 80 + "}"]
+
+
+@pytest.mark.parametrize("completion", HOSTILE, ids=["power tower", "parentheses", "long sum", "nested roots"])
+def test_in_process_timeout_is_hard_on_hostile_items(completion):
+    g = warmed_grader(0.5)
     start = time.monotonic()
-    result = g.grade("\\boxed{9^{9^{9^{9}}}}", "5")
-    assert result.correct is False and time.monotonic() - start < 4.0
-    assert result.error == TIMEOUT and g.stats[TIMEOUT] == 1  # counted, though math-verify swallows it
-    assert g.grade("\\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt3}{2}").correct
+    result = g.grade(completion, "5")
+    elapsed = time.monotonic() - start
+    assert result.correct is False and result.error == TIMEOUT, result
+    assert elapsed < 1.5, elapsed
+    assert g.stats[TIMEOUT] == 1
+    assert g.grade("\\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt3}{2}").correct  # and the grader goes on
+
+
+def test_in_process_timeout_is_hard_when_the_verifier_swallows_every_exception(monkeypatch):
+    """math-verify catches what its comparisons raise and goes on with the next pair (grader.py:
+    `except Exception as e:` ... `except TimeoutException as e:` ... `return False`); a verifier that
+    swallows both, nine times over, must still be stopped at the timeout."""
+    from math_verify.errors import TimeoutException
+
+    import xling.answers as answers
+
+    answers._warm_up()
+    calls = []
+
+    def stubborn(gold, prediction):
+        for _ in range(9):
+            try:
+                calls.append(1)
+                time.sleep(2)
+            except Exception:
+                pass
+            except TimeoutException:
+                pass
+        return True, None
+
+    monkeypatch.setattr(answers, "verify_math", stubborn)
+    start = time.monotonic()
+    assert answers.verify_with_alarm("5", "x", 0.3) == (False, TIMEOUT)
+    assert time.monotonic() - start < 1.5 and calls == [1]
+
+
+def test_the_callers_alarm_handler_and_timer_are_restored():
+    import signal
+
+    fired = []
+    old = signal.signal(signal.SIGALRM, lambda *_: fired.append(True))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30)
+        g = warmed_grader(5)
+        assert g.grade("\\boxed{\\frac{2}{4}}", "\\frac12").correct
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 20 < remaining <= 30  # the caller's timer is still running
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        time.sleep(0.3)
+        assert fired == [True]  # and its own handler gets the alarm
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_in_process_grading_off_the_main_thread_has_a_hard_timeout_too():
+    import threading
+
+    out = {}
+
+    def run():
+        with Grader(workers=0, timeout=1.0) as g:
+            start = time.monotonic()
+            out["hostile"] = g.grade(HOSTILE[1], "5")
+            out["elapsed"] = time.monotonic() - start
+            out["fine"] = g.grade("\\boxed{\\sqrt{9}}", "3")
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(120)
+    assert out["hostile"].error == TIMEOUT and out["elapsed"] < 10  # a worker's start-up, then 1 s
+    assert out["fine"].correct
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -float("inf"), 1e9, 3600.5, 0, -1, "5", None, True])
+def test_a_timeout_must_be_a_finite_number_of_seconds(timeout):
+    with pytest.raises(XlingError, match=r"^the verification timeout must be a number of seconds"):
+        Grader(timeout=timeout)
+
+
+def test_a_pool_refuses_a_timeout_that_is_not_finite():
+    with WorkerPool(1) as pool:
+        for bad in (float("nan"), float("inf"), 0):
+            with pytest.raises(XlingError, match="a worker pool's timeout must be a positive, finite number"):
+                pool.map(abs, [(-1,)], timeout=bad)
+        assert pool.map(abs, [(-1,)], timeout=3600 * 24 * 365) == [(1, None)]  # long waits do not overflow
 
 
 def test_pool_needs_a_worker():

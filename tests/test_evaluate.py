@@ -137,6 +137,9 @@ def test_vllm_path_through_the_task(capsys, common, tmp_path, monkeypatch):
     (["gen.max_lora_rank=24"], "vLLM accepts only 1, 8, 16"),
     (["gen.dtype=bogus"], "gen.dtype': 'bogus' is not a dtype generation can load; choose one of: auto, bfloat16, "
                           "float16, float32"),    (["base=null"], "base_name': names the base model, but no base= is given"),
+    (["score.timeout=nan"], "recipe key 'score.timeout': must be a number of seconds above 0 and at most 3600, not nan"),
+    (["score.timeout=inf"], "recipe key 'score.timeout': must be a number of seconds above 0 and at most 3600, not inf"),
+    (["score.timeout=1e9"], "recipe key 'score.timeout': must be a number of seconds above 0 and at most 3600"),
 ])
 def test_bad_input_fails_before_generation(capsys, common, tmp_path, monkeypatch, extra, message):
     spy = Spy(monkeypatch)

@@ -122,7 +122,10 @@ def test_unparseable_gold_is_reported_not_scored(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["input=/no/such/file.jsonl"], "error: input file /no/such/file.jsonl does not exist; give input=FILE.jsonl"),
-    (["timeout=0"], "error: recipe key 'timeout': must be a positive number of seconds"),
+    (["timeout=0"], "error: recipe key 'timeout': must be a number of seconds above 0 and at most 3600, not 0.0"),
+    (["timeout=nan"], "error: recipe key 'timeout': must be a number of seconds above 0 and at most 3600, not nan"),
+    (["timeout=inf"], "error: recipe key 'timeout': must be a number of seconds above 0 and at most 3600, not inf"),
+    (["timeout=1e9"], "error: recipe key 'timeout': must be a number of seconds above 0 and at most 3600, not 1000000000.0"),
     (["workers=-1"], "error: recipe key 'workers': must be 0 (grade in this process) or more"),
     (["langid=fasttext"], "error: recipe key 'langid': 'fasttext' is not allowed"),
     (["kind=maths"], "did you mean 'math'?"),
@@ -130,7 +133,7 @@ def test_unparseable_gold_is_reported_not_scored(tmp_path):
 def test_bad_settings_are_one_line_errors(tmp_path, capsys, args, message):
     assert main(["grade", f"out={tmp_path / 'run'}", *args]) == 2
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
 
 
 def test_a_file_without_good_lines_is_an_error(tmp_path, capsys):
@@ -157,13 +160,47 @@ def test_benchmark_runs_tiny(tmp_path, capsys):
     texts, golds, langs = corpus(22, 1500, "number", seed=1)
     assert set(langs) == set(CODES) and all(1300 <= len(t) <= 1800 for t in texts)
     out = tmp_path / "bench.json"
-    assert bench(["--n", "22", "--chars", "300", "--workers", "1", "--repeat", "1", "--backends", "lingua,langdetect",
-                  "--json", str(out)]) == 0
+    assert bench(["--only", "speed", "--n", "22", "--chars", "300", "--workers", "1", "--repeat", "1", "--backends",
+                  "lingua,langdetect", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "completions per second" in printed and "16 cores" in printed and "paper reward" in printed
     stages = [r["stage"] for r in json.loads(out.read_text())["rows"]]
     assert stages == ["extraction", "grade number", "grade math (math-verify)", "language ID lingua",
                       "language ID langdetect"]
+
+
+def test_accuracy_benchmark_prints_both_graders_per_kind(tmp_path, capsys):
+    from xling.bench.grading import main as bench
+
+    out = tmp_path / "accuracy.json"
+    assert bench(["--only", "accuracy", "--sample", "9", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy on" in printed and "math-verify %" in printed and "generous" in printed
+    figures = json.loads(out.read_text())["accuracy"]
+    for kind in ("math", "number", "choice"):
+        row = figures["rows"][kind]
+        assert row["n"] > 5 and row["xling"]["agree"] >= row["math-verify"]["agree"], (kind, row)
+        assert row["xling"]["generous"] == 0, (kind, row)
+
+
+def test_the_grader_agrees_with_the_labelled_set_and_is_never_generous():
+    from xling.answers import Grader
+    from xling.bench.labelled import cases
+
+    every = cases()
+    assert {c.kind for c in every} == {"math", "number", "choice"} and {c.lang for c in every} == set(CODES)
+    assert {c.form for c in every} >= {"boxed", "unboxed LaTeX", "hedged", "multi-part", "revised", "last line",
+                                       "decimal-comma gold", "fraction"}
+    assert sum(c.correct for c in every) > 200 and sum(not c.correct for c in every) > 200  # right and wrong alike
+    labelled = every[::3]
+    with Grader(workers=2) as grader:
+        results = grader.grade_batch([c.completion for c in labelled], [c.gold for c in labelled],
+                                     [c.lang for c in labelled], [c.kind for c in labelled])
+    generous = [(c, r) for c, r in zip(labelled, results) if r.correct and not c.correct]
+    assert generous == []
+    missed = [(c.completion, r) for c, r in zip(labelled, results)
+              if r.correct != c.correct and not c.form.startswith("other")]
+    assert missed == []
 
 
 def test_a_line_that_is_not_utf8_is_reported_and_the_rest_graded(tmp_path, capsys):
@@ -210,7 +247,8 @@ def test_a_killed_grade_resumes_where_it_stopped(tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == ["env.json", "graded.jsonl", "metrics.json", "recipe.yaml"]
 
 
-def test_graded_lines_of_another_input_or_settings_are_not_reused(tmp_path):
+def test_graded_lines_of_another_input_or_settings_are_not_reused(tmp_path, monkeypatch):
+    from xling import score
     from xling.tasks.grade import Config, graded_so_far, grading_key
 
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
@@ -220,6 +258,9 @@ def test_graded_lines_of_another_input_or_settings_are_not_reused(tmp_path):
     key = grading_key(a, cfg)
     assert key != grading_key(b, cfg) and key != grading_key(a, Config(input=str(a), min_chars=5))
     assert key == grading_key(a, Config(input=str(a), workers=0))  # how it is graded, not where
+    with monkeypatch.context() as m:
+        m.setattr(score, "SCORE_VERSION", score.SCORE_VERSION + 1)
+        assert grading_key(a, cfg) != key  # lines graded by an earlier grader are graded again
     partial = tmp_path / "p.jsonl"
     partial.write_text(json.dumps({"key": key}) + "\n" + json.dumps({"line": 1, "row": {"correct": True}}) + "\n")
     assert graded_so_far(partial, key) == {1: {"correct": True}}

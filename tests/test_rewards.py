@@ -176,6 +176,12 @@ def test_registry_and_bad_input_messages(grader):
         acc(None, ["a", "b"], answer=["1"], lang=["en", "en"])
 
 
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), 1e9, 0])
+def test_a_reward_timeout_must_be_finite(timeout):
+    with pytest.raises(XlingError, match="the verification timeout must be a number of seconds above 0 and at most 3600"):
+        build_rewards("paper", timeout=timeout, workers=0)
+
+
 def test_rewards_pickle_without_their_pool(grader):
     funcs, weights = build_rewards("paper", langid="lingua", workers=1)
     copies = pickle.loads(pickle.dumps(funcs))

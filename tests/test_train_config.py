@@ -101,6 +101,9 @@ def test_gpu_only_options_on_cpu():
     ({"rewards.set": "papr"}, "recipe key 'rewards.set': unknown reward set 'papr'"),
     ({"rewards.weights": {"acuracy": 1.0}}, "recipe key 'rewards.weights': unknown reward 'acuracy'"),
     ({"train.max_steps": 0}, "recipe key 'train.max_steps': give a positive number"),
+    ({"rewards.timeout": "nan"}, "recipe key 'rewards.timeout': must be a number of seconds above 0 and at most 3600, not nan"),
+    ({"rewards.timeout": "inf"}, "recipe key 'rewards.timeout': must be a number of seconds above 0 and at most 3600, not inf"),
+    ({"rewards.timeout": 1e9}, "recipe key 'rewards.timeout': must be a number of seconds above 0 and at most 3600"),
 ])
 def test_invalid_values(over, message):
     with pytest.raises(ConfigError) as e:

@@ -4,28 +4,28 @@ Training rewards (`xling.rewards`) and evaluation scores call the same code, so 
 the same in both. Gold answers come in three kinds:
 
 - ``number`` (MGSM, MSVAMP): numeric equality after normalising how people write numbers in the 11
-  languages. Pure Python and fast.
+  languages (`xling.numbers`). Pure Python and fast. Gold numbers are read the English way where
+  that is a reading (MGSM writes ``2,125`` for 2125 in every language), a decimal comma (``1,22``)
+  as a decimal; units and percent are dressing (``25%`` is 25 or 0.25, ``18 dollars`` is 18).
 - ``math`` (MATH500, AIME): math-verify, ``verify(gold, prediction)`` with the gold first, run in
   worker processes with a hard timeout (its own `signal.alarm` timeouts fail off the main thread, and
-  inputs such as ``10^{10^{10}}`` hang it). Where gold and prediction are both plain numbers the
-  number comparison decides without math-verify.
+  inputs such as ``10^{10^{10}}`` hang it). Where gold and prediction are both plain numbers (or
+  both times of day) the comparison is decided without math-verify; in a language that writes
+  decimal commas a gold ``1,22`` is 1.22, not the list (1, 22).
 - ``choice`` (GPQA, MMLU-ProX): the option letter A–J.
 
-Extraction, first that applies: the last complete, non-empty ``\\boxed{...}`` (nested braces; also
-``\\fbox{...}`` and ``\\boxed x``); else the answer after the last "the answer is" cue of any of the
-11 languages (`Language.answer_cues`); else the last number in the text (not for ``choice``).
-
-Numbers as people write them: thousands separators (``70,000``, ``70.000``, ``70 000``, no-break
-and narrow no-break spaces, ``70'000``, LaTeX ``70{,}000`` and ``70\\,000``), decimal commas,
-full-width digits, the native digits of bn, th and te, minus signs (``-``, ``−``), ``%``, currency
-symbols, ``7万`` (zh/ja). One separator followed by exactly three digits (``1,234``, ``70.000``) is
-ambiguous: it is read both ways, the language's `decimal_comma` flag says which reading is shown,
-and the answer is right when either reading equals the gold. Gold numbers are read the English way
-(``2,125`` is 2125).
+What counts as the final answer is `xling.extraction`'s business: the last box group, an explicit
+final statement after it, a localized "the answer is" cue, then the last LaTeX expression or
+number. Never generous: a multi-part answer is compared as a whole, and so is a hedge
+("\\boxed{3} or \\boxed{5}" is wrong unless the gold is "3, 5", as for "x = 3 or x = 5"); a hedge
+for a number or a letter ("3 or 5", "A or B") is wrong; digits are never read out of LaTeX.
 
 A gold answer that cannot be parsed is an error in the data set: the result has
 ``error="unparseable gold"`` and is never correct. A verification that runs past the timeout is
-wrong, with ``error="timeout"``; the worker is killed and replaced, the run goes on.
+wrong, with ``error="timeout"``; the worker is killed and replaced, the run goes on. With
+``workers=0`` math-verify runs in this process under an alarm whose exception math-verify cannot
+catch, so the timeout holds there too (off the main thread, where alarms cannot be used, a
+one-worker pool takes over). Timeouts are finite numbers of seconds in (0, 3600].
 
 Use `grade()` / `grade_batch()` (a shared default `Grader`), or a `Grader` of your own to choose
 the timeout and the number of worker processes; keep it for the whole run, its pool is reused.
@@ -34,6 +34,7 @@ the timeout and the number of worker processes; keep it for the whole run, its p
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import re
@@ -50,316 +51,30 @@ from multiprocessing.connection import wait as wait_connections
 from typing import Any, Callable, Literal, Sequence
 
 from .errors import XlingError
+from .extraction import HEDGE, Extraction, boxes, extract, last_boxed, parse_choice
+from .extraction import _decimal_comma
 from .languages import LANGUAGES
+from .numbers import (
+    format_value, normalize_digits, number_in_answer, number_tokens, numbers_equal, parse_number,
+    parse_time,
+)
 
 Kind = Literal["math", "number", "choice"]
 KINDS: tuple[str, ...] = ("math", "number", "choice")
 UNPARSEABLE_GOLD = "unparseable gold"
 TIMEOUT = "timeout"
 DEFAULT_TIMEOUT = 5.0
-
-# ----------------------------------------------------------------------------------- numbers
-
-_DIGITS: dict[int, str] = {}
-for _zero in (0xFF10, 0x0966, 0x0660, 0x06F0):  # full-width, Devanagari, Arabic-Indic (two forms)
-    _DIGITS.update({_zero + i: str(i) for i in range(10)})
-for _row in LANGUAGES.values():
-    if _row.digits:
-        _DIGITS.update({ord(ch): str(i) for i, ch in enumerate(_row.digits)})
-_DIGITS.update({ord("．"): ".", ord("－"): "-", ord("−"): "-", ord("％"): "%", ord("＄"): "$"})
-
-_LATEX_NUMBER_FIXES = (
-    (re.compile(r"\{,\}"), ","), (re.compile(r"\{\.\}"), "."), (re.compile(r"\\[,;:]"), "\u2009"),
-    (re.compile(r"\\!"), ""), (re.compile(r"\\ |~"), " "), (re.compile(r"\\%"), "%"),
-    (re.compile(r"\\\$"), "$"),
-)
-_GROUP = "[,.'\u00a0\u202f\u2009 ]"
-_NUMBER = re.compile(
-    r"(?P<sign>(?<![0-9A-Za-z)\]}])-\s?)?"
-    r"(?<![0-9A-Za-z_.,])"
-    r"(?P<body>\d{1,3}(?P<g>" + _GROUP + r")\d{3}(?!\d)(?:(?P=g)\d{3}(?!\d))*(?:(?!(?P=g))[.,]\d+)?"
-    r"|\d+(?:[.,]\d+)?)"
-    r"(?P<mult>[万萬亿億])?"
-    r"(?:/(?P<den>\d+)(?![\d/.,]))?"
-    r"(?P<pct>\s?%)?"
-)
-MAX_NUMBER_CHARS = 200  # longer digit runs are degenerate output, not an answer
-_MULTIPLIERS = {"万": 10**4, "萬": 10**4, "亿": 10**8, "億": 10**8}
-_CURRENCY = "$€£¥₹৳฿₽₦₩"
-_FRAC = re.compile(r"\\[dt]?frac\s*\{\s*(-?[\d.,]+)\s*\}\s*\{\s*(-?[\d.,]+)\s*\}")
-_TEXT_CMD = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
-_UNIT_POWER = re.compile(r"(?<=[A-Za-z}])\^\s*(?:\{\s*\d+\s*\}|\d)")
-_DEGREE = re.compile(r"\^\s*\{?\\circ\}?|°")
+MAX_TIMEOUT = 3600.0
 
 
-_TO_NORMALIZE = re.compile("[" + re.escape("".join(map(chr, _DIGITS))) + "]")
-
-
-def normalize_digits(text: str) -> str:
-    """Native, full-width and other decimal digits to ASCII; full-width '.', '-', '%'; '−' to '-'."""
-    return text.translate(_DIGITS) if _TO_NORMALIZE.search(text) else text
-
-
-def _latex_numbers(text: str) -> str:
-    for pattern, repl in _LATEX_NUMBER_FIXES:
-        text = pattern.sub(repl, text)
-    return text
-
-
-def _readings(match: re.Match, decimal_comma: bool) -> list[Fraction]:
-    """Values a number token can mean, the preferred reading first."""
-    body = match["body"]
-    if len(body) > MAX_NUMBER_CHARS:  # a degenerate run of digits: no answer (and beyond int() limits)
-        return []
-    for ch in "'\u00a0\u202f\u2009 ":
-        body = body.replace(ch, "")
-    commas, dots = body.count(","), body.count(".")
-    if commas and dots:
-        dec = "," if body.rfind(",") > body.rfind(".") else "."
-        values = [Fraction(body.replace("." if dec == "," else ",", "").replace(dec, "."))]
-    elif not commas and not dots:
-        values = [Fraction(int(body))]
-    else:
-        sep = "," if commas else "."
-        if body.count(sep) > 1:
-            values = [Fraction(int(body.replace(sep, "")))]
-        else:
-            head, tail = body.split(sep)
-            as_decimal = Fraction(f"{head}.{tail}")
-            if len(tail) == 3 and len(head) <= 3 and not head.startswith("0"):
-                as_group = Fraction(int(head + tail))
-                if not decimal_comma:  # en, zh, ja, th, bn, te, sw: ',' groups, '.' is a decimal point
-                    values = [as_group] if sep == "," else [as_decimal]
-                else:  # es, ru, de, fr: '.' groups and ',' is decimal, but English habits are common
-                    values = [as_decimal, as_group] if sep == "," else [as_group, as_decimal]
-            else:
-                values = [as_decimal]
-    if match["mult"]:
-        values = [v * _MULTIPLIERS[match["mult"]] for v in values]
-    if match["den"]:
-        den = int(match["den"])
-        values = [v / den for v in values] if den else []
-    if match["sign"]:
-        values = [-v for v in values]
-    if match["pct"]:
-        values = values + [v / 100 for v in values]
-    return values
-
-
-def format_value(value: Fraction) -> str:
-    """A number as canonical text: 70000, 2.5, -0.125, 1/3."""
-    if value.denominator == 1:
-        return str(value.numerator)
-    den = value.denominator
-    twos = fives = 0
-    while den % 2 == 0:
-        den //= 2
-        twos += 1
-    while den % 5 == 0:
-        den //= 5
-        fives += 1
-    if den != 1:
-        return f"{value.numerator}/{value.denominator}"
-    places = max(twos, fives)
-    scaled = abs(value.numerator) * 10**places // value.denominator
-    digits = str(scaled).rjust(places + 1, "0")
-    sign = "-" if value < 0 else ""
-    return f"{sign}{digits[:-places]}.{digits[-places:]}"
-
-
-def number_tokens(text: str, decimal_comma: bool = False) -> list[tuple[str, list[Fraction]]]:
-    """Every number in `text` as (the text as written, its readings), in order."""
-    text = _latex_numbers(normalize_digits(text))
-    out = []
-    for m in _NUMBER.finditer(text):
-        values = _readings(m, decimal_comma)
-        if values:
-            out.append((m.group(0).strip(), values))
-    return out
-
-
-def _clean_math_number(text: str) -> str:
-    text = _latex_numbers(normalize_digits(text))
-    text = _UNIT_POWER.sub(" ", text)  # before \text{m} goes, so that \text{ m}^2 loses its ^2
-    text = _TEXT_CMD.sub(lambda m: m[1] if any(c.isdigit() for c in m[1]) else " ", text)
-    text = _FRAC.sub(lambda m: f"{m[1]}/{m[2]}", text)
-    text = _DEGREE.sub(" ", text)
-    text = re.sub(r"\\(?:left|right|displaystyle|quad|qquad)\b", " ", text)
-    return text
-
-
-def parse_number(text: str, decimal_comma: bool = False) -> list[Fraction] | None:
-    """The readings of a text that is one number and nothing else (signs, currency, % allowed).
-
-    Accepts LaTeX dressing: ``\\$18``, ``70{,}000``, ``\\frac{3}{4}``, ``25\\%``. None if the text is
-    not a single number.
-    """
-    text = _clean_math_number(str(text)).strip().strip("{}$ ")
-    text = text.rstrip(".").strip()
-    for sym in _CURRENCY:
-        text = text.replace(sym, "")
-    text = re.sub(r"^(-)\s+", r"\1", text.strip())
-    m = _NUMBER.fullmatch(text)
-    if not m:
-        return None
-    return _readings(m, decimal_comma) or None
-
-
-def last_number(text: str, decimal_comma: bool = False) -> tuple[str, list[Fraction]] | None:
-    """The last number of a text (as `number_tokens(text)[-1]`, found without reading all of it)."""
-    text = _latex_numbers(normalize_digits(text))
-    last_digit = max(text.rfind(d) for d in "0123456789")
-    if last_digit < 0:
-        return None
-    start = max(0, last_digit - 120)
-    for m in reversed(list(_NUMBER.finditer(text, start, last_digit + 20))):
-        if start and m.start() < start + 60:
-            break  # it may be cut by the window, or the last number is further back: read it all
-        values = _readings(m, decimal_comma)
-        if values:
-            return m.group(0).strip(), values
-    tokens = number_tokens(text, decimal_comma)
-    return tokens[-1] if tokens else None
-
-
-def number_in_answer(text: str, decimal_comma: bool = False) -> tuple[str, list[Fraction]] | None:
-    """The number an extracted answer (e.g. a box's content) states: after the last '=', the last one."""
-    cleaned = _clean_math_number(text)
-    if "=" in cleaned:
-        cleaned = cleaned.rsplit("=", 1)[1]
-    tokens = number_tokens(cleaned, decimal_comma)
-    return tokens[-1] if tokens else None
-
-
-def numbers_equal(a: Fraction, b: Fraction) -> bool:
-    return a == b or abs(a - b) <= Fraction(1, 10**6) * max(1, abs(b))
-
-
-# ------------------------------------------------------------------------------- extraction
-
-_BOX_TOKENS = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])[ \t]*(\{)?|\\.|[{}]", re.DOTALL)
-_BARE_BOX = re.compile(r"[^\s$\\{}]+")
-
-
-def boxes(text: str) -> list[tuple[int, int, str]]:
-    """Every complete box as (start, end, content), in order of start; unclosed boxes are left out.
-
-    One pass over the braces (escaped ones skipped), so even thousands of nested or unclosed boxes
-    cost linear time.
-    """
-    out: list[tuple[int, int, str]] = []
-    opened: list[tuple[int, int, int]] = []  # (start, content start, depth outside its brace)
-    depth = 0
-    for m in _BOX_TOKENS.finditer(text):
-        token = m.group(0)
-        if token == "{":
-            depth += 1
-        elif token == "}":
-            depth = max(0, depth - 1)
-            if opened and opened[-1][2] == depth:
-                start, content, _ = opened.pop()
-                out.append((start, m.end(), text[content:m.start()].strip()))
-        elif m.group(1):  # \boxed{
-            opened.append((m.start(), m.end(), depth))
-            depth += 1
-        elif token.startswith(("\\boxed", "\\fbox")):  # \boxed x
-            bare = _BARE_BOX.match(text, m.end())
-            if bare:
-                out.append((m.start(), bare.end(), bare.group(0).rstrip(".,;")))
-    out.sort()
-    return out
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last complete, non-empty `\\boxed{...}` / `\\fbox{...}` / `\\boxed x`."""
-    for _, _, content in reversed(boxes(text)):
-        if content:
-            return content
+def timeout_problem(value: Any) -> str | None:
+    """What is wrong with a verification timeout (None if nothing): a finite number of seconds in
+    (0, MAX_TIMEOUT]. NaN would switch the timeout off and inf or 1e9 overflow the timers."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be a number of seconds, not {value!r}"
+    if not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT:
+        return f"must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}, not {value!r}"
     return None
-
-
-def _cue_pattern() -> str:
-    cues = sorted({c.lower() for row in LANGUAGES.values() for c in row.answer_cues}, key=len, reverse=True)
-    parts = []
-    for cue in cues:
-        body = re.escape(cue.rstrip(":： ").strip())
-        body = body.replace(r"\ ", r"[\s\u00a0\u202f]+")
-        parts.append(body + (r"[\s\u00a0\u202f]*[:：]" if cue.rstrip().endswith((":", "：")) else ""))
-    return "|".join(parts)
-
-
-# Cues are found in the lower-cased text (a case-sensitive search is ten times faster); where
-# lower-casing changes the length of a text, in the text itself, ignoring case.
-_CUES = re.compile(_cue_pattern())
-_CUES_ANY_CASE = re.compile(_cue_pattern(), re.IGNORECASE)
-_CUE_WINDOW = 80
-_LETTER = re.compile(r"(?<![A-Za-z])\(?([A-J])\)?(?![A-Za-z])")
-_MARKED_LETTER = re.compile(r"\(([A-J])\)|\*\*\(?([A-J])\)?\*\*|\\text(?:bf)?\{\(?([A-J])\)?\}")
-_LETTER_AS_WORD = re.compile(r"\s+[a-z]")  # "I think", "A total": the letter is a word, not an option
-_LATEX_SPAN = re.compile(r"\s*(?:\$\$(.{1,200}?)\$\$|\$([^$\n]{1,100}?)\$|\\\((.{1,200}?)\\\)|\\\[(.{1,200}?)\\\])", re.DOTALL)
-_WORD = re.compile(r"(?<![\\A-Za-z])[^\W\d_]{3,}")  # a word of text, not a LaTeX command
-
-
-@dataclass(frozen=True)
-class Extraction:
-    text: str | None  # the final answer as written (a box's content, or the text after a cue)
-    source: str | None  # "boxed", "cue", "last_number" or None (no answer)
-
-
-def _after_cue(segment: str, kind: str, decimal_comma: bool) -> str | None:
-    segment = segment.lstrip(" \t\n:：*_—–=")
-    if kind == "choice":
-        window = segment[:30]
-        m = _MARKED_LETTER.search(window)  # "(B)", "**B**", "\\textbf{B}" first: "I believe (B)" is B
-        if m:
-            return next(g for g in m.groups() if g)
-        letters = list(_LETTER.finditer(window))
-        for m in letters:
-            if not (m.group(0) in ("A", "I") and _LETTER_AS_WORD.match(window, m.end())):
-                return m.group(1)  # a bare letter, unless it is a word ("I think", "A total", "A partir")
-        return letters[0].group(1) if letters else None  # "A since ...": no other letter, so A
-    if kind == "math":
-        m = _LATEX_SPAN.match(segment)
-        if m:
-            content = next(g for g in m.groups() if g is not None).strip()
-            if content and not _WORD.search(content):
-                return content
-    tokens = number_tokens(segment[:_CUE_WINDOW], decimal_comma)
-    return tokens[0][0] if tokens else None
-
-
-def extract(completion: str, kind: str = "math", lang: str | None = None) -> Extraction:
-    """The final answer of a completion: last box, else a localized cue, else the last number."""
-    text = str(completion or "")
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return Extraction(boxed, "boxed")
-    decimal_comma = _decimal_comma(lang)
-    plain = text.replace("**", "")
-    lowered = plain.lower()
-    cues = _CUES.finditer(lowered) if len(lowered) == len(plain) else _CUES_ANY_CASE.finditer(plain)
-    for m in reversed(list(cues)):
-        found = _after_cue(plain[m.end():m.end() + 4 * _CUE_WINDOW], kind, decimal_comma)
-        if found is not None:
-            return Extraction(found, "cue")
-    if kind != "choice":
-        last = last_number(text, decimal_comma)
-        if last:
-            return Extraction(last[0], "last_number")
-    return Extraction(None, None)
-
-
-def _decimal_comma(lang: str | None) -> bool:
-    row = LANGUAGES.get(lang) if lang else None
-    return bool(row and row.decimal_comma)
-
-
-def parse_choice(text: str) -> str | None:
-    """The option letter of '(C)', 'C', '\\text{C}', 'C) 42', '\\textbf{(c)}'; None otherwise."""
-    text = re.sub(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}", r"\1", str(text)).strip()
-    text = text.strip("$*. ")
-    m = re.fullmatch(r"\(?([A-Ja-j])\)?(?:[\s).:].*)?", text, re.DOTALL)
-    return m.group(1).upper() if m else None
 
 
 # ------------------------------------------------------------------------------------ results
@@ -370,24 +85,49 @@ class GradeResult:
     extracted: str | None  # the final answer as written in the completion, None if there is none
     correct: bool
     error: str | None = None  # "unparseable gold", "timeout", "verifier error: ..." or None
-    source: str | None = None  # where the answer was found: "boxed", "cue", "last_number"
+    source: str | None = None  # where the answer was found: "boxed", "cue", "latex", "last_number",
+    # "last_line" (a letter alone on the last line), or "hedge" (several answers offered: wrong)
     value: str | None = None  # normalised answer: canonical number or option letter
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+def gold_numbers(gold: Any) -> tuple[Fraction, ...] | None:
+    """The values a gold answer of the ``number`` kind allows, or None if it is not a number.
+
+    ``2,125`` is 2125 (MGSM's English writing, in every language), ``1,22`` is 1.22; a percent allows
+    both readings (``25%`` is 25 or 0.25); units and currency are dressing (``18 dollars``, ``$18``).
+    """
+    if gold is None or isinstance(gold, bool):
+        return None
+    return _gold_numbers(str(gold).strip())
+
+
+@lru_cache(maxsize=4096)
+def _gold_numbers(text: str) -> tuple[Fraction, ...] | None:
+    values = parse_number(text)
+    if values is None:
+        found = number_tokens(text)
+        values = found[0][1] if len(found) == 1 and number_in_answer(text) is not None else None
+    if not values:
+        return None
+    return tuple(values) if "%" in text else (values[0],)
+
+
 def _grade_number(ext: Extraction, gold: Any, lang: str | None) -> GradeResult:
-    gold_values = parse_number(str(gold)) if gold is not None else None
+    gold_values = gold_numbers(gold)
     if not gold_values:
         return GradeResult(ext.text, False, UNPARSEABLE_GOLD, ext.source)
     if ext.text is None:
         return GradeResult(None, False, None, None)
+    if ext.source == HEDGE or len(ext.parts) > 1:  # "3 or 5", or several numbers for one: wrong
+        return GradeResult(ext.text, False, None, ext.source)
     found = number_in_answer(ext.text, _decimal_comma(lang))
     if found is None:
         return GradeResult(ext.text, False, None, ext.source)
     values = found[1]
-    correct = any(numbers_equal(v, gold_values[0]) for v in values)
+    correct = any(numbers_equal(v, g) for v in values for g in gold_values)
     return GradeResult(ext.text, correct, None, ext.source, format_value(values[0]))
 
 
@@ -395,11 +135,14 @@ def _grade_choice(ext: Extraction, gold: Any) -> GradeResult:
     gold_letter = parse_choice(gold) if gold is not None else None
     if gold_letter is None:
         return GradeResult(ext.text, False, UNPARSEABLE_GOLD, ext.source)
+    if ext.source == HEDGE or len(ext.parts) > 1:
+        return GradeResult(ext.text, False, None, ext.source)
     letter = parse_choice(ext.text) if ext.text is not None else None
     return GradeResult(ext.text, letter == gold_letter, None, ext.source, letter)
 
 
 _GROUPED_GOLD = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_DECIMAL_COMMA_GOLD = re.compile(r"-?\d{1,3}(?:\.\d{3})+,\d+|-?\d+,\d+")
 
 
 def _plain_number(text: str, decimal_comma: bool = False) -> list[Fraction] | None:
@@ -408,16 +151,31 @@ def _plain_number(text: str, decimal_comma: bool = False) -> list[Fraction] | No
     return parse_number(text, decimal_comma)
 
 
+def _math_gold_number(gold: str, decimal_comma: bool) -> list[Fraction] | None:
+    """A math gold that is a plain number (None where math-verify must read it)."""
+    if "," in gold and not _GROUPED_GOLD.fullmatch(gold):
+        if decimal_comma and _DECIMAL_COMMA_GOLD.fullmatch(gold):  # "1,22" in de is 1.22
+            values = parse_number(gold, True)
+            return values[:1] if values else None
+        return None  # "1,2" is a list to math-verify, not a decimal
+    return _plain_number(gold)
+
+
 def _grade_math_fast(ext: Extraction, gold: str, lang: str | None) -> GradeResult | None:
-    """Number-vs-number math answers, decided without math-verify; None where it is needed."""
+    """Verdicts that need no math-verify (numbers, times); None where it is needed. A hedge or a
+    multi-part answer goes to math-verify as a whole: "x = 2 or x = 5" is right for the gold "2, 5"
+    and wrong for "2"."""
     if not gold:
         return GradeResult(ext.text, False, UNPARSEABLE_GOLD, ext.source)
-    if "," in gold and not _GROUPED_GOLD.fullmatch(gold):
-        return None  # "1,2" is a list to math-verify, not a decimal
-    gold_values = _plain_number(gold)
-    if gold_values is None or ext.text is None:
-        return None
+    gold_time = parse_time(gold) if ":" in gold else None
+    if gold_time is not None and ext.text is not None:
+        pred_time = parse_time(ext.text)
+        return GradeResult(ext.text, pred_time == gold_time, None, ext.source,
+                           None if pred_time is None else "%d:%02d" % pred_time)
     decimal_comma = _decimal_comma(lang)
+    gold_values = _math_gold_number(gold, decimal_comma)
+    if gold_values is None or ext.text is None or ext.parts:
+        return None
     pred_values = _plain_number(ext.text, decimal_comma) if ext.source == "boxed" else None
     if pred_values is None and ext.source != "boxed":
         found = number_tokens(ext.text, decimal_comma)
@@ -444,7 +202,8 @@ def _first_pass(completions: Sequence[str], answers: Sequence[Any], langs: Seque
         else:
             gold_text = "" if gold is None else str(gold).strip()
             done = _grade_math_fast(ext, gold_text, lang)
-            pred = normalize_digits(ext.text) if ext.text is not None else None
+            pred = ", ".join(ext.parts) if ext.parts else ext.text
+            pred = normalize_digits(pred) if pred is not None else None
             out.append((ext, done, None if done else (gold_text, pred)))
     return out
 
@@ -509,6 +268,59 @@ def verify_math(gold: str, prediction: str | None) -> tuple[bool, str | None]:
     if not pred_parsed:
         return False, None
     return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None)), None
+
+
+class _Deadline(BaseException):
+    """Raised by `verify_with_alarm`'s alarm. Not an `Exception`, and not math-verify's own
+    `TimeoutException` (which its `verify` and `parse` catch and turn into "False" or "no parse",
+    after which the next comparison ran with no alarm at all): nothing between here and the
+    alarm catches it, so the check stops at once."""
+
+
+_ALARM_REPEAT = 0.05  # should anything swallow one alarm, the next comes this soon after
+_warmed = False
+
+
+def _warm_up() -> None:
+    """Import math-verify, sympy and the LaTeX parser before any alarm is set: an alarm that fires
+    inside an import would leave a half-imported module behind."""
+    global _warmed
+    if not _warmed:
+        verify_math("\\frac{1}{2}", "0.5")
+        verify_math("(1, 2]", "x^2 + \\sqrt{3} = 1")
+        _warmed = True
+
+
+def verify_with_alarm(gold: str, prediction: str | None, timeout: float) -> tuple[bool, str | None]:
+    """`verify_math` in this process (main thread only), stopped after `timeout` seconds: then
+    (False, "timeout"). The process's own SIGALRM handler and timer are restored afterwards."""
+    _warm_up()
+    armed = [True]
+
+    def on_alarm(signum, frame):
+        if armed[0]:
+            raise _Deadline
+
+    old_handler = signal.signal(signal.SIGALRM, on_alarm)
+    started = time.monotonic()
+    old_timer = signal.setitimer(signal.ITIMER_REAL, timeout, _ALARM_REPEAT)
+    verdict: tuple[bool, str | None] = (False, TIMEOUT)
+    try:
+        verdict = verify_math(gold, prediction)
+    except _Deadline:
+        verdict = (False, TIMEOUT)
+    finally:
+        for _ in range(100):  # an alarm may land while disarming: catch it and disarm again
+            try:
+                armed[0] = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                break
+            except _Deadline:
+                verdict = (False, TIMEOUT)
+        signal.signal(signal.SIGALRM, old_handler)
+        if old_timer[0] > 0:  # someone else's timer was running: give it back what it has left
+            signal.setitimer(signal.ITIMER_REAL, max(1e-3, old_timer[0] - (time.monotonic() - started)), old_timer[1])
+    return verdict
 
 
 def _serve(conn) -> None:
@@ -580,8 +392,10 @@ class WorkerPool:
         """[(func(*args), None) or (None, error)] for each argument tuple, in order.
 
         `timeout` is per task; a chunk of tasks may take `timeout * len(chunk)` and all of them get
-        "timeout" when it runs past that.
+        "timeout" when it runs past that. It must be a positive, finite number of seconds.
         """
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+            raise XlingError(f"a worker pool's timeout must be a positive, finite number of seconds, not {timeout!r}")
         results: list[tuple[Any, str | None]] = [(None, None)] * len(tasks)
         chunks = deque((i, list(tasks[i:i + chunksize])) for i in range(0, len(tasks), max(1, chunksize)))
         with self._lock:
@@ -604,7 +418,8 @@ class WorkerPool:
                         self.restarts += 1
                         conn.send((func, chunk))
                     busy[slot] = (first, len(chunk), time.monotonic() + timeout * len(chunk))
-                wait_for = max(0.0, min(d for _, _, d in busy.values()) - time.monotonic())
+                # at most a minute at a time: select() refuses waits beyond a few weeks
+                wait_for = min(60.0, max(0.0, min(d for _, _, d in busy.values()) - time.monotonic()))
                 ready = set(wait_connections([self._procs[s][1] for s in busy], timeout=wait_for))
                 now = time.monotonic()
                 for slot in list(busy):
@@ -675,17 +490,19 @@ def _check_kind(kind: str) -> str:
 class Grader:
     """Grades completions against gold answers; keep one per run (its worker pool is reused).
 
-    `workers=0` verifies math in this process (no hard timeout: math-verify's own alarm is used
-    where it can be, on the main thread); `workers=None` takes up to 8 CPU cores. A `pool` given
-    here is used (and left open by `close()`), e.g. to share one pool with language ID.
+    `workers=0` verifies math in this process, under an alarm that math-verify cannot swallow (off
+    the main thread, in a one-worker pool of its own); `workers=None` takes up to 8 CPU cores. A
+    `pool` given here is used (and left open by `close()`), e.g. to share one pool with language ID.
+    `timeout` is in seconds per check, a finite number in (0, 3600].
     """
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, workers: int | None = None,
                  start_method: str | None = None, cache_size: int = 100_000, pool: WorkerPool | None = None,
                  parallel_min: int = 256):
-        if timeout <= 0:
-            raise XlingError(f"the verification timeout must be positive, not {timeout}")
-        self.timeout = timeout
+        problem = timeout_problem(timeout)
+        if problem:
+            raise XlingError(f"the verification timeout {problem}")
+        self.timeout = float(timeout)
         self.workers = (pool.workers if pool else default_workers()) if workers is None else workers
         self.start_method = start_method
         self.cache_size = cache_size
@@ -694,6 +511,7 @@ class Grader:
         self._cache: dict[tuple[str, str | None], tuple[bool, str | None]] = {}
         self._pool: WorkerPool | None = pool  # a pool given here is shared: close() leaves it open
         self._own_pool = pool is None
+        self._solo: WorkerPool | None = None  # workers=0 off the main thread: alarms cannot be used there
 
     @property
     def pool(self) -> WorkerPool | None:
@@ -767,29 +585,18 @@ class Grader:
         return out
 
     def _verify_here(self, gold: str, prediction: str | None) -> tuple[bool, str | None]:
+        """math-verify in this process, stopped at the timeout (`workers=0`)."""
         if threading.current_thread() is not threading.main_thread():
-            return verify_math(gold, prediction)
-        from math_verify.errors import TimeoutException
-
-        fired = []
-
-        def on_alarm(signum, frame):
-            fired.append(True)
-            raise TimeoutException("timeout")
-
-        old = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, self.timeout)
-        try:
-            verdict = verify_math(gold, prediction)
-            # math-verify catches exceptions inside verify(), ours included: the flag tells
-            return (False, TIMEOUT) if fired else verdict
-        except TimeoutException:
-            return False, TIMEOUT
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
+            if self._solo is None:
+                self._solo = WorkerPool(1, self.start_method)
+            (value, error), = self._solo.map(verify_math, [(gold, prediction)], timeout=self.timeout)
+            return value if error is None else (False, error)
+        return verify_with_alarm(gold, prediction, self.timeout)
 
     def close(self) -> None:
+        if self._solo is not None:
+            self._solo.close()
+            self._solo = None
         if self._pool is not None and self._own_pool:
             self._pool.close()
         self._pool = None if self._own_pool else self._pool
@@ -804,6 +611,7 @@ class Grader:
         state = dict(self.__dict__)
         state["_pool"] = None
         state["_own_pool"] = True
+        state["_solo"] = None
         return state
 
 
@@ -834,5 +642,6 @@ def grade_batch(completions: Sequence[str], answers: Sequence[Any],
 __all__ = [
     "KINDS", "Kind", "GradeResult", "Grader", "WorkerPool", "Extraction", "extract", "grade",
     "grade_batch", "default_grader", "last_boxed", "boxes", "parse_number", "number_tokens",
-    "parse_choice", "format_value", "normalize_digits", "verify_math", "UNPARSEABLE_GOLD", "TIMEOUT",
+    "parse_choice", "format_value", "normalize_digits", "verify_math", "verify_with_alarm", "gold_numbers",
+    "timeout_problem", "UNPARSEABLE_GOLD", "TIMEOUT", "MAX_TIMEOUT", "HEDGE",
 ]

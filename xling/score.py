@@ -90,7 +90,7 @@ def item_record(model: str, benchmark: str, lang: str, item_id: str, answer: str
     return rec
 
 
-SCORE_VERSION = 1  # bump when grading or language identification changes what a row holds
+SCORE_VERSION = 2  # bump when grading or language identification changes what a row holds (2: box groups, hedges, unboxed LaTeX)
 SCORED_KEY = "scored_from"
 
 

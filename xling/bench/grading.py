@@ -1,8 +1,13 @@
-"""Benchmark of grading: how much of a GRPO step do answer checking and language ID cost?
+"""Benchmark of grading: how right is the grader, and how much of a GRPO step does it cost?
 
-    python -m xling.bench.grading [--n 2048] [--chars 2000] [--workers N] [--json FILE]
+    python -m xling.bench.grading [--only accuracy|speed] [--n 2048] [--chars 2000] [--workers N] [--json FILE]
 
-Builds `--n` synthetic completions of about `--chars` characters in all 11 languages, with the
+Accuracy: the labelled set of `xling.bench.labelled` (real-looking completions in the 11 languages:
+boxed, unboxed LaTeX, hedged, multi-part, revised, letters, numbers with separators), graded by
+xling's grader and by math-verify called directly (gold first); agreements with the labels per kind
+and form, and the wrong answers each marked right (generous) and right ones marked wrong (strict).
+
+Speed: builds `--n` synthetic completions of about `--chars` characters in all 11 languages, with the
 answer formats models produce (boxes, boxes with units, localized cues, a bare last number, several
 boxes, locale number formats, native digits), and measures completions per second, in this process
 (serial, one core) and with the worker pool, for: extraction alone; extraction + verification of
@@ -248,6 +253,41 @@ def _warm_langid(backend: str) -> None:
     detect_batch(["Warming up the language identifier with a plain English sentence."], backend)
 
 
+def accuracy_figures(sample: int = 1) -> dict:
+    """Grade the labelled set (every `sample`-th case) with xling and with math-verify."""
+    from .labelled import accuracy, cases
+
+    labelled = cases()[::max(1, sample)]
+    result = accuracy(labelled)
+    return {"n": len(labelled), "rows": result["rows"], "seconds": result["seconds"]}
+
+
+def accuracy_table(sample: int = 1) -> dict:
+    """`accuracy_figures` in a worker process of its own (what it loads must not weigh on the speed
+    figures), printed per kind and form; returns the figures."""
+    this = importlib.import_module("xling.bench.grading")
+    with WorkerPool(1) as worker:
+        (result, error), = worker.map(this.accuracy_figures, [(sample,)], timeout=3600)
+    if error:
+        raise RuntimeError(f"the accuracy benchmark failed: {error}")
+    rows = []
+    for key in sorted(result["rows"], key=lambda k: (k.split(" / ")[0], " / " in k, k)):
+        r = result["rows"][key]
+        cells = [key if " / " not in key else "  " + key.split(" / ", 1)[1], str(r["n"])]
+        for name in ("xling", "math-verify"):
+            c = r[name]
+            cells += [f"{100 * c['agree'] / r['n']:.1f}", str(c["generous"]), str(c["strict"])]
+        rows.append(cells)
+    print_table(f"accuracy on {result['n']} labelled completions: agreement with the label (%), wrong answers marked "
+                "right (generous), right answers marked wrong (strict)",
+                ["kind / form", "n", "xling %", "generous", "strict", "math-verify %", "generous", "strict"], rows,
+                note="math-verify: verify(parse(gold), parse(completion)), gold first, the gold in $...$; for letters "
+                     "with its StringExtractionConfig(A-J). Forms 'other (not written for)' were labelled before xling "
+                     f"graded them. Seconds: xling {result['seconds']['xling']:.1f}, math-verify "
+                     f"{result['seconds']['math-verify']:.1f} (one process).")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m xling.bench.grading", description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=STEP, help="completions to grade (default %(default)s)")
@@ -258,11 +298,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=2, help="runs per measurement, the best counts (default %(default)s)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--only", choices=("accuracy", "speed"), help="run one part only (default: both)")
+    ap.add_argument("--sample", type=int, default=1, help="accuracy on every Nth labelled case (default: all)")
     args = ap.parse_args(argv)
     backends = [b for b in args.backends.split(",") if b]
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown or args.n < 1 or args.workers < 1 or args.chars < 100:
         ap.error(f"unknown backend {unknown[0]}" if unknown else "--n and --workers must be positive, --chars at least 100")
+    figures: dict = {}
+    if args.only != "speed":
+        figures["accuracy"] = accuracy_table(args.sample)
+    if args.only == "accuracy":
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(figures, f, indent=2)
+        return 0
     cores = os.cpu_count() or 1
     console.print(f"{args.n} synthetic completions of ~{args.chars} characters in {len(CODES)} languages; "
                   f"{args.workers} workers on {cores} cores", markup=False)
@@ -285,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{STEP}-completion step on {TARGET_CORES} cores (projected)", markup=False)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"n": args.n, "chars": args.chars, "workers": args.workers, "cores": cores, "rows": rows}, f, indent=2)
+            json.dump({"n": args.n, "chars": args.chars, "workers": args.workers, "cores": cores, "rows": rows, **figures},
+                      f, indent=2)
     return 0
 
 

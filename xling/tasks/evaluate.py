@@ -188,8 +188,13 @@ def check_common(cfg) -> None:
         raise Invalid("limit", "must be at least 1 (or null for every problem)")
     if cfg.n_boot < 2:
         raise Invalid("n_boot", "must be at least 2")
-    if cfg.score.workers < 0 or cfg.score.timeout <= 0 or cfg.score.min_chars < 0:
-        raise Invalid("score", "workers >= 0, timeout > 0 and min_chars >= 0")
+    if cfg.score.workers < 0 or cfg.score.min_chars < 0:
+        raise Invalid("score", "workers >= 0 and min_chars >= 0")
+    from ..answers import timeout_problem
+
+    problem = timeout_problem(cfg.score.timeout)
+    if problem:
+        raise Invalid("score.timeout", problem)
     both = set(cfg.in_domain) & set(cfg.out_of_domain)
     if both:
         raise Invalid("out_of_domain", f"{', '.join(sorted(both))} cannot be both in- and out-of-domain")

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Literal
 
 from .. import metrics as M
-from ..answers import KINDS, TIMEOUT, UNPARSEABLE_GOLD, Grader
+from .. import score as S
+from ..answers import KINDS, TIMEOUT, UNPARSEABLE_GOLD, Grader, timeout_problem
 from ..config import Invalid, Recipe, shipped_path
 from ..console import console, fmt, print_table
 from ..errors import XlingError
@@ -50,8 +51,9 @@ class Config(Recipe):
             raise Invalid("input", "give the completions file as input=FILE.jsonl")
         if self.min_chars < 0:
             raise Invalid("min_chars", "must be 0 or more")
-        if self.timeout <= 0:
-            raise Invalid("timeout", "must be a positive number of seconds")
+        problem = timeout_problem(self.timeout)
+        if problem:
+            raise Invalid("timeout", problem)
         if self.workers < 0:
             raise Invalid("workers", "must be 0 (grade in this process) or more")
 
@@ -109,13 +111,14 @@ def _grade_with(grader: Grader, records: list[dict], cfg: Config, note: str = ""
 
 
 def grading_key(path: Path, cfg: Config) -> str:
-    """What graded lines depend on: the input file's bytes and the grading settings."""
+    """What graded lines depend on: the input file's bytes, the grading settings and the grader's
+    version (`xling.score.SCORE_VERSION`: lines graded by an earlier grader are graded again)."""
     digest = hashlib.sha1()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     settings = {"input": digest.hexdigest(), "kind": cfg.kind, "langid": cfg.langid, "min_chars": cfg.min_chars,
-                "reasoning_only": cfg.reasoning_only, "timeout": cfg.timeout}
+                "reasoning_only": cfg.reasoning_only, "timeout": cfg.timeout, "version": S.SCORE_VERSION}
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -213,8 +213,11 @@ class RewardsConfig:
         for name in self.weights:
             if name not in REWARD_FUNCTIONS:
                 raise Invalid("weights", f"unknown reward '{name}'; choose from: {', '.join(REWARD_FUNCTIONS)}")
-        if self.timeout <= 0:
-            raise Invalid("timeout", "must be a positive number of seconds")
+        from ..answers import timeout_problem
+
+        problem = timeout_problem(self.timeout)
+        if problem:
+            raise Invalid("timeout", problem)
         if self.workers is not None and self.workers < 0:
             raise Invalid("workers", "must be 0 or more")
         mix = self.weights or REWARD_SETS.get(self.set, {})
