@@ -9,7 +9,6 @@ one-line message that names the key and the nearest valid ones.
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -177,17 +176,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise wrong()
         if isinstance(value, (int, float)):
-            number = float(value)
-        elif isinstance(value, str):
+            return float(value)
+        if isinstance(value, str):
             try:
-                number = float(value.strip().replace("_", ""))
+                return float(value.strip().replace("_", ""))
             except ValueError:
                 raise wrong() from None
-        else:
-            raise wrong()
-        if not math.isfinite(number):
-            raise ConfigError(f"recipe key '{key}': expected a finite number, got {_show(value)}")
-        return number
+        raise wrong()
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
