@@ -495,21 +495,43 @@ def _failure(stage: Stage, rc: int, log: Path | None = None) -> StageFailed:
                        "again: finished stages are kept and the rest resumes")
 
 
-def run_local(stages: list[Stage], accelerate_config: str | None, processes: int) -> None:
-    """One stage after another, each in a child process whose output goes to the terminal."""
+def run_local(stages: list[Stage], accelerate_config: str | None, processes: int, isolate: bool = True) -> None:
+    """One stage after another, whose output goes to the terminal: each in a child process (`isolate`: what
+    a GPU wants, so that every stage starts with all of its memory), or in this process (a CPU run, where
+    starting the libraries again for every stage would cost more than the stage). Full-parameter stages
+    (accelerate launch) always get a process of their own."""
     for i, stage in enumerate(stages, 1):
         console.rule(f"[{i}/{len(stages)}] {stage.id}", style="dim")
-        proc = subprocess.Popen(stage.command(accelerate_config, processes), env=stage_env(),
-                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
-        try:
-            rc = proc.wait()
-        except KeyboardInterrupt:
-            proc.wait()
-            raise
+        if isolate or (stage.accelerate and accelerate_config):
+            proc = subprocess.Popen(stage.command(accelerate_config, processes), env=stage_env(),
+                                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            try:
+                rc = proc.wait()
+            except KeyboardInterrupt:
+                proc.wait()
+                raise
+        else:
+            rc = _run_here(stage)
         if rc == 130:
             raise KeyboardInterrupt
         if rc != 0:
             raise _failure(stage, rc)
+
+
+def _run_here(stage: Stage) -> int:
+    """`python run.py FILE` in this process: its exit code (an unexpected crash: 1, with its traceback)."""
+    import gc
+    import traceback
+
+    from .cli import main
+
+    try:
+        return main([str(stage.file)])
+    except Exception:  # a bug, not bad input: show it as a child process would, then stop the sweep
+        traceback.print_exc()
+        return 1
+    finally:
+        gc.collect()
 
 
 def visible_gpus(given: list[str]) -> list[str]:

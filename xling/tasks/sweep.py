@@ -21,7 +21,8 @@ from ..errors import Unfinished, XlingError
 from ..plan import PlanConfig
 
 # Keys that may change between runs of one sweep folder: which members to run and where they run.
-RESUMABLE = frozenset({"only", "sweep.executor", "sweep.gpus", "sweep.gpus_per_member", "sweep.slurm", "plan"})
+RESUMABLE = frozenset({"only", "sweep.executor", "sweep.gpus", "sweep.gpus_per_member", "sweep.slurm", "sweep.isolate",
+                       "plan"})
 
 
 @dataclass
@@ -37,6 +38,8 @@ class SweepSection:
     slurm: dict[str, Any] = field(default_factory=dict)  # submitit parameters, e.g. {timeout_min: 600,
     # gpus_per_node: 1, slurm_partition: gpu}; {cluster: local} runs the jobs as local processes
     accelerate_config: str = "recipes/accelerate/zero3.yaml"  # full-parameter members: accelerate launch config
+    isolate: bool | None = None  # local executor: each stage in a child process (null: with a GPU; on a CPU the
+    # stages run in the sweep's own process, sparing each the start-up of the libraries)
 
 
 @dataclass
@@ -224,6 +227,7 @@ def plan_lines(cfg: Config, plan, todo: list) -> list[str]:
 def run(cfg: Config, run_dir: Path) -> dict:
     from .. import sweep as S
     from ..io import atomic_write_json
+    from ..versions import cuda_available
 
     plan = plan_of(cfg)
     stages = selected(cfg, plan)
@@ -247,7 +251,8 @@ def run(cfg: Config, run_dir: Path) -> dict:
         S.build_models(plan, cfg.seed)
         console.print(f"running {len(todo)} stage(s) with the {cfg.sweep.executor} executor", markup=False)
         if cfg.sweep.executor == "local":
-            S.run_local(todo, cfg.sweep.accelerate_config, cfg.sweep.gpus_per_member)
+            isolate = cfg.sweep.isolate if cfg.sweep.isolate is not None else cuda_available()
+            S.run_local(todo, cfg.sweep.accelerate_config, cfg.sweep.gpus_per_member, isolate)
             done.update(s.id for s in todo)
         elif cfg.sweep.executor == "gpus":
             S.run_gpus(todo, S.visible_gpus(cfg.sweep.gpus), cfg.sweep.gpus_per_member, cfg.sweep.accelerate_config,
