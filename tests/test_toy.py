@@ -113,10 +113,14 @@ def test_the_tokenizer_splits_numbers_and_survives_saving(tmp_path):
     ("loss_on", "prompt", "choose answer"),
     ("examples", 0, "positive number of pretraining examples"),
 ])
-def test_bad_settings_name_the_key(key, value, message):
+def test_bad_settings_name_the_key(key, value, message, tmp_path, monkeypatch):
     with pytest.raises(Invalid, match=message) as err:
         toy.ToyConfig(**{key: value}).check()
     assert err.value.key == key
+    monkeypatch.setenv("XLING_CACHE", str(tmp_path))
+    with pytest.raises(XlingError, match=f"toy model setting '{key}': .*{message}"):
+        toy.build_toy(toy.ToyConfig(**{key: value}), quiet=True)
+    assert not (tmp_path / "toy").exists()  # nothing started
 
 
 def test_the_cache_reuses_rebuilds_and_never_keeps_half_a_build(tmp_path, monkeypatch):
@@ -187,3 +191,16 @@ def test_a_shrunken_pretraining_answers_what_it_was_shown(tmp_path, monkeypatch)
     correct = sum(g.correct for g in graded)
     assert correct >= 16, [o[0].text for o in outs]
     assert {e.lang for e, g in zip(examples, graded) if g.correct} == {"en", "de"}
+
+
+def test_pretraining_is_reproducible(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    weights = []
+    for name in ("a", "b"):
+        monkeypatch.setenv("XLING_CACHE", str(tmp_path / name))
+        path = toy.build_toy(toy.ToyConfig(**SMALL), quiet=True)
+        weights.append(load_file(path / "model.safetensors"))
+        assert (path / "tokenizer.json").read_text() == (tmp_path / "a" / "toy" / path.name / "tokenizer.json").read_text()
+    assert weights[0].keys() == weights[1].keys()
+    assert all((weights[0][k] == weights[1][k]).all() for k in weights[0])

@@ -375,7 +375,10 @@ def build_toy(cfg: ToyConfig | None = None, *, quiet: bool = False) -> Path:
     complete; an interrupted build leaves no folder under the key (its temporary folder is removed).
     """
     cfg = cfg or ToyConfig()
-    cfg.check()
+    try:
+        cfg.check()
+    except Invalid as e:
+        raise XlingError(f"toy model setting '{e.key}': {e.message}") from None
     path = cache_dir(cfg)
     if is_built(path):
         return path
