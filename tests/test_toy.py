@@ -68,6 +68,19 @@ def test_pretraining_training_and_evaluation_problems_are_held_apart():
         load("synth", split="dev")
 
 
+def test_synth_training_sets_leave_out_the_evaluation_problems():
+    from xling.trainset import TrainData, build
+
+    test = synth.generate(synth.DEFAULT_SIZE, ["en", "ru"], split="test")
+    repeated = synth.repeats(2000)
+    assert 150 < len(repeated) < 400  # the splits are drawn apart, yet small templates repeat
+    assert "synth-930" in repeated and synth.generate(931, ["en"])[930].question == test[10].question
+    for spec in (TrainData(source="synth", n=600, langs=["en"]), TrainData(source="synth", n=300, k=1)):
+        rows, _ = build(spec)
+        assert not {e.id for e in rows} & repeated
+        assert not {(e.lang, e.question) for e in rows} & {(e.lang, e.question) for e in test}
+
+
 def test_the_chat_rendering_matches_the_prompts_module():
     from xling.prompts import render
 

@@ -630,6 +630,13 @@ def _pretrain_draws(n: int, seed: int) -> list[dict]:
     return drawn[:n]
 
 
+def repeats(n: int, split: str = "train", of: str = "test", seed: int = 0, n_of: int = DEFAULT_SIZE) -> set[str]:
+    """The ids among the first `n` problems of `split` that repeat, word for word, one of the first
+    `n_of` problems of split `of` (the splits are drawn apart, so a small template can come up in both)."""
+    theirs = {content(problem(i, of, seed)) for i in range(n_of)}
+    return {problem_id(i, split, seed) for i in range(n) if content(problem(i, split, seed)) in theirs}
+
+
 def problem_id(index: int, split: str = "train", seed: int = 0) -> str:
     base = f"synth-{index}" if split == "train" else f"synth-{split}-{index}"
     return base if seed == 0 else f"{base}-s{seed}"

@@ -14,7 +14,9 @@ the pool allows) and, within a type, weighted toward higher levels (`level_weigh
 - `mix`: N problems in all, split across the languages, each problem in one language only
   (the ICLR-2026 "RL on a mix of languages" setting).
 A problem is only picked for a language that has it. Languages a source lacks come from the
-translate stage (`translations=DIR`, the folder `python run.py translate` writes).
+translate stage (`translations=DIR`, the folder `python run.py translate` writes). A `synth`
+training set never holds a problem that repeats, word for word, one of the `test` split's 2,000
+(the evaluation problems): the splits are drawn apart, and small templates come up in both.
 """
 
 from __future__ import annotations
@@ -214,6 +216,11 @@ def language_tables(spec: TrainData) -> tuple[list[Example], dict[str, dict[str,
     if spec.source == "synth":  # synth makes as many as asked: enough to balance types
         limit = spec.pool or max(2000, 4 * sum(set_sizes(spec.build, spec.n, langs)))
     examples = load(spec.source, path=spec.path, langs=own, limit=limit, split=spec.split, hub=spec.hub)
+    if spec.source == "synth" and spec.split != "test":  # never train on an evaluation problem
+        from .synth import repeats
+
+        evaluated = repeats(limit, spec.split, "test")  # synth-test-0 … synth-test-1999
+        examples = [e for e in examples if e.id not in evaluated]
     if spec.pool is not None and spec.source != "synth":
         examples = _subsample(examples, spec.pool, spec.seed)
     tables: dict[str, dict[str, Example]] = {}
