@@ -83,14 +83,14 @@ def _cached(repo_id: str) -> bool:
 def check_model(name: str | None, key: str) -> None:
     """A model given by hub id (`key=name`) can be loaded: the hub is reachable, or the id is cached.
 
-    Local folders, `tiny`/`tiny-base`, built-in chat templates ('chatml') and Jinja templates are
+    Local folders, `tiny`/`tiny-base`/`toy` (built here), built-in chat templates ('chatml') and Jinja templates are
     not the hub's business.
     """
     from .prompts import BUILTIN_TEMPLATES
 
     if not isinstance(name, str) or not name.strip():
         return
-    if name in ("tiny", "tiny-base") or name.lower() in BUILTIN_TEMPLATES or "{%" in name or "{{" in name:
+    if name in ("tiny", "tiny-base", "toy") or name.lower() in BUILTIN_TEMPLATES or "{%" in name or "{{" in name:
         return
     if Path(name).expanduser().exists():
         return

@@ -565,8 +565,17 @@ FINAL_ANSWER = {
 _CALCULATION = re.compile(r"\d+(?: [-+×÷] \d+)+ = \d+")
 
 
+SPLITS = ("train", "test", "pretrain")
+# The pretrain split never repeats one of the first HELD_APART problems of the train and test splits
+# (same template, object, names and numbers): the toy model's pretraining stays apart from GRPO
+# training and evaluation problems (their ids differ anyway: synth-i, synth-test-i, synth-pretrain-i).
+HELD_APART = 2000
+
+
 def problem(index: int, split: str = "train", seed: int = 0) -> dict:
     """The language-independent draw of problem `index`: template, object, names, numbers, answer."""
+    if split == "pretrain":
+        return _pretrain_draws(index + 1, seed)[index]
     rng = random.Random(f"xling-synth:{seed}:{split}:{index}")
     t = TEMPLATES[rng.randrange(len(TEMPLATES))]
     obj = rng.choice(OBJECTS)
@@ -576,27 +585,100 @@ def problem(index: int, split: str = "train", seed: int = 0) -> dict:
     return {"template": t, "object": obj, "names": (first, second), "values": values, "answer": answer}
 
 
+def content(p: dict) -> tuple:
+    """What makes two draws the same problem: template and numbers, and the object and names where
+    the template's text uses them (a train's speed problem names no person and no object)."""
+    t = p["template"]
+    if t.key not in _USES:
+        text = "".join(t.text.values())
+        _USES[t.key] = (":o" in text, "{A" in text or "[" in text, "{B" in text or "<" in text)
+    obj, a, b = _USES[t.key]
+    return (t.key, p["object"] if obj else None, p["names"][0] if a else None, p["names"][1] if b else None,
+            tuple(sorted(p["values"].items())))
+
+
+_USES: dict[str, tuple[bool, bool, bool]] = {}
+
+
+_HELD: dict[int, frozenset] = {}
+_PRETRAIN: dict[int, list[dict]] = {}
+
+
+def held_apart(seed: int = 0) -> frozenset:
+    """The contents of the first HELD_APART problems of the train and test splits."""
+    if seed not in _HELD:
+        _HELD[seed] = frozenset(content(problem(i, s, seed)) for s in ("train", "test") for i in range(HELD_APART))
+    return _HELD[seed]
+
+
+def _pretrain_draws(n: int, seed: int) -> list[dict]:
+    """The first n problems of the pretrain split: its own random stream, skipping held-apart problems."""
+    drawn = _PRETRAIN.setdefault(seed, [])
+    if len(drawn) < n:
+        held = held_apart(seed)
+        j = drawn[-1]["draw"] + 1 if drawn else 0
+        while len(drawn) < n:
+            rng = random.Random(f"xling-synth:{seed}:pretrain:{j}")
+            t = TEMPLATES[rng.randrange(len(TEMPLATES))]
+            obj = rng.choice(OBJECTS)
+            names = tuple(rng.sample(range(8), 2))
+            values = t.numbers(rng)
+            p = {"template": t, "object": obj, "names": names, "values": values, "answer": t.answer(values), "draw": j}
+            if content(p) not in held:
+                drawn.append(p)
+            j += 1
+    return drawn[:n]
+
+
+def repeats(n: int, split: str = "train", of: str = "test", seed: int = 0, n_of: int = DEFAULT_SIZE) -> set[str]:
+    """The ids among the first `n` problems of `split` that repeat, word for word, one of the first
+    `n_of` problems of split `of` (the splits are drawn apart, so a small template can come up in both)."""
+    theirs = {content(problem(i, of, seed)) for i in range(n_of)}
+    return {problem_id(i, split, seed) for i in range(n) if content(problem(i, split, seed)) in theirs}
+
+
 def problem_id(index: int, split: str = "train", seed: int = 0) -> str:
     base = f"synth-{index}" if split == "train" else f"synth-{split}-{index}"
     return base if seed == 0 else f"{base}-s{seed}"
+
+
+def example(p: dict, index: int, lang: str, split: str = "train", seed: int = 0) -> Example:
+    """Problem `p` (drawn as problem `index` of `split`) written out in `lang`, with its worked solution."""
+    t = p["template"]
+    a, b = (NAMES[lang][k] for k in p["names"])
+    question = render(t.text[lang], lang, p["values"], p["object"], a, b)
+    meta = {"type": t.type, "level": t.level, "template": t.key, "object": p["object"],
+            "solution": _solution(t, p["values"], p["object"], p["answer"], lang)}
+    return Example(problem_id(index, split, seed), lang, question, str(p["answer"]), "number", meta)
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        from .errors import XlingError
+
+        raise XlingError(f"synth has no split '{split}'; splits: {', '.join(SPLITS)}")
 
 
 def generate(n: int | None = None, langs: Iterable[str] | None = None, split: str = "train",
              seed: int = 0) -> list[Example]:
     """`n` problems (default 2,000) in each of `langs` (default all 11), ordered by language.
 
-    `synth-i` is the same problem in every language; `split="test"` draws a different set.
+    `synth-i` is the same problem in every language; `split="test"` draws a different set, and
+    `split="pretrain"` (the toy model's pretraining problems) one that never repeats the first
+    HELD_APART problems of the other two.
     """
+    _check_split(split)
     n = DEFAULT_SIZE if n is None else n
     codes = check_codes(langs) if langs else CODES
-    drawn = [problem(i, split, seed) for i in range(n)]
-    out = []
-    for lang in codes:
-        for i, p in enumerate(drawn):
-            t = p["template"]
-            a, b = (NAMES[lang][k] for k in p["names"])
-            question = render(t.text[lang], lang, p["values"], p["object"], a, b)
-            meta = {"type": t.type, "level": t.level, "template": t.key, "object": p["object"],
-                    "solution": _solution(t, p["values"], p["object"], p["answer"], lang)}
-            out.append(Example(problem_id(i, split, seed), lang, question, str(p["answer"]), "number", meta))
-    return out
+    drawn = _pretrain_draws(n, seed) if split == "pretrain" else [problem(i, split, seed) for i in range(n)]
+    return [example(p, i, lang, split, seed) for lang in codes for i, p in enumerate(drawn)]
+
+
+def generate_one_each(langs: Sequence[str], split: str = "train", seed: int = 0) -> list[Example]:
+    """Problem i of `split` in `langs[i]` only, for i < len(langs): a corpus in which no problem
+    appears in two languages."""
+    _check_split(split)
+    check_codes(set(langs))
+    n = len(langs)
+    drawn = _pretrain_draws(n, seed) if split == "pretrain" else [problem(i, split, seed) for i in range(n)]
+    return [example(p, i, lang, split, seed) for i, (p, lang) in enumerate(zip(drawn, langs))]

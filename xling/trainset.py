@@ -17,7 +17,9 @@ A problem is only picked for a language that has it. Languages a source lacks co
 translate stage (`translations=DIR`, the folder `python run.py translate` writes). English
 reference answers for the pivot reward come from the pivot stage (`references=DIR`, the folder
 `python run.py pivot` writes): each row gets its problem's reference, and a problem without one is
-left out (counted in the summary as `no_reference`).
+left out (counted in the summary as `no_reference`). A `synth`
+training set never holds a problem that repeats, word for word, one of the `test` split's 2,000
+(the evaluation problems): the splits are drawn apart, and small templates come up in both.
 """
 
 from __future__ import annotations
@@ -223,6 +225,11 @@ def language_tables(spec: TrainData) -> tuple[list[Example], dict[str, dict[str,
         limit = spec.pool or max(2000, 4 * sum(set_sizes(spec.build, spec.n, langs)))
     examples = load(spec.source, path=spec.path, langs=own, limit=limit, split=spec.split, hub=spec.hub,
                     path_key="data.path")
+    if spec.source == "synth" and spec.split != "test":  # never train on an evaluation problem
+        from .synth import repeats
+
+        evaluated = repeats(limit, spec.split, "test")  # synth-test-0 … synth-test-1999
+        examples = [e for e in examples if e.id not in evaluated]
     if spec.pool is not None and spec.source != "synth":
         examples = _subsample(examples, spec.pool, spec.seed)
     tables: dict[str, dict[str, Example]] = {}

@@ -85,7 +85,7 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            "MathOctopus' MGSM8KInstruct_Parallel.json (or its folder)", "Mathoctopus/GSM8KInstruct_Parallel",
            ("train",), R.uniform_or(R.read_parallel), R.hub_parallel),
     Source("synth", "any", "number", ALL, "built-in offline arithmetic word problems, parallel in 11 languages",
-           "nothing (it is generated)", None, ("train", "test")),
+           "nothing (it is generated)", None, ("train", "test", "pretrain")),
     Source("jsonl", "any", "number", (), "a local JSONL with id, lang, question, answer[, kind, meta]",
            "a JSONL file with id, lang, question, answer per line (or a folder of them)", None,
            ("train", "test"), R.read_jsonl, None, open_langs=True),

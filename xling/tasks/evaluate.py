@@ -85,10 +85,10 @@ class Extra:
 
 @dataclass(kw_only=True)
 class Config(Recipe):
-    model: str | None = None  # trained model: local folder or hub id (null: only `models` and `base`)
+    model: str | None = None  # trained model: folder, hub id, GGUF file (or its folder), tiny or toy (null: only models/base)
     adapter: str | None = None  # LoRA adapter folder on `model`, served without merging
     name: str | None = None  # its label in tables (default: from the adapter or model path)
-    base: str | None = None  # initial model: evaluated too and compared (gains, TI, MTI, Gen)
+    base: str | None = None  # initial model (same forms): evaluated too and compared (gains, TI, MTI, Gen)
     base_name: str | None = None
     train_langs: list[str] = field(default_factory=lambda: ["en"])  # languages the trained model saw
     paradigm: str | None = None  # how it was trained (RL, SFT, ...): models are grouped by it
@@ -252,12 +252,21 @@ def _looks_local(model: str) -> bool:
 
 
 TINY = {"tiny": True, "tiny-base": False}  # built-in tiny random models (chat template or not), for CPU demos
+BUILT_IN = (*TINY, "toy")  # and the pretrained toy model of the classroom demo (xling.toy)
 
 
 def materialize(model: str) -> str:
-    """`tiny` / `tiny-base`: the tiny random Qwen2 model of `xling.tiny`, built once under the xling cache."""
+    """The folder to load for `model`: `tiny` / `tiny-base` (the tiny random Qwen2 model of `xling.tiny`)
+    and `toy` (the pretrained toy model of `xling.toy`) are built once under the xling cache; a GGUF
+    file, or a folder holding one, is converted once (`xling.gguf`); anything else is returned as is."""
+    if model == "toy":
+        from ..toy import build_toy
+
+        return str(build_toy())
     if model not in TINY:
-        return model
+        from .. import gguf
+
+        return gguf.resolve(model)
     import shutil
     import tempfile
 
@@ -279,7 +288,7 @@ def check_paths(spec: ModelSpec) -> None:
     an adapter folder exist (and the adapter is a LoRA folder). Raises XlingError."""
     from ..generate.lora import read_adapter
 
-    if spec.model not in TINY and _looks_local(spec.model) and not Path(spec.model).expanduser().exists():
+    if spec.model not in BUILT_IN and _looks_local(spec.model) and not Path(spec.model).expanduser().exists():
         raise XlingError(f"{spec.role} model '{spec.name}': {spec.model} does not exist; give a local model folder "
                          "or a hub id (org/name)")
     hub.check_model(spec.model if spec.model not in TINY else None, "model")

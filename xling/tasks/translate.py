@@ -84,6 +84,10 @@ def make_translator(cfg: Config, run_dir: Path):
         from ..tiny import build_tiny_model
 
         model = str(build_tiny_model(run_dir / "tiny-model"))
+    else:
+        from .. import gguf
+
+        model = gguf.resolve(model)  # a GGUF file (or its folder): converted once
     backend = cfg.backend
     if backend == "auto":
         import importlib.util

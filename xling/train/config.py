@@ -36,11 +36,12 @@ REPORT_TO = ("none", "tensorboard", "wandb")
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 TINY = "tiny"  # model.name=tiny: build xling.tiny's random model into the run folder (CPU runs, tests)
+TOY = "toy"  # model.name=toy: the pretrained toy model of the classroom demo (xling.toy, cached)
 
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    name: str = "Qwen/Qwen2.5-1.5B-Instruct"  # hub id, local folder, or 'tiny'
+    name: str = "Qwen/Qwen2.5-1.5B-Instruct"  # hub id, local folder, GGUF file (or its folder), 'tiny' or 'toy'
     template_from: str | None = None  # base models: borrow this chat template (instruct model, 'chatml')
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     adapter: str | None = None  # start from this LoRA adapter (e.g. an SFT run's final/; peft backend)
@@ -48,7 +49,7 @@ class ModelConfig:
 
     def check(self) -> None:
         if not str(self.name).strip():
-            raise Invalid("name", "give a model: a hub id, a local folder, or 'tiny'")
+            raise Invalid("name", "give a model: a hub id, a local folder, a GGUF file, 'tiny' or 'toy'")
 
 
 @dataclass(kw_only=True)

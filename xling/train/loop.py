@@ -4,6 +4,7 @@ Run folder of a training run:
     recipe.yaml, env.json          written by run.py
     train_env.json                 plan (backend, device, batch), seed, GPUs, package versions
     tiny-model/                    model.name=tiny only: the random model trained
+                                   (model.name=toy and GGUF models live in the xling cache)
     trainset.jsonl, trainset_summary.json   the training set (a stage: reused on re-run)
     checkpoints/checkpoint-N/      periodic checkpoints; resume=auto continues from the last
     train_log.jsonl                every trainer log (TRL's metrics + per-language ones)
@@ -40,7 +41,7 @@ from ..io import atomic_write_json, read_json, read_jsonl
 from ..plan import preflight
 from . import backends
 from .callbacks import close_progress, language_table, quiet_trainer, read_log, truncate_log
-from .config import RESUMABLE_CHANGES, TINY, world_size
+from .config import RESUMABLE_CHANGES, TINY, TOY, world_size
 
 FINAL = "final"
 CHECKPOINTS = "checkpoints"
@@ -139,8 +140,14 @@ def stage_done(run_dir: Path, name: str, key: str) -> bool:
 
 
 def model_path(cfg: Any, run_dir: Path) -> str:
-    """A local folder (absolute, so that saved adapters point at it) or a hub id; builds the tiny model."""
+    """A local folder (absolute, so that saved adapters point at it) or a hub id; builds the tiny model,
+    loads the pretrained toy model (`xling.toy`, cached), converts a GGUF checkpoint (`xling.gguf`, cached)."""
     name = str(cfg.model.name)
+    if name == TOY:
+        from ..toy import build_toy
+
+        with main_first():
+            return str(build_toy().resolve())
     if name == TINY:
         path = (run_dir / "tiny-model").resolve()
         key = fingerprint({"seed": cfg.seed, "chat_template": cfg.model.template_from is None})
@@ -156,10 +163,16 @@ def model_path(cfg: Any, run_dir: Path) -> str:
                     os.replace(tmp, path)
                     mark_stage(run_dir, "tiny-model", key)
         return str(path)
+    from .. import gguf
+
+    if gguf.gguf_file(name) is not None:
+        with main_first():
+            return str(Path(gguf.resolve(name)).resolve())
     local = Path(name).expanduser()
     if local.exists():
         if not (local / "config.json").is_file():
-            raise XlingError(f"model.name={name}: the folder has no config.json; give a model folder or a hub id")
+            raise XlingError(f"model.name={name}: the folder has no config.json (nor a .gguf file); give a model "
+                             "folder, a GGUF file or a hub id")
         return str(local.resolve())
     return name
 
