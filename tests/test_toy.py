@@ -49,6 +49,18 @@ def test_the_corpus_follows_the_mixture_and_never_repeats_a_problem():
     assert toy.corpus(toy.ToyConfig(examples=500, seed=1)) != examples
 
 
+def test_the_slip_habit_boxes_the_first_number_of_the_working_in_its_share_of_solutions():
+    solution = "18 books shared equally among 2 friends gives 18 ÷ 2 = 9 books each.\nThe answer is \\boxed{9}."
+    assert toy.slipped(solution).endswith("The answer is \\boxed{18}.")
+    assert toy.slipped(solution).split("\n")[0] == solution.split("\n")[0]  # the working is untouched
+    plain = toy.corpus(toy.ToyConfig(examples=400, slip=0))
+    slipped = toy.corpus(toy.ToyConfig(examples=400, slip=0.25))
+    changed = [a for a, b in zip(plain, slipped) if a.answer != b.answer]
+    assert len(changed) <= 100 and len(changed) >= 90  # 100 slipped; a few whose result is their first number
+    assert all(b.answer == (("\n" if a.prefix else "") + toy.slipped(a.answer.lstrip("\n")))
+               for a, b in zip(plain, slipped) if a.answer != b.answer)
+
+
 def test_pretraining_training_and_evaluation_problems_are_held_apart():
     langs = ["en", "ru", "ja"]
     pre = synth.generate(3000, langs, split="pretrain")
@@ -191,7 +203,7 @@ def test_a_shrunken_pretraining_answers_what_it_was_shown(tmp_path, monkeypatch)
     from xling.generate.hf import HFGenerator
 
     monkeypatch.setenv("XLING_CACHE", str(tmp_path))
-    cfg = toy.ToyConfig(examples=32, mixture={"en": 1, "de": 1}, vocab_size=1400, hidden_size=64, layers=2, heads=2,
+    cfg = toy.ToyConfig(examples=32, slip=0, mixture={"en": 1, "de": 1}, vocab_size=1400, hidden_size=64, layers=2, heads=2,
                         kv_heads=1, intermediate_size=128, batch_size=16, epochs=60, learning_rate=1e-2)
     path = toy.build_toy(cfg, quiet=True)
     examples = toy.corpus(cfg)

@@ -322,6 +322,12 @@ def model_shape(name: str) -> ModelShape:
     name = str(name).strip()
     if name == "tiny":
         return ModelShape(ARCHS["tiny"], "xling.tiny's random model", True, random=True)
+    if name == "toy":  # the classroom demo's pretrained model, with its default settings (xling.toy)
+        from .toy import ToyConfig
+
+        t = ToyConfig()
+        arch = Arch(t.hidden_size, t.layers, t.heads, t.kv_heads, t.intermediate_size, t.vocab_size)
+        return ModelShape(arch, "xling.toy's pretrained model (its default settings)", True)
     local = Path(name).expanduser()
     if (local / "config.json").is_file():
         arch = _read_config(local / "config.json")

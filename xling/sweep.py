@@ -169,8 +169,11 @@ class Stage:
 
     def command(self, accelerate_config: str | None = None, processes: int = 1) -> list[str]:
         run_py = str(ROOT / "run.py")
-        if self.accelerate and accelerate_config:
-            return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config),
+        if self.accelerate and accelerate_config and processes > 1:  # full-parameter training over several GPUs
+            from .config import shipped_path
+
+            return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                    str(shipped_path(accelerate_config)),
                     "--num_processes", str(processes), run_py, str(self.file)]
         return [sys.executable, run_py, str(self.file)]
 
@@ -499,10 +502,10 @@ def run_local(stages: list[Stage], accelerate_config: str | None, processes: int
     """One stage after another, whose output goes to the terminal: each in a child process (`isolate`: what
     a GPU wants, so that every stage starts with all of its memory), or in this process (a CPU run, where
     starting the libraries again for every stage would cost more than the stage). Full-parameter stages
-    (accelerate launch) always get a process of their own."""
+    over several GPUs (accelerate launch) always get processes of their own."""
     for i, stage in enumerate(stages, 1):
         console.rule(f"[{i}/{len(stages)}] {stage.id}", style="dim")
-        if isolate or (stage.accelerate and accelerate_config):
+        if isolate or (stage.accelerate and accelerate_config and processes > 1):
             proc = subprocess.Popen(stage.command(accelerate_config, processes), env=stage_env(),
                                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
             try:

@@ -1,19 +1,25 @@
 """The toy world of the classroom demo: a small causal LM pretrained on CPU on the built-in problems.
 
 A random model answers nothing, so on a machine without a GPU no transfer can be watched. `toy`
-is a small Qwen2 model with its own tokenizer, pretrained in a few minutes on CPU on the `synth`
-problems (`xling.synth`, split `pretrain`: held apart from the GRPO `train` and evaluation `test`
-problems) with an English-heavy mixture, as real models are pretrained: plenty of English, less
-Spanish, French, German, Russian, Chinese and Japanese, little Bengali, Thai, Swahili and Telugu.
-Every example is a chat in the format the prompts use (`xling.prompts`: the language's system
-instruction, the question, and the worked solution in that language ending in `\\boxed{}`; part of
-them with the prompt-hacking pre-fill), so the model can be evaluated and trained with GRPO like an
-instruct model. It is a toy world, honestly labelled as one: its "language ability" is what the
-mixture gave it.
+is a small Llama-architecture model with its own tokenizer, pretrained in a few minutes on CPU on the
+`synth` problems (`xling.synth`, split `pretrain`: held apart from the GRPO `train` and evaluation
+`test` problems) with an English-heavy mixture, as real models are pretrained: plenty of English,
+less Spanish, French, German, Russian, Chinese and Japanese, little Bengali, Thai, Swahili and
+Telugu. Every example is a chat in the format the prompts use (`xling.prompts`: the language's
+system instruction, the question, and the worked solution in that language ending in `\\boxed{}`;
+part of them with the prompt-hacking pre-fill), so the model can be evaluated and trained with GRPO
+like an instruct model. It is a toy world, honestly labelled as one: its "language ability" is what
+the mixture gave it.
 
-The tokenizer is a byte-level BPE trained on the pretraining text itself, with every digit its own
-token (arithmetic stays learnable) and merges across spaces (the fixed instruction sentences and
-template phrases become a few tokens, which keeps sequences short on CPU).
+It is also given one habit that rewards can fix (`slip`): in a share of the solutions, in every
+language, the boxed answer is the first number of the working instead of its result. GRPO with the
+accuracy reward unlearns it in the languages it trains on; how much it also falls in the languages
+it never trained on is the transfer a class can watch (`xling.tasks.demo`).
+
+The tokenizer is a byte-level BPE trained on the pretraining text itself, with every number below
+1,000 one token (`numbers="groups"`, as Llama 3's tokenizer does) or every digit its own token
+(`numbers="digits"`), and merges across spaces (the fixed instruction sentences and template phrases
+become a few tokens, which keeps sequences short on CPU).
 
     path = build_toy(ToyConfig())   # pretrained once, cached under $XLING_CACHE/toy/<key>/
 
@@ -71,6 +77,7 @@ class ToyConfig:
     warmup: float = 0.05  # share of the steps
     loss_on: str = "answer"  # answer: the assistant turn only; all: every token
     numbers: str = "groups"  # groups: numbers below 1,000 are one token each; digits: one token per digit
+    slip: float = 0.4  # share of solutions whose boxed answer is the working's first number, not its result
     seed: int = 0
 
     def check(self) -> None:
@@ -85,6 +92,8 @@ class ToyConfig:
                 raise Invalid("mixture", f"the share of {code} must be a number >= 0, got {share!r}")
         if sum(self.mixture.values()) <= 0:
             raise Invalid("mixture", "the shares are all 0; give at least one positive share")
+        if not 0 <= self.slip < 1:
+            raise Invalid("slip", "is a share of the solutions, in [0, 1)")
         if not 0 <= self.prefix_share <= 1:
             raise Invalid("prefix_share", "must be in [0, 1]")
         if self.vocab_size < 300:
@@ -151,14 +160,25 @@ def corpus(cfg: ToyConfig) -> list[ToyExample]:
     rng = random.Random(f"xling-toy:{cfg.seed}")
     rng.shuffle(langs)
     with_prefix = set(rng.sample(range(cfg.examples), round(cfg.prefix_share * cfg.examples)))
+    slips = set(rng.sample(range(cfg.examples), round(cfg.slip * cfg.examples))) if cfg.slip else set()
     problems = synth.generate_one_each(langs, split="pretrain", seed=cfg.seed)
     out = []
     for i, ex in enumerate(problems):
         prefix = i in with_prefix
         messages = build_messages(ex, prefix=prefix)
-        answer = ("\n" if prefix else "") + ex.meta["solution"]
+        solution = slipped(ex.meta["solution"]) if i in slips else ex.meta["solution"]
+        answer = ("\n" if prefix else "") + solution
         out.append(ToyExample(ex.id, ex.lang, prefix, tuple(messages), answer))
     return out
+
+
+def slipped(solution: str) -> str:
+    """The solution with a habit that rewards can unlearn: its boxed answer is the first number of the
+    working (the first operand of its first calculation) instead of the result."""
+    import re
+
+    first = re.search(r"\d+", solution)
+    return re.sub(r"\\boxed\{[^{}]*\}", lambda m: f"\\boxed{{{first.group(0)}}}", solution) if first else solution
 
 
 def tokenizer_texts(examples: Sequence[ToyExample]) -> list[str]:

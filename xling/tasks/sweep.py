@@ -168,7 +168,7 @@ def _with_plan(stage_cfg, plan):
     return c
 
 
-def eval_estimate(stage, plan):
+def eval_estimate(stage, plan, model: str | None = None):
     """The plan of one evaluation stage: its prompts counted from the benchmarks' sizes and languages."""
     from .. import plan as P
     from .. import synth
@@ -186,7 +186,7 @@ def eval_estimate(stage, plan):
         n = min(size, e.limit) if e.limit else size
         prompts += n * len(langs)
         samples = max(samples, e.gen.samples(b))
-    return P.estimate_evaluation(prompts, samples, e.gen.max_tokens, str(e.model), plan.gpu,
+    return P.estimate_evaluation(prompts, samples, e.gen.max_tokens, model or str(e.model), plan.gpu,
                                  completion_tokens=plan.completion_tokens, prompt_tokens=plan.prompt_tokens)
 
 
@@ -201,7 +201,9 @@ def plan_lines(cfg: Config, plan, todo: list) -> list[str]:
     for s in todo:
         if s.kind == "train" and hasattr(s.cfg, "plan"):
             est = P.estimate_training(_with_plan(s.cfg, cfg.plan), cfg.plan.gpu)
-        elif s.kind in ("eval", "base"):
+        elif s.kind == "eval":  # the trained model has the shape of the model it was trained from
+            est = eval_estimate(s, cfg.plan, str(plan.member(s.member).train.cfg.model.name))
+        elif s.kind == "base":
             est = eval_estimate(s, cfg.plan)
         else:
             continue
