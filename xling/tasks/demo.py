@@ -31,7 +31,7 @@ from ..languages import LANGUAGES, parallel_languages, unknown_language_message
 GRPO = {
     "data.source": "synth", "data.n": 160, "data.prefix": True,
     "train.backend": "full", "train.learning_rate": 1e-4, "train.max_steps": 40, "train.questions_per_step": 8,
-    "train.batch_size": 16, "train.gradient_checkpointing": False, "train.save_steps": 5, "train.precision": "fp32",
+    "train.batch_size": 16, "train.gradient_checkpointing": False, "train.save_steps": 5,
     "grpo.num_generations": 8, "grpo.temperature": 0.7,
     "grpo.scale_rewards": "none", "rewards.workers": 0,
 }

@@ -168,7 +168,7 @@ def callbacks(log_path: Path, start_step: int = 0, show: bool = True) -> list:
                 if done == 1:
                     left = (state.max_steps or 0) - state.global_step
                     console.print(f"step {state.global_step} took {duration(per_step)}"
-                                  + (f"; the other {left} take about {duration(per_step * left)} at that rate" if left
+                                  + (f"; the other {left} take{'s' if left == 1 else ''} about {duration(per_step * left)} at that rate" if left
                                      else ""), markup=False)
             self.progress.update(self.task, completed=state.global_step, info=self._info())
 
