@@ -71,11 +71,39 @@ def test_product_names_from_and_several_bases(tmp_path):
     ({"members": {"k0": {"set": {"data.k": 0}, "data.n": 3}}}, "either under set: or directly"),
     ({"members": {"base": {}}}, "member 'base' has the name of a base model's evaluation"),
     ({"recipe": "paper-replay", "members": {"a": {}}}, "trains no model; a sweep over it needs evaluate_members=false"),
+    ({"members": {"k0": {"toy_set": {"data.kk": 0}}}},
+     "member k0 (grpo-parallel): toy_set names 'data.kk', which is not a recipe key; did you mean 'data.k'?"),
+    ({"members": {"k0": {"toy_set": 3}}}, "sweep.members.k0.toy_set: give a mapping of overrides"),
 ])
 def test_bad_members_are_named(tmp_path, sweep, message):
     cfg = sweep_cfg(tmp_path, sweep={"recipe": "grpo-parallel", **sweep})
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         expand(cfg, tmp_path / "sw")
+
+
+def test_toy_set_is_set_at_toy_scale_only_after_the_toy_sizes(tmp_path, capsys, monkeypatch):
+    members = {"sft-de": {"recipe": "sft", "set": {"data.langs": ["de"]},
+                          "toy_set": {"data.n": 2, "train": {"max_steps": 80}}},
+               "rft-de": {"recipe": "rft", "from": "sft-de", "set": {"data.langs": ["de"]},
+                          "toy_set": {"rft.max_tokens": 48}}}
+    real = expand(sweep_cfg(tmp_path, sweep={"recipe": "grpo-en", "members": members}), tmp_path / "sw")
+    sft_de = real.member("sft-de")
+    assert sft_de.train.cfg.data.n == 1000 and sft_de.train.cfg.train.max_steps == -1 and sft_de.toy_set == {}
+    assert real.member("rft-de").train.cfg.rft.max_tokens == 4096
+    toy = expand(sweep_cfg(tmp_path, toy=True, sweep={"recipe": "grpo-en", "members": members}), tmp_path / "sw")
+    sft_de, rft_de = toy.member("sft-de"), toy.member("rft-de")
+    assert (sft_de.train.cfg.data.n, sft_de.train.cfg.train.max_steps) == (2, 80)  # over the toy's 8 and 2
+    assert sft_de.train.cfg.data.source == "synth" and sft_de.train.cfg.train.learning_rate == 1e-3  # the toy's
+    assert (rft_de.train.cfg.rft.max_tokens, rft_de.train.cfg.rft.samples) == (48, 2)
+    assert rft_de.train.cfg.model.adapter == str(sft_de.train.run_dir / "final")
+    assert sft_de.toy_set == {"data.n": 2, "train.max_steps": 80} and sft_de.overrides == {"data.langs": ["de"]}
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sft-rft-rl", "toy=true", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "#       at toy scale also data.n=2 train.max_steps=80 " in out
+    assert "#       at toy scale also data.n=2 rft.samples=4 rft.max_tokens=48" in out
+    assert cli.main(["sft-rft-rl", "--dry-run"]) == 0
+    assert "at toy scale" not in capsys.readouterr().out
 
 
 def test_flatten_keeps_value_mappings_whole():

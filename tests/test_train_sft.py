@@ -130,6 +130,32 @@ def test_rft_keeps_correct_answers_and_trains(tiny_model, tmp_path):
         "recipe"]["rft"]["temperature"] == 0.7
 
 
+def test_an_adapter_on_the_output_layer_trains_by_sft_and_by_rft_continuing_it(tiny_model, tmp_path):
+    """lm_head among the LoRA targets (how a random tiny model can learn answers by heart): TRL's default chunked
+    loss would bypass that layer's adapter and refuses it, so SFT, and RFT continuing the saved adapter (whose own
+    lora.targets leave lm_head out), train with the plain loss through the adapted layer."""
+    from safetensors.torch import load_file
+
+    sft_dir = tmp_path / "sft"
+    metrics = sft.run(sft_cfg(tiny_model, lora={**LORA, "targets": ["q_proj", "v_proj", "lm_head"]}), sft_dir)
+    assert metrics["steps"] == 2 and metrics["ran"]["loss_type"] == "nll"
+    adapter = load_file(sft_dir / "final" / "adapter_model.safetensors")
+    assert max(t.abs().max().item() for k, t in adapter.items() if "lm_head.lora_B" in k) > 0
+    run_dir = tmp_path / "rft"
+    cfg = rft_cfg(tiny_model)
+    cfg.model.adapter = str(sft_dir / "final")
+    metrics = rft.run(cfg, run_dir, make_generator=lambda: FakeGenerator(answers_of(run_dir)))
+    assert metrics["steps"] == 2 and metrics["ran"]["loss_type"] == "nll"
+    trained = load_file(run_dir / "final" / "adapter_model.safetensors")
+    assert any(not torch_equal(trained[k], adapter[k]) for k in adapter if "lm_head.lora_" in k)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return torch.equal(a, b)
+
+
 def test_sft_killed_after_its_last_checkpoint_ends_with_exactly_max_steps(tiny_model, tmp_path):
     """Killed between checkpoint-2 (= max_steps, mid-epoch) and final/, SFT saves that checkpoint as the final
     model: no step 3, the same weights as a run never interrupted."""

@@ -61,7 +61,7 @@ TOY_EVAL = {"benchmarks": ["synth"], "data": {}, "limit": 4, "gen.backend": "hf"
             "gen.batch_size": 16, "gen.n": {}, "score.workers": 0}
 TINY_MODELS = {"tiny": True, "tiny-base": False}  # name -> has a chat template
 PARADIGMS = {"train-grpo": "RL", "train-sft": "SFT", "train-rft": "RFT", "pivot-reward": "RL-pivot"}
-MEMBER_KEYS = {"recipe", "from", "set", "x", "paradigm"}
+MEMBER_KEYS = {"recipe", "from", "set", "toy_set", "x", "paradigm"}
 
 
 # --------------------------------------------------------------------------------------- overrides
@@ -190,6 +190,7 @@ class MemberPlan:
     x: int | None
     paradigm: str | None
     parent: str | None = None
+    toy_set: dict[str, Any] = field(default_factory=dict)  # its overrides at toy scale (toy=true), after the toy sizes
 
 
 @dataclass
@@ -213,7 +214,7 @@ class Plan:
 
 
 def member_specs(sweep) -> list[tuple[str, dict]]:
-    """(name, {recipe, from, set, x, paradigm}) for every member, in order."""
+    """(name, {recipe, from, set, toy_set, x, paradigm}) for every member, in order."""
     specs: list[tuple[str, dict]] = []
     for name, value in sweep.members.items():
         if value is None:
@@ -227,7 +228,10 @@ def member_specs(sweep) -> list[tuple[str, dict]]:
         overrides = reserved.get("set") or value
         if not isinstance(overrides, Mapping):
             raise ConfigError(f"sweep.members.{name}.set: give a mapping of overrides")
-        specs.append((str(name), {**reserved, "set": dict(overrides)}))
+        toy_set = reserved.get("toy_set") or {}
+        if not isinstance(toy_set, Mapping):
+            raise ConfigError(f"sweep.members.{name}.toy_set: give a mapping of overrides")
+        specs.append((str(name), {**reserved, "set": dict(overrides), "toy_set": dict(toy_set)}))
     if sweep.product:
         keys = list(sweep.product)
         for key in keys:
@@ -287,8 +291,16 @@ def expand(cfg, sweep_dir: Path) -> Plan:
         task, _ = task_of(recipe, where)
         overrides = {**flatten(s.set, task.Config), **flatten(spec["set"], task.Config)}
         spec["set"] = flatten(spec["set"], task.Config)
-        if cfg.toy:
-            overrides = {**overrides, **toy_overrides(task.Config, TOY_TRAIN)}
+        toy_set = flatten(spec.get("toy_set") or {}, task.Config)
+        unknown = sorted(set(toy_set) - set(all_keys(task.Config)))
+        if unknown:
+            from difflib import get_close_matches
+
+            near = get_close_matches(unknown[0], all_keys(task.Config), n=1)
+            raise ConfigError(f"{where}: toy_set names '{unknown[0]}', which is not a recipe key"
+                              + (f"; did you mean '{near[0]}'?" if near else ""))
+        if cfg.toy:  # the toy sizes, then what this member needs at toy scale
+            overrides = {**overrides, **toy_overrides(task.Config, TOY_TRAIN), **toy_set}
         parent = spec.get("from")
         needs = []
         if parent is not None:
@@ -346,7 +358,8 @@ def expand(cfg, sweep_dir: Path) -> Plan:
             cfg_eval, _ = resolve_stage(cfg.evaluate_recipe, eval_over, folder / "eval", f"member {name} (evaluation)")
             ev = Stage(f"{name}/eval", name, "eval", cfg.evaluate_recipe, eval_over, cfg_eval, folder / "eval",
                        folder / "eval.yaml", [train.id])
-        members.append(MemberPlan(name, recipe, spec["set"], train, ev, base_name, train_langs, x, paradigm, parent))
+        members.append(MemberPlan(name, recipe, spec["set"], train, ev, base_name, train_langs, x, paradigm, parent,
+                                  toy_set if cfg.toy else {}))
     if len(base_stages) > 1:  # several bases: name each after its model
         labels: dict[tuple, str] = {}
         for key in base_stages:
@@ -456,8 +469,8 @@ def sweep_record(plan: Plan) -> dict:
         return {"recipe": s.recipe, "overrides": s.overrides, "run_dir": str(s.run_dir), "file": str(s.file),
                 "needs": s.needs, "command": shlex.join(s.command())}
     return {
-        "members": {m.name: {"recipe": m.recipe, "overrides": m.overrides, "from": m.parent, "base": m.base,
-                             "train_langs": m.train_langs, "x": m.x, "paradigm": m.paradigm,
+        "members": {m.name: {"recipe": m.recipe, "overrides": m.overrides, "toy_set": m.toy_set, "from": m.parent,
+                             "base": m.base, "train_langs": m.train_langs, "x": m.x, "paradigm": m.paradigm,
                              "train": stage(m.train), "eval": stage(m.eval)} for m in plan.members},
         "bases": {name: stage(s) for name, s in plan.bases.items()},
         "models": {p: kind for p, (kind, _) in plan.models.items()},

@@ -29,7 +29,8 @@ RESUMABLE = frozenset({"only", "sweep.executor", "sweep.gpus", "sweep.gpus_per_m
 class SweepSection:
     recipe: str = "grpo-parallel"  # the stage recipe every member trains with (a name under recipes/ or a path)
     set: dict[str, Any] = field(default_factory=dict)  # overrides of that recipe for every member
-    members: dict[str, Any] = field(default_factory=dict)  # name -> its overrides, or {recipe, from, set, x, paradigm}
+    members: dict[str, Any] = field(default_factory=dict)  # name -> its overrides, or {recipe, from, set, toy_set,
+    # x, paradigm}; toy_set: what that member needs at toy scale (toy=true), set after the toy sizes
     product: dict[str, Any] = field(default_factory=dict)  # key -> list of values: one member per combination
     name: str | None = None  # product members' names, e.g. 'k{data.k}' (default: key-value joined)
     executor: Literal["local", "gpus", "slurm"] = "local"  # one after another / one per GPU at once / submitit jobs
@@ -129,6 +130,8 @@ def describe_plan(cfg: Config) -> list[str]:
         over = " ".join(f"{k}={show_value(v)}" for k, v in m.overrides.items()) or "(the recipe as it is)"
         flag = "" if not cfg.only or m.name in cfg.only else "  (not in --only)"
         lines.append(f"  {m.name}: {m.recipe} {over}{flag}")
+        if m.toy_set:
+            lines.append("      at toy scale also " + " ".join(f"{k}={show_value(v)}" for k, v in m.toy_set.items()))
         extra = [f"from {m.parent}"] if m.parent else []
         if m.train_langs:
             extra.append(f"train langs {'+'.join(m.train_langs)} (X={m.x if m.x is not None else '-'})")

@@ -71,6 +71,21 @@ def sft_args(cfg: Any, plan: backends.Plan, output_dir: Path, run_dir: Path) -> 
     return args
 
 
+def adapts_output_layer(loaded: backends.Loaded) -> bool:
+    """Whether the LoRA adapter to train wraps the output layer (`lm_head` among its targets, or a saved adapter
+    that has it): TRL's default chunked loss reads that layer's weight directly, which would skip the adapter."""
+    if loaded.peft_config is not None:
+        targets = loaded.peft_config.target_modules or []
+        return "lm_head" in ([targets] if isinstance(targets, str) else list(targets))
+    if isinstance(loaded.model, (str, Path)):  # full-parameter training: TRL loads the model itself
+        return False
+    from peft import PeftModel
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    model = loaded.model
+    return isinstance(model, PeftModel) and isinstance(model.get_base_model().get_output_embeddings(), BaseTunerLayer)
+
+
 def fit_sft(cfg: Any, run_dir: Path, plan: backends.Plan, pairs: Sequence[tuple[dict, str]], info: dict,
             extra_callbacks: Sequence[Any] = ()) -> dict:
     """Load the model, build the SFT set from (record, completion) pairs, train, save final/."""
@@ -89,7 +104,10 @@ def fit_sft(cfg: Any, run_dir: Path, plan: backends.Plan, pairs: Sequence[tuple[
     dataset = datasets.Dataset.from_list(records)
     output_dir = run_dir / loop.CHECKPOINTS
     resume_from = loop.resume_point(cfg, output_dir)
-    args = SFTConfig(**sft_args(cfg, plan, output_dir, run_dir))
+    kw = sft_args(cfg, plan, output_dir, run_dir)
+    if adapts_output_layer(loaded):
+        kw["loss_type"] = "nll"  # the same loss over the whole vocabulary, through the adapted layer
+    args = SFTConfig(**kw)
     set_seed(cfg.seed)  # before the trainer: it initialises the LoRA weights
     kwargs: dict = {}
     if loaded.peft_config is not None:
