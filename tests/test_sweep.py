@@ -106,6 +106,22 @@ def test_toy_set_is_set_at_toy_scale_only_after_the_toy_sizes(tmp_path, capsys, 
     assert "at toy scale" not in capsys.readouterr().out
 
 
+def test_toy_scale_caps_sizes_and_keeps_smaller_ones_given(tmp_path):
+    members = {"k0": {"data.k": 0}, "k1": {"data.k": 1, "train.max_steps": 50}}
+    cfg = sweep_cfg(tmp_path, toy=True, sweep={"recipe": "grpo-parallel", "set": {"train.max_steps": 1, "data.n": 30},
+                                               "members": members},
+                    evaluate={"limit": 2, "gen": {"max_tokens": 4096}, "langs": ["en", "de"]})
+    plan = expand(cfg, tmp_path / "sw")
+    k0, k1 = plan.member("k0"), plan.member("k1")
+    assert (k0.train.cfg.train.max_steps, k0.train.cfg.data.n) == (1, 8)  # 1 < the toy's 2 stays; 30 > 8 is capped
+    assert k1.train.cfg.train.max_steps == 2
+    assert (k0.eval.cfg.limit, k0.eval.cfg.gen.max_tokens, k0.eval.cfg.langs) == (2, 24, ["en", "de"])
+    assert plan.bases["base"].cfg.limit == 2
+    bigger = expand(sweep_cfg(tmp_path, toy=True, sweep={"recipe": "grpo-parallel", "members": members},
+                              evaluate={"limit": 100}), tmp_path / "sw2")
+    assert bigger.member("k0").eval.cfg.limit == 4
+
+
 def test_flatten_keeps_value_mappings_whole():
     from xling.tasks.evaluate import Config as Eval
 

@@ -142,10 +142,25 @@ def resolve_stage(recipe: str, overrides: Mapping[str, Any], out: Path, where: s
     return cfg, task
 
 
-def toy_overrides(task_config: type, table: Mapping[str, Any]) -> dict[str, Any]:
-    """The entries of a toy table that are keys of this task (a SFT recipe has no grpo.*)."""
+# Sizes that toy scale caps: a smaller one given (on the command line, in the sweep's set) is kept
+TOY_CAPS = {"limit", "gen.max_tokens", "data.n", "train.max_steps", "train.questions_per_step", "train.batch_size",
+            "grpo.num_generations", "grpo.max_completion_length", "rft.samples", "rft.max_tokens", "pivot.max_tokens"}
+
+
+def toy_overrides(task_config: type, table: Mapping[str, Any], given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The entries of a toy table that are keys of this task (a SFT recipe has no grpo.*); a size in
+    `given` smaller than the toy's stays (toy scale shrinks a run, never enlarges it)."""
     keys = set(all_keys(task_config))
-    return {k: v for k, v in table.items() if k in keys}
+    given = given or {}
+    out = {}
+    for k, v in table.items():
+        if k not in keys:
+            continue
+        mine = given.get(k)
+        small = (k in TOY_CAPS and isinstance(mine, (int, float)) and not isinstance(mine, bool)
+                 and isinstance(v, (int, float)) and 0 < mine < v)
+        out[k] = mine if small else v
+    return out
 
 
 # ----------------------------------------------------------------------------------------- the plan
@@ -300,7 +315,7 @@ def expand(cfg, sweep_dir: Path) -> Plan:
             raise ConfigError(f"{where}: toy_set names '{unknown[0]}', which is not a recipe key"
                               + (f"; did you mean '{near[0]}'?" if near else ""))
         if cfg.toy:  # the toy sizes, then what this member needs at toy scale
-            overrides = {**overrides, **toy_overrides(task.Config, TOY_TRAIN), **toy_set}
+            overrides = {**overrides, **toy_overrides(task.Config, TOY_TRAIN, overrides), **toy_set}
         parent = spec.get("from")
         needs = []
         if parent is not None:
@@ -397,7 +412,7 @@ def _eval_common(cfg) -> dict[str, Any]:
     task, _ = task_of(cfg.evaluate_recipe, "evaluate_recipe")
     over = flatten(cfg.evaluate, task.Config)
     if cfg.toy:
-        over.update(TOY_EVAL)
+        over.update(toy_overrides(task.Config, TOY_EVAL, over))
     return over
 
 
