@@ -19,14 +19,14 @@ SHRUNK = [*SMALL_TOY, "ks=0,1", "langs=en,ru,de", "problems=4", "max_tokens=8", 
           "set.grpo.num_generations=2", "set.grpo.max_prompt_length=256", "set.data.n=8"]
 
 
-def test_the_plan_lists_the_three_members_and_their_languages(run_cli, capsys, tmp_path):
+def test_the_plan_lists_the_four_members_and_their_languages(run_cli, capsys, tmp_path):
     assert run_cli("demo", "--dry-run") == 0
     out = capsys.readouterr().out
     recipe = yaml.safe_load(out)  # the plan is YAML comments: the output stays a recipe
-    assert recipe["task"] == "demo" and recipe["model"] == "toy" and recipe["ks"] == [0, 1, 3]
+    assert recipe["task"] == "demo" and recipe["model"] == "toy" and recipe["ks"] == [0, 1, 2, 3]
     assert "# base model: toy (pretrained on this machine on first use, then cached)" in out
-    for member in ("en", "en+ru", "en+ru+fr+es"):
-        assert f"#   {member}" in out or f"# {member}" in out or member in out
+    for k, member in enumerate(("en", "en+ru", "en+ru+fr", "en+ru+fr+es")):
+        assert f"#   {member}: grpo-parallel data.k={k}\n#       train langs {member} (X={k + 1}); vs base" in out
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
 
 
@@ -86,6 +86,20 @@ def test_the_explanation_follows_the_numbers():
     assert "   a: trained languages 100.0% -> 0.0% (-100.0 [-100.0, -100.0]), the other languages 50.0% -> 0.0% " in (
         "\n".join(lines))
     assert "the habit fell beyond the noise in languages never trained on after a: what GRPO taught carried" in lines[-1]
+
+
+def test_the_explanation_gives_the_leap_and_the_fit_with_their_intervals():
+    cfg = D.Config(task="demo")
+    m = {"accuracy": {"base": {"synth": {"en": 30.0}}, "a": {"synth": {"en": 31.0}}},
+         "comparisons": {"a": {"base": "base", "train_langs": ["en"], "mti": {"avg": None}}}, "gen_avg": {},
+         "scaling": {"mti": {"x": [1, 2, 3, 4], "alpha": 1.5, "beta": 0.3, "r2": 0.8, "gap": 0.2, "leap": 0.5,
+                             "note": None, "ci": {"alpha": [1.0, 2.0], "beta": [-0.1, 0.6], "gap": [-1.0, 1.5],
+                                                  "leap": [0.1, 1.0]}}}}
+    text = "\n".join(D.explain(m, cfg))
+    assert ("MTI with one parallel language minus English only = +0.50 [0.10, 1.00]: the first parallel language "
+            "helped transfer, beyond the noise.") in text
+    assert ("Scaling fit (figures/scaling.png): MTI = 1.50·X^0.30 on X = 2, 3, 4 (α [1.00, 2.00], β [-0.10, 0.60], "
+            "R² 0.80); the Monolingual Generalization Gap f(1) - MTI(English only) = +0.20 [-1.00, 1.50].") in text
 
 
 def test_the_habit_change_is_paired_over_problems_and_languages():
