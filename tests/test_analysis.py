@@ -234,3 +234,13 @@ def test_contrasts_table_languages_and_on_target_rate(tmp_path, capsys):
     assert m["contrasts"]["RL − SFT (de)"]["a"] == "rl" and m["gen_avg"]["sft"] == pytest.approx(gen(sft))
     with pytest.raises(XlingError, match="contrast 'x' must name two members"):
         A.analyze(items, members, {"mgsm": list(base)}, n_boot=10, contrasts={"x": ["rl", "nope"]})
+
+
+def test_a_fit_interval_beyond_a_thousand_times_the_data_is_shown_unbounded():
+    from xling.analysis import bounded_ci
+
+    r = {"y": [0.5, None, -2.0]}
+    assert bounded_ci([-2001.0, 1999.0], r) == [float("-inf"), 1999.0]
+    assert bounded_ci([-5.0, 2e9], r) == [-5.0, float("inf")]
+    assert bounded_ci([-900.0, 900.0], {"y": [0.1]}) == [-900.0, 900.0]  # the limit is at least 1,000
+    assert bounded_ci(None, r) is None and bounded_ci([None, None], r) == [None, None]

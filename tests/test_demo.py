@@ -100,6 +100,12 @@ def test_the_explanation_gives_the_leap_and_the_fit_with_their_intervals():
             "helped transfer, beyond the noise.") in text
     assert ("Scaling fit (figures/scaling.png): MTI = 1.50·X^0.30 on X = 2, 3, 4 (α [1.00, 2.00], β [-0.10, 0.60], "
             "R² 0.80); the Monolingual Generalization Gap f(1) - MTI(English only) = +0.20 [-1.00, 1.50].") in text
+    assert "the data do not determine it" not in text
+    m["scaling"]["mti"].update(r2=0.01, y=[0.2, 1.0, 4.0, 1.1])
+    m["scaling"]["mti"]["ci"].update(alpha=[-4.8e10, 6.2e10], gap=[-4.7e10, 3999.0])
+    text = "\n".join(D.explain(m, cfg))
+    assert "(α [-inf, inf], β [-0.10, 0.60], R² 0.01)" in text and "= +0.20 [-inf, 3999.00]" in text
+    assert "Here the points scatter around the curve (R² below 0.5): the data do not determine it." in text
 
 
 def test_the_habit_change_is_paired_over_problems_and_languages():
@@ -139,6 +145,8 @@ def test_a_shrunken_demo_runs_end_to_end_reproducibly_and_resumes(run_cli, capsy
     report = (tmp_path / "a" / "report.md").read_text()
     assert "## What to look at" in report and "## Members" in report
     assert (tmp_path / "a" / "figures" / "accuracy.png").is_file()
+    assert (tmp_path / "a" / "figures" / "habit.png").is_file() and "## The toy's habit" in report
+    assert set(m["demo"]["habit"]) == {"base", "en", "en+ru"} and set(m["demo"]["habit"]["base"]) == {"en", "ru", "de"}
     toys = list((tmp_path / "cache" / "toy").iterdir())
     assert len(toys) == 1  # pretrained once, cached
 

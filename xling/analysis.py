@@ -333,6 +333,16 @@ def show_members(study: Study) -> None:
         print_table("contrasts between members (a − b, 95% CI)", CONTRAST_COLUMNS, contrast_rows(study))
 
 
+def bounded_ci(ci, r: Mapping[str, Any]):
+    """A fit's interval of α or of the gap as shown: a bound beyond 1,000 times the largest value fitted
+    comes from bootstrap replicates whose fit diverged, so the data do not bound it there: shown as
+    ±inf (metrics.json keeps the numbers)."""
+    if not ci or ci[0] is None or ci[1] is None:
+        return ci
+    limit = 1000 * max([1.0, *(abs(y) for y in r.get("y") or [] if y is not None)])
+    return [-math.inf if ci[0] < -limit else ci[0], math.inf if ci[1] > limit else ci[1]]
+
+
 def scaling_rows(study: Study) -> list[list[str]]:
     rows = []
     for metric, r in (study.scaling or {}).items():
@@ -340,10 +350,10 @@ def scaling_rows(study: Study) -> list[list[str]]:
         d = 3 if metric == "mti" else 2
         fit = r.get("fit") or {}
         rows.append([METRIC_LABELS[metric],
-                     _with_se(r["alpha"], fit.get("alpha_se"), ci.get("alpha"), 2),
+                     _with_se(r["alpha"], fit.get("alpha_se"), bounded_ci(ci.get("alpha"), r), 2),
                      _with_se(r["beta"], fit.get("beta_se"), ci.get("beta"), 3),
                      fmt(r["r2"], 3), fmt(r["english_only"], d),
-                     fmt_ci(r["gap"], ci.get("gap"), 2), fmt_ci(r["leap"], ci.get("leap"), 2)])
+                     fmt_ci(r["gap"], bounded_ci(ci.get("gap"), r), 2), fmt_ci(r["leap"], ci.get("leap"), 2)])
     return rows
 
 
@@ -367,7 +377,8 @@ def show_scaling(study: Study) -> None:
     xs = study.scaling["mti"]["x"]
     print_table(f"Parallel Scaling Law f(X) = α·X^β, fitted on X >= {study.fit_from} (X = {', '.join(map(str, xs))})",
                 SCALING_COLUMNS, scaling_rows(study),
-                note="α, β: estimate ± standard error [bootstrap 95% CI]; gap: the Monolingual Generalization Gap "
+                note="α, β: estimate ± standard error [bootstrap 95% CI; inf: some resampled fits diverged, so the "
+                     "data do not bound it]; gap: the Monolingual Generalization Gap "
                      "f(1) − the English-only value; first leap: value(X=2) − value(X=1). "
                      f"The paper: MTI {PAPER_CURVES['mti'][0]:.2f}·X^{PAPER_CURVES['mti'][1]:.2f}, accuracy "
                      f"{PAPER_CURVES['accuracy'][0]:.2f}·X^{PAPER_CURVES['accuracy'][1]:.2f}.")

@@ -142,8 +142,10 @@ def run(cfg: Config, run_dir: Path) -> dict:
         langs = [l for l in LANGUAGES if l in next(iter(habit.values()))]  # the table's language order
         rows = [[name, *[f"{v[l]:.1f}" for l in langs]] for name, v in habit.items()]
         print_table("the toy's habit: answers that box the first number of their working (%)", ["model", *langs], rows)
+        figure = habit_figure(items, langs, run_dir / "figures" / "habit.png", cfg.n_boot, cfg.seed)
         extra = ("\n## The toy's habit\n\nAnswers that box the first number of their working instead of its "
-                 "result (% of the answers):\n\n" + md_table(["model", *langs], rows) + "\n")
+                 "result (% of the answers):\n\n" + md_table(["model", *langs], rows)
+                 + f"\n\n![the toy's habit](figures/{figure.name})\n")
     for line in lines:
         console.print(line, markup=False, soft_wrap=True)
     console.print(f"demo wall time: {wall:.0f} s", markup=False)
@@ -179,6 +181,32 @@ def habit_items(run_dir: Path, names: list[str]) -> dict[str, dict[str, dict[str
             if per_item:
                 out.setdefault(name, {})[scored.stem] = per_item
     return out
+
+
+def habit_figure(items: dict, langs: list[str], path: Path, n_boot: int, seed: int) -> Path:
+    """The habit's share per language and model as grouped bars, with per-cell bootstrap 95% intervals."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from ..report import plot_bars
+
+    rng = np.random.default_rng(seed)
+    values, cis = {}, {}
+    for name, per_lang in items.items():
+        values[name], cis[name] = {"synth": {}}, {"synth": {}}
+        for l in langs:
+            x = np.array(list(per_lang.get(l, {}).values()), dtype=float)
+            if not len(x):
+                values[name]["synth"][l] = None
+                continue
+            boots = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+            values[name]["synth"][l] = 100 * x.mean()
+            cis[name]["synth"][l] = [100 * float(b) for b in np.percentile(boots, [2.5, 97.5])]
+    models = list(items)
+    return plot_bars(SimpleNamespace(models=models, langs={"synth": langs}), values, cis, path,
+                     "answers with the habit (%)", "The toy's habit: answers that box the first number of their "
+                     "working instead of its result (error bars: bootstrap 95% CI)", models, "base")
 
 
 def habit_change(items: dict, model: str, langs: list[str], n_boot: int, seed: int) -> dict | None:
@@ -252,7 +280,10 @@ def explain(m: dict, cfg: Config, habit: dict | None = None) -> list[str]:
     if sc.get("note"):
         out.append(f"   Scaling fit: {sc['note']}.")
     elif sc.get("alpha") is not None:
-        ci = sc.get("ci") or {}
+        from ..analysis import bounded_ci
+
+        ci = dict(sc.get("ci") or {})
+        ci.update({k: bounded_ci(ci.get(k), sc) for k in ("alpha", "gap")})
 
         def interval(key):
             return f" [{ci[key][0]:.2f}, {ci[key][1]:.2f}]" if ci.get(key) and ci[key][0] is not None else ""
@@ -261,10 +292,12 @@ def explain(m: dict, cfg: Config, habit: dict | None = None) -> list[str]:
                f"; the Monolingual Generalization Gap f(1) - MTI(English only) = {sc['gap']:+.2f}{interval('gap')}")
         out.append(f"   Scaling fit (figures/scaling.png): MTI = {sc['alpha']:.2f}·X^{sc['beta']:.2f} on X = "
                    f"{', '.join(str(x) for x in sc['x'] if x >= 2)} (α{interval('alpha')}, β{interval('beta')}, "
-                   f"R² {sc['r2']:.2f}){gap}. The paper's: 2.00·X^0.29, with a gap of 2.00 - 1.16 = +0.84.")
+                   f"R² {sc['r2']:.2f}){gap}. The paper's: 2.00·X^0.29, with a gap of 2.00 - 1.16 = +0.84."
+                   + (" Here the points scatter around the curve (R² below 0.5): the data do not determine it."
+                      if sc["r2"] is not None and sc["r2"] < 0.5 else ""))
     carried = []  # runs whose habit fell beyond the noise in the languages they did not train on
     if habit and "base" in habit:
-        out.append("4. The toy's one habit that the rewards can fix (table 'the toy's habit'): boxing the first number "
+        out.append("4. The toy's one habit that the rewards can fix (figures/habit.png): boxing the first number "
                    "of the working instead of its result. Where it fell in the languages a run did not train on, what "
                    "the run learned there carried over to them.")
         for name, r in m["comparisons"].items():
