@@ -73,6 +73,13 @@ def test_the_explanation_follows_the_numbers():
                in line for line in lines)
     assert not any("no training run changed accuracy" in line for line in lines)
     assert lines[-1] == "What these numbers show: a changed accuracy beyond its 95% interval (Gen above)."
+    m["off_target"] = {"base": {"synth": {"en": 2.0, "sw": None}}, "a": {"synth": {"en": 0.0, "sw": None}}}
+    assert ("the language identifier could tell the language in only 2 of 4 cells (model x language)"
+            in "\n".join(D.explain(m, cfg)))
+    m["off_target"] = {"base": {"synth": {"en": 2.0, "sw": 4.0}}, "a": {"synth": {"en": 0.0, "sw": 1.0}}}
+    assert "answers not in the requested language, mean over languages: base 3.0%, a 0.5%." in "\n".join(
+        D.explain(m, cfg))
+    del m["off_target"]
     m["gen_avg_ci"]["a"] = [-1.0, 5.0]
     lines = D.explain(m, cfg)
     assert any("within the noise (the interval includes 0)" in line for line in lines)

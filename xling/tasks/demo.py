@@ -310,6 +310,18 @@ def explain(m: dict, cfg: Config, habit: dict | None = None) -> list[str]:
                 out.append(f"   {name}: " + ", ".join(parts) + ".")
             if unseen and _excludes_zero(unseen["ci"]) < 0:
                 carried.append(name)
+    off = m.get("off_target") or {}
+    cells = [v for per_b in off.values() for per_l in per_b.values() for v in per_l.values()]
+    decided = [v for v in cells if v is not None]
+    if cells and len(decided) < 0.8 * len(cells):
+        out.append(f"5. Off-target (figures/off_target.png): the language identifier could tell the language in only "
+                   f"{len(decided)} of {len(cells)} cells (model x language): most answers are too short for it, so "
+                   "these rates say little here.")
+    elif decided:
+        means = {name: [v for per_l in per_b.values() for v in per_l.values() if v is not None]
+                 for name, per_b in off.items()}
+        out.append("5. Off-target (figures/off_target.png), answers not in the requested language, mean over languages: "
+                   + ", ".join(f"{name} {sum(v) / len(v):.1f}%" for name, v in means.items() if v) + ".")
     moved = [n for n, r in m["comparisons"].items() if _excludes_zero((m.get("gen_avg_ci") or {}).get(n))]
     if moved:
         says = f"What these numbers show: {', '.join(moved)} changed accuracy beyond its 95% interval (Gen above)"
