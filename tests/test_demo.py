@@ -19,12 +19,13 @@ SHRUNK = [*SMALL_TOY, "ks=0,1", "langs=en,ru,de", "problems=4", "max_tokens=8", 
           "set.grpo.num_generations=2", "set.grpo.max_prompt_length=256", "set.data.n=8"]
 
 
-def test_the_plan_lists_the_four_members_and_their_languages(run_cli, capsys, tmp_path):
+def test_the_plan_lists_the_four_members_and_their_languages(run_cli, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("XLING_CACHE", str(tmp_path / "cache"))  # no toy built yet
     assert run_cli("demo", "--dry-run") == 0
     out = capsys.readouterr().out
     recipe = yaml.safe_load(out)  # the plan is YAML comments: the output stays a recipe
     assert recipe["task"] == "demo" and recipe["model"] == "toy" and recipe["ks"] == [0, 1, 2, 3]
-    assert "# base model: toy (pretrained on this machine on first use, then cached)" in out
+    assert "# base model: toy, pretrained on this machine first (about two minutes on 2 cores), then cached" in out
     for k, member in enumerate(("en", "en+ru", "en+ru+fr", "en+ru+fr+es")):
         assert f"#   {member}: grpo-parallel data.k={k}\n#       train langs {member} (X={k + 1}); vs base" in out
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
@@ -33,6 +34,8 @@ def test_the_plan_lists_the_four_members_and_their_languages(run_cli, capsys, tm
 @pytest.mark.parametrize("args, message", [
     (["ks=0,0"], "key 'ks': give distinct numbers of parallel languages"),
     (["ks=9"], "key 'ks': k=9: give 0 to 7"),
+    (["order=xx"], "key 'order': unknown language 'xx'"),
+    (["order=en,ru"], "key 'order': give distinct parallel languages other than en"),
     (["langs=en,xx"], "key 'langs': "),
     (["toy.nope=1"], "unknown recipe key 'toy.nope'"),
     (["toy.examples=x"], "toy.examples"),
@@ -59,6 +62,24 @@ def test_a_gguf_model_resolves_in_the_plan(run_cli, capsys, tmp_path):
     assert f"# base model: {folder}\n" in out and "pretrained on this machine" not in out
 
 
+def test_a_model_that_is_not_there_is_refused_before_anything_runs(run_cli, capsys, tmp_path):
+    assert run_cli("demo", "model=/nonexistent/model", "--dry-run") == 2
+    assert "key 'model': no such file or folder: /nonexistent/model" in capsys.readouterr().err
+    assert run_cli("demo", "model=toyy", "--dry-run") == 2
+    assert "key 'model': 'toyy' is not a folder here; did you mean 'toy'?" in capsys.readouterr().err
+    assert run_cli("demo", "set.train.max_stepz=3") == 2  # a member's key, refused before the toy is built
+    assert "max_stepz" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_partial_mixture_changes_only_the_shares_given(tmp_path):
+    from xling.config import build
+    from xling.toy import MIXTURE
+
+    cfg = build(D.Config, {"task": "demo", "toy": {"mixture": {"en": 0.5, "te": 0}}})
+    assert cfg.toy_config().mixture == {**MIXTURE, "en": 0.5, "te": 0}
+
+
 def test_the_explanation_follows_the_numbers():
     cfg = D.Config(task="demo", problems=100)
     m = {"accuracy": {"base": {"synth": {"en": 30.0, "sw": 10.0}}, "a": {"synth": {"en": 40.0, "sw": 12.0}}},
@@ -69,6 +90,9 @@ def test_the_explanation_follows_the_numbers():
     lines = D.explain(m, cfg)
     assert "100 held-out problems per language: an accuracy's 95% interval is up to about ±10 points." in lines[0]
     assert "best in en (30.0%) and worst in sw (10.0%)" in lines[1]
+    tied = {**m, "accuracy": {**m["accuracy"], "base": {"synth": {"en": 30.0, "sw": 10.0, "te": 10.0, "de": 30.0}}}}
+    assert "best in en and de (30.0%) and worst in sw and te (10.0%), although its pretraining was English-heavy." in (
+        D.explain(tied, D.Config(task="demo"))[1])
     assert any("a (trained on en): Gen 3.00 [1.00, 5.00], MTI 1.50 [0.50, 2.50]: it fixed errors beyond the noise"
                in line for line in lines)
     assert not any("no training run changed accuracy" in line for line in lines)
@@ -82,7 +106,7 @@ def test_the_explanation_follows_the_numbers():
     del m["off_target"]
     m["gen_avg_ci"]["a"] = [-1.0, 5.0]
     lines = D.explain(m, cfg)
-    assert any("within the noise (the interval includes 0)" in line for line in lines)
+    assert any("within the noise (Gen's interval includes 0)" in line for line in lines)
     assert lines[-1].startswith("What these numbers show: no training run changed accuracy beyond its 95% interval, "
                                 "so no transfer can be read from them.")
     # the habit: fixed in English (trained) and in German (never trained on) on every one of 40 problems

@@ -375,7 +375,9 @@ def show_scaling(study: Study) -> None:
     if not study.scaling:
         return
     xs = study.scaling["mti"]["x"]
-    print_table(f"Parallel Scaling Law f(X) = α·X^β, fitted on X >= {study.fit_from} (X = {', '.join(map(str, xs))})",
+    fitted = [x for x in xs if x >= study.fit_from]
+    print_table(f"Parallel Scaling Law f(X) = α·X^β: points at X = {', '.join(map(str, xs))}; fitted on X = "
+                f"{', '.join(map(str, fitted)) or 'none'} (X >= {study.fit_from})",
                 SCALING_COLUMNS, scaling_rows(study),
                 note="α, β: estimate ± standard error [bootstrap 95% CI; inf: some resampled fits diverged, so the "
                      "data do not bound it]; gap: the Monolingual Generalization Gap "
@@ -447,7 +449,8 @@ def markdown_sections(study: Study, figures: Mapping[str, Path], run_dir: Path) 
     if study.scaling:
         parts += ["## Parallel scaling", "",
                   f"f(X) = α·X^β fitted by non-linear least squares on X >= {study.fit_from} (X: training languages, "
-                  "English included). α, β: estimate ± standard error [bootstrap 95% CI]. The gap is the Monolingual "
+                  "English included). α, β: estimate ± standard error [bootstrap 95% CI; inf: some resampled fits "
+                  "diverged, so the data do not bound it]. The gap is the Monolingual "
                   "Generalization Gap f(1) − the English-only value; the first leap is value(X=2) − value(X=1).", "",
                   md_table(SCALING_COLUMNS, scaling_rows(study)), ""]
         rows = [[str(x), study.scaling["mti"]["members"].get(str(x), ""),

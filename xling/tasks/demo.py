@@ -52,14 +52,16 @@ class Config(Recipe):
     toy: dict[str, Any] = field(default_factory=dict)  # the toy model's settings (xling.toy.ToyConfig), e.g. slip: 0
 
     def check(self) -> None:
+        for code in [*self.order, *[c for c in self.langs if c != "all"]]:
+            if code not in LANGUAGES:
+                raise Invalid("order" if code in self.order else "langs", unknown_language_message(code))
+        if "en" in self.order or len(set(self.order)) != len(self.order):
+            raise Invalid("order", "give distinct parallel languages other than en (English is always trained on)")
         if not self.ks or len(set(self.ks)) != len(self.ks):
             raise Invalid("ks", "give distinct numbers of parallel languages, e.g. ks=0,1,3")
         for k in self.ks:
             if not 0 <= k <= len(self.order):
                 raise Invalid("ks", f"k={k}: give 0 to {len(self.order)} (the languages in 'order')")
-        for code in [*self.order, *[c for c in self.langs if c != "all"]]:
-            if code not in LANGUAGES:
-                raise Invalid("order" if code in self.order else "langs", unknown_language_message(code))
         for key in ("problems", "max_tokens", "batch_size"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
@@ -67,13 +69,46 @@ class Config(Recipe):
             raise Invalid("n_boot", "must be at least 2")
         if self.model == "toy":
             self.toy_config()
+        else:
+            check_model(self.model)
+        from ..sweep import expand
+
+        expand(sweep_config(self, self.model), Path("runs") / "demo")  # every member's GRPO recipe, checked now
 
     def toy_config(self):
-        """The toy model's settings, each checked (an unknown one, a wrong type) under its `toy.` key."""
+        """The toy model's settings, each checked (an unknown one, a wrong type) under its `toy.` key; shares
+        given in `toy.mixture` replace those languages' shares in the default mixture (0 leaves one out)."""
         from ..config import build
-        from ..toy import ToyConfig
+        from ..toy import MIXTURE, ToyConfig
 
-        return build(ToyConfig, self.toy, prefix="toy.")
+        data = dict(self.toy)
+        if isinstance(data.get("mixture"), dict):
+            data["mixture"] = {**MIXTURE, **data["mixture"]}
+        return build(ToyConfig, data, prefix="toy.")
+
+    def base_path(self) -> str:
+        """Where the base model is, or will be once built: the toy's cache folder, or the model as given."""
+        if self.model == "toy":
+            from ..toy import cache_dir
+
+            return str(cache_dir(self.toy_config()))
+        return self.model
+
+
+def check_model(model: str) -> None:
+    """A model that is neither an existing file or folder nor a hub id is refused before anything runs."""
+    from difflib import get_close_matches
+
+    path = Path(model).expanduser()
+    if path.exists():
+        return
+    if model.startswith(("/", ".", "~")) or "\\" in model or model.count("/") > 1:
+        raise Invalid("model", f"no such file or folder: {model}; give a model folder, a .gguf file, a hub id "
+                               "(org/name) or toy")
+    near = get_close_matches(model, ["toy", "tiny"], n=1, cutoff=0.6)
+    if near and "/" not in model:
+        raise Invalid("model", f"{model!r} is not a folder here; did you mean {near[0]!r}?")
+
 
 def member_name(k: int, order: list[str]) -> str:
     return "+".join(parallel_languages(k, order))
@@ -104,9 +139,18 @@ def sweep_config(cfg: Config, model: str):
 def describe_plan(cfg: Config) -> list[str]:
     from . import sweep
 
-    lines = [f"base model: {cfg.model}" + (" (pretrained on this machine on first use, then cached)"
-                                          if cfg.model == "toy" else "")]
-    return lines + sweep.describe_plan(sweep_config(cfg, cfg.model))
+    model = cfg.model
+    if cfg.model == "toy":
+        from ..toy import is_built
+
+        if is_built(Path(cfg.base_path())):  # the path the members' recipes will name
+            model = cfg.base_path()
+            lines = [f"base model: toy, cached in {model}"]
+        else:
+            lines = ["base model: toy, pretrained on this machine first (about two minutes on 2 cores), then cached"]
+    else:
+        lines = [f"base model: {cfg.model}"]
+    return lines + sweep.describe_plan(sweep_config(cfg, model))
 
 
 def base_model(cfg: Config) -> str:
@@ -242,16 +286,18 @@ def explain(m: dict, cfg: Config, habit: dict | None = None) -> list[str]:
     acc = m["accuracy"]
     base = next(iter({r["base"] for r in m["comparisons"].values()}))
     cells = {l: v for per_b in acc[base].values() for l, v in per_b.items()}
-    best = max(cells, key=cells.get)
-    worst = min(cells, key=cells.get)
+    top, bottom = max(cells.values()), min(cells.values())
+    best = " and ".join(l for l, v in cells.items() if v == top)
+    worst = " and ".join(l for l, v in cells.items() if v == bottom)
     n = cfg.problems
     width = 196 * (0.25 / n) ** 0.5  # the half-width of a 95% interval of an accuracy near 50%, in points
     out = [("This is a toy world: a small model pretrained here on arithmetic word problems, not a real LLM. "
             if cfg.model == "toy" else f"Model {cfg.model}. ")
            + f"{n} held-out problems per language: an accuracy's 95% interval is up to about ±{width:.0f} points.",
            f"1. The base model: accuracy per language (figures/accuracy.png). It is best in {best} "
-           f"({cells[best]:.1f}%) and worst in {worst} ({cells[worst]:.1f}%)"
-           + (": its pretraining was English-heavy, as real models' is." if cfg.model == "toy" else ".")]
+           f"({top:.1f}%) and worst in {worst} ({bottom:.1f}%)"
+           + ((": its pretraining was English-heavy, as real models' is." if best == "en" else
+               ", although its pretraining was English-heavy.") if cfg.model == "toy" else ".")]
     out.append("2. Each GRPO run against the base (table 'members'): Gen is the share of the base's errors fixed "
                "(in %), MTI how much the languages it did not train on gained, relative to those it trained on "
                "(a ratio of small gains: when the trained languages barely moved, it swings widely, and its interval "
@@ -261,7 +307,7 @@ def explain(m: dict, cfg: Config, habit: dict | None = None) -> list[str]:
         mti, mti_ci = r["mti"]["avg"], ((r.get("ci") or {}).get("mti") or {}).get("avg")
         sign = _excludes_zero(gen_ci)
         verdict = ("it fixed errors beyond the noise" if sign > 0 else "it made things worse beyond the noise"
-                   if sign < 0 else "its change is within the noise (the interval includes 0)")
+                   if sign < 0 else "its change is within the noise (Gen's interval includes 0)")
         mti_text = "MTI undefined" if mti is None else f"MTI {mti:.2f}" + (
             f" [{mti_ci[0]:.2f}, {mti_ci[1]:.2f}]" if mti_ci and mti_ci[0] is not None else "")
         gen_text = "Gen undefined" if gen is None else f"Gen {gen:.2f}" + (
@@ -276,7 +322,7 @@ def explain(m: dict, cfg: Config, habit: dict | None = None) -> list[str]:
                        ": the first parallel language helped transfer, beyond the noise." if sign > 0 else
                        ": it hurt transfer, beyond the noise." if sign < 0 else
                        ": within the noise here, so this run does not show the leap the paper reports "
-                       "(MTI 1.16 -> 2.50, +1.33, on a 7B model)."))
+                       "(MTI 1.163 -> 2.496, +1.333, on a 7B model)."))
     if sc.get("note"):
         out.append(f"   Scaling fit: {sc['note']}.")
     elif sc.get("alpha") is not None:
