@@ -301,3 +301,11 @@ def test_short_help_option(capsys):
 def test_yaml_override_with_a_key_given_twice(capsys, in_tmp):
     rc, _, err = run(capsys, "observational", "pairs=[{trained: a, trained: b, initial: c, paradigm: RL}]", "--dry-run")
     assert rc == 2 and "recipe key 'pairs': cannot parse" in err and "key 'trained' is given twice" in err
+
+
+@pytest.mark.parametrize("out,message", [("g/metrics.json", "out=g/metrics.json is a file, not a folder"),
+                                         ("g/metrics.json/run", "out=g/metrics.json/run: a part of that path is a file")])
+def test_a_dry_run_refuses_an_out_that_cannot_be_a_folder(capsys, in_tmp, finished_grade_run, out, message):
+    shutil.copytree(finished_grade_run, in_tmp / "g")
+    rc, stdout, err = run(capsys, *GRADE, f"out={out}", "--dry-run")
+    assert rc == 2 and message in err and err.count("\n") == 1 and not stdout

@@ -41,6 +41,8 @@ def test_the_plan_lists_the_four_members_and_their_languages(run_cli, capsys, tm
     (["toy.examples=x"], "toy.examples"),
     (["toy.slip=1.5"], "key 'toy.slip': is a share of the solutions, in [0, 1)"),
     (["problems=0"], "key 'problems': must be at least 1"),
+    (["problems=2001"], "key 'problems': at most 2000"),
+    (["set.data.k=5"], "key 'set.data.k': is set by the demo (ks=...); leave it out of set"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(run_cli, capsys, args, message):
     assert run_cli("demo", *args, "--dry-run") == 2
@@ -174,7 +176,9 @@ def test_a_shrunken_demo_runs_end_to_end_reproducibly_and_resumes(run_cli, capsy
     assert set(m["accuracy"]["base"]["synth"]) == {"en", "ru", "de"}
     assert m["demo"]["explanation"][0].startswith("This is a toy world")
     report = (tmp_path / "a" / "report.md").read_text()
-    assert "## What to look at" in report and "## Members" in report
+    assert report.startswith("# Classroom demo: a toy world\n\n## What to look at\n\nThis is a toy world")
+    assert "\n1. The base model: accuracy per language" in report and "\n   - en (trained on en): Gen" in report
+    assert "## Members" in report and m["files"]["habit_figure"].endswith("habit.png")
     assert (tmp_path / "a" / "figures" / "accuracy.png").is_file()
     assert (tmp_path / "a" / "figures" / "habit.png").is_file() and "## The toy's habit" in report
     assert set(m["demo"]["habit"]) == {"base", "en", "en+ru"} and set(m["demo"]["habit"]["base"]) == {"en", "ru", "de"}

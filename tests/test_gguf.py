@@ -189,3 +189,20 @@ def test_converted_once_into_the_cache_and_accepted_wherever_a_model_is(written,
                    max_tokens=5, seed=0)
     assert len(out[0]) == 1 and out[0][0].tokens <= 5
     torch.testing.assert_close(_logits(gen.net, gen.tokenizer), _logits(model, tokenizer), rtol=1e-4, atol=1e-4)
+
+
+def test_the_planner_reads_the_shape_from_the_gguf_metadata(written, tmp_path):
+    from xling.hardware import model_shape
+
+    model, _, path = written
+    c = model.config
+    for name in (path, path.parent):
+        shape = model_shape(str(name))
+        assert shape.exact and shape.source == f"the metadata of {path.name}"
+        a = shape.arch
+        assert (a.hidden, a.layers, a.heads, a.kv_heads, a.intermediate, a.vocab, a.tied) == (
+            c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.num_key_value_heads, c.intermediate_size,
+            c.vocab_size, True)
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a gguf file")
+    assert not model_shape(str(broken)).exact  # guessed, as for any name it cannot read

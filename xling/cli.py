@@ -156,6 +156,16 @@ def remove_temporaries(run_dir: Path) -> None:
             p.unlink(missing_ok=True)
 
 
+def check_run_dir(run_dir: Path) -> None:
+    """What `open_run_dir` would refuse, found without creating anything (for --dry-run)."""
+    for p in [run_dir, *run_dir.parents]:
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file, not a folder" if p == run_dir else "a part of that path is a file, not a folder"
+                raise XlingError(f"out={run_dir}{' ' if p == run_dir else ': '}{where}; give another out=DIR")
+            return
+
+
 def open_run_dir(run_dir: Path) -> None:
     """Create the run folder; a path that cannot be one is a one-line error."""
     if run_dir.exists() and not run_dir.is_dir():
@@ -230,6 +240,7 @@ def execute(name: str, overrides: list[str], dry_run: bool = False, force: bool 
     elif not str(cfg.out).strip():
         raise ConfigError(f"recipe {path}: out is empty; give the run folder as out=DIR, or leave it null")
     if dry_run:
+        check_run_dir(Path(cfg.out))
         console.print(dump_yaml(cfg), end="", markup=False, highlight=False)
         describe = getattr(task, "describe_plan", None)
         if describe is not None:  # as YAML comments: the output stays a valid recipe

@@ -317,6 +317,38 @@ def _cached_config(name: str) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
+def _gguf_shape(path: Path) -> ModelShape | None:
+    """The shape written in a GGUF file's metadata (`<arch>.block_count`, `.embedding_length`, ...), for a
+    `.gguf` file or a folder holding one; None for anything else or a file whose metadata cannot be read."""
+    from .errors import XlingError
+    from .gguf import gguf_file
+
+    try:
+        file = gguf_file(path)
+    except XlingError:
+        return None
+    if file is None:
+        return None
+    try:
+        import gguf
+
+        reader = gguf.GGUFReader(str(file))
+        fields = reader.fields
+        arch = fields["general.architecture"].contents()
+
+        def meta(key):
+            return int(fields[f"{arch}.{key}"].contents())
+
+        hidden, heads = meta("embedding_length"), meta("attention.head_count")
+        kv = meta("attention.head_count_kv") if f"{arch}.attention.head_count_kv" in fields else heads
+        vocab = len(fields["tokenizer.ggml.tokens"].data)
+        tied = "output.weight" not in {t.name for t in reader.tensors}
+        shape = Arch(hidden, meta("block_count"), heads, kv, meta("feed_forward_length"), vocab, tied=tied)
+    except Exception:  # not a GGUF file after all, or metadata of another layout: the shape is guessed instead
+        return None
+    return ModelShape(shape, f"the metadata of {file.name}", True)
+
+
 def model_shape(name: str) -> ModelShape:
     """The shape of `model.name`: the tiny model, a local folder, a known id, the HF cache, or a guess."""
     name = str(name).strip()
@@ -333,6 +365,9 @@ def model_shape(name: str) -> ModelShape:
         arch = _read_config(local / "config.json")
         if arch is not None:
             return ModelShape(arch, f"{local / 'config.json'}", True)
+    gguf_shape = _gguf_shape(local)
+    if gguf_shape is not None:
+        return gguf_shape
     elif "/" in name and re.fullmatch(r"tiny(-\w+)?", local.name) and not local.exists():
         return ModelShape(ARCHS["tiny"], f"assumed: xling.tiny's random model, which {name} will hold once built",
                           False, random=True)

@@ -67,6 +67,15 @@ class Config(Recipe):
                 raise Invalid(key, "must be at least 1")
         if self.n_boot < 2:
             raise Invalid("n_boot", "must be at least 2")
+        from .. import synth
+        from ..sweep import flatten
+
+        if self.problems > synth.HELD_APART:
+            raise Invalid("problems", f"at most {synth.HELD_APART}: the toy's pretraining leaves out only the first "
+                                      f"{synth.HELD_APART} evaluation problems")
+        for key in ("data.k", "model.name"):
+            if key in flatten(self.set):
+                raise Invalid(f"set.{key}", f"is set by the demo ({'ks=' if key == 'data.k' else 'model='}...); leave it out of set")
         if self.model == "toy":
             self.toy_config()
         else:
@@ -193,11 +202,29 @@ def run(cfg: Config, run_dir: Path) -> dict:
     for line in lines:
         console.print(line, markup=False, soft_wrap=True)
     console.print(f"demo wall time: {wall:.0f} s", markup=False)
-    report = run_dir / "report.md"  # the analysis wrote it afresh; what to look at goes at its end
+    report = run_dir / "report.md"  # the analysis wrote it afresh: what to look at goes first, under a title of its own
     text = report.read_text(encoding="utf-8") if report.is_file() else ""
-    atomic_write_text(report, text + extra + "\n## What to look at\n\n" + "\n".join(f"- {l}" for l in lines) + "\n")
-    return {**metrics, "demo": {"model": cfg.model, "model_path": model, "wall_s": round(wall, 1),
-                                "habit": habit, "explanation": lines}}
+    rest = text.split("\n", 1)[1] if text.startswith("# ") else text
+    title = "# Classroom demo" + (": a toy world" if cfg.model == "toy" else f": {cfg.model}")
+    atomic_write_text(report, f"{title}\n\n## What to look at\n\n" + as_markdown(lines) + "\n" + extra + rest)
+    files = dict(metrics.get("files") or {})
+    if habit:
+        files["habit_figure"] = str(figure)
+    return {**metrics, "files": files, "demo": {"model": cfg.model, "model_path": model, "wall_s": round(wall, 1),
+                                                "habit": habit, "explanation": lines}}
+
+
+def as_markdown(lines: list[str]) -> str:
+    """What to look at in Markdown: numbered points, their indented lines as sub-items, the rest paragraphs."""
+    out = []
+    for line in lines:
+        if line.startswith("   "):
+            out.append("   - " + line.strip())
+        elif line[:1].isdigit():
+            out.append(line)
+        else:
+            out += ["", line, ""]
+    return "\n".join(out).strip("\n") + "\n"
 
 
 def habit_items(run_dir: Path, names: list[str]) -> dict[str, dict[str, dict[str, int]]]:
