@@ -50,6 +50,7 @@ class Config(Recipe):
     batch_size: int = 64  # answers generated at once
     n_boot: int = 1000
     toy: dict[str, Any] = field(default_factory=dict)  # the toy model's settings (xling.toy.ToyConfig), e.g. slip: 0
+    plan: dict[str, Any] = field(default_factory=dict)  # what --dry-run's estimates assume (e.g. plan.gpu=h100-80gb)
 
     def check(self) -> None:
         for code in [*self.order, *[c for c in self.langs if c != "all"]]:
@@ -142,6 +143,8 @@ def sweep_config(cfg: Config, model: str):
         "task": "sweep", "out": cfg.out, "seed": cfg.seed, "description": "classroom demo",
         "sweep": {"recipe": "grpo-parallel", "set": common, "members": members},
         "evaluate": evaluate, "analyze": {"n_boot": cfg.n_boot, "fit_from": 2, "paper_curve": True},
+        # the toy's prompts and answers are short (measured: prompts 47 tokens on average, answers 14)
+        "plan": {**({"prompt_tokens": 50, "completion_tokens": 16} if cfg.model == "toy" else {}), **cfg.plan},
     })
 
 
