@@ -168,8 +168,7 @@ def check_run_dir(run_dir: Path) -> None:
 
 def open_run_dir(run_dir: Path) -> None:
     """Create the run folder; a path that cannot be one is a one-line error."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise XlingError(f"out={run_dir} is a file, not a folder; give another out=DIR")
+    check_run_dir(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):

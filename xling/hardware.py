@@ -368,7 +368,7 @@ def model_shape(name: str) -> ModelShape:
     gguf_shape = _gguf_shape(local)
     if gguf_shape is not None:
         return gguf_shape
-    elif "/" in name and re.fullmatch(r"tiny(-\w+)?", local.name) and not local.exists():
+    if "/" in name and re.fullmatch(r"tiny(-\w+)?", local.name) and not local.exists():
         return ModelShape(ARCHS["tiny"], f"assumed: xling.tiny's random model, which {name} will hold once built",
                           False, random=True)
     short = name.lower().rsplit("/", 1)[-1]
