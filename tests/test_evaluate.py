@@ -286,9 +286,9 @@ def test_explicit_vllm_fails_up_front_without_vllm_or_cuda(capsys, synth, tmp_pa
     install_fake_vllm(monkeypatch, cuda=False)
     spy = Spy(monkeypatch)
     rc, _, err = run(capsys, "evaluate", *args)
-    assert rc == 2 and "gen.backend=vllm needs a CUDA GPU and none is visible here" in err
+    assert rc == 2 and "gen.backend=vllm: the CUDA build of vllm is installed but no CUDA GPU is visible here" in err
     assert len(err.strip().splitlines()) == 1
-    monkeypatch.setattr(core, "vllm_installed", lambda: False)
+    monkeypatch.setattr(core, "vllm_build", lambda: None)
     rc, _, err = run(capsys, "evaluate", *args)
     assert rc == 2 and "gen.backend=vllm needs vllm, which is not installed here" in err and "use gen.backend=hf" in err
     assert spy.loads == [] and not (tmp_path / "bad" / "completions").exists()

@@ -9,6 +9,7 @@ import pytest
 from xling.errors import XlingError
 from xling.generate import Sample, load_generator, lora_rank_for, read_adapter
 from xling.generate.completions import Shard, append_records, generate_shards, read_shard, repair_tail
+from xling.generate.core import sample_seed
 from xling.prompts import build_messages, render
 
 EX = {"id": "q1", "lang": "de", "question": "Wie viel ist 2 + 3?"}
@@ -125,21 +126,30 @@ def test_unknown_backend_and_option(tiny_model):
 
 
 def test_explicit_vllm_is_checked_up_front(monkeypatch, tiny_model):
-    """gen.backend=vllm without vllm or without CUDA fails in resolve_backend, with a one-line message
-    that names the caller's key when given and speaks of "the hf backend" otherwise."""
+    """gen.backend=vllm where no vLLM can run (none installed; the CUDA build without a GPU) fails in
+    resolve_backend, with a one-line message that names the caller's key when given and speaks of
+    "the hf backend" otherwise. The CPU build runs without a GPU."""
     import xling.generate.core as core
     from xling.generate import resolve_backend
 
-    monkeypatch.setattr(core, "vllm_installed", lambda: False)
-    with pytest.raises(XlingError, match=r"^gen.backend=vllm needs vllm, which is not installed.*use gen.backend=hf$"):
+    monkeypatch.setattr(core, "vllm_build", lambda: None)
+    with pytest.raises(XlingError, match=r"^gen.backend=vllm needs vllm, which is not installed.*"
+                                         r"requirements-vllm-cpu.txt.*use gen.backend=hf$"):
         resolve_backend("vllm", "gen.backend")
     with pytest.raises(XlingError, match=r"^the vllm backend needs vllm.*use the hf backend$"):
         load_generator("vllm", str(tiny_model))
-    monkeypatch.setattr(core, "vllm_installed", lambda: True)
+    monkeypatch.setattr(core, "vllm_build", lambda: "vllm")
     monkeypatch.setattr(core, "cuda_available", lambda: False)
-    with pytest.raises(XlingError, match=r"rft.generator=vllm needs a CUDA GPU and none is visible.*rft.generator=hf"):
+    with pytest.raises(XlingError, match=r"^rft.generator=vllm: the CUDA build of vllm is installed but no CUDA GPU is "
+                                         r"visible.*requirements-vllm-cpu.txt.*use rft.generator=hf$"):
         resolve_backend("vllm", "rft.generator")
     assert resolve_backend("auto") == "hf" and resolve_backend("hf") == "hf"
+    monkeypatch.setattr(core, "vllm_build", lambda: "vllm-cpu")
+    assert resolve_backend("vllm", "gen.backend") == "vllm" and core.vllm_on_cpu()
+    assert resolve_backend("auto") == "hf"  # the CPU default stays transformers (see the README's benchmark)
+    monkeypatch.setattr(core, "vllm_build", lambda: "vllm")
+    monkeypatch.setattr(core, "cuda_available", lambda: True)
+    assert resolve_backend("auto") == "vllm" and not core.vllm_on_cpu()
 
 
 def test_vllm_import_error_names_no_recipe_key(monkeypatch, tiny_model):
@@ -304,13 +314,15 @@ def test_vllm_backend_arguments(fake_vllm, tiny_model, tmp_path):
     out = gen.chat(convs, n=4, temperature=0.6, top_p=0.95, max_tokens=8192, seed=7, seeds=[11, 12, 13])
     assert [len(o) for o in out] == [4, 4, 4]
     assert [s.index for s in out[0]] == [0, 1, 2, 3] and out[0][0].text == "answer 0 \\boxed{5}"
-    assert out[0][1].finish_reason == "length" and out[0][0].tokens == 4
+    assert out[0][0].finish_reason == "stop" and out[0][0].tokens == 4
     calls = {c["continue_final_message"]: c for c in fake_vllm.chat_calls}
-    assert calls[True]["add_generation_prompt"] is False and len(calls[True]["messages"]) == 2
-    assert calls[False]["add_generation_prompt"] is True and len(calls[False]["messages"]) == 1
+    # one request per sample (n=1), conversation by conversation, each seeded sample_seed(seed, k)
+    assert calls[True]["add_generation_prompt"] is False and len(calls[True]["messages"]) == 8
+    assert calls[False]["add_generation_prompt"] is True and len(calls[False]["messages"]) == 4
     p = calls[True]["params"][0]
-    assert (p.n, p.temperature, p.top_p, p.max_tokens, p.seed) == (4, 0.6, 0.95, 8192, 11)
-    assert [p.seed for p in calls[True]["params"]] == [11, 13]
+    assert (p.n, p.temperature, p.top_p, p.max_tokens, p.seed) == (1, 0.6, 0.95, 8192, sample_seed(11, 0))
+    assert [p.seed for p in calls[True]["params"]] == [sample_seed(s, k) for s in (11, 13) for k in range(4)]
+    assert [p.seed for p in calls[False]["params"]] == [sample_seed(12, k) for k in range(4)]
     assert calls[True]["lora_request"] is lr
 
 
@@ -373,7 +385,11 @@ def test_fake_vllm_accepts_what_vllm_accepts(fake_vllm, tiny_model):
 
 
 def test_fake_vllm_refuses_what_vllm_refuses(fake_vllm, tiny_model, tiny_base_model):
+    import fake_vllm as fv
+
     with pytest.raises(TypeError, match="unexpected keyword argument 'max_lora_ranks'"):
+        fake_vllm.module.LLM(str(tiny_model), max_lora_ranks=8)
+    with pytest.raises(XlingError, match=r"^vllm.LLM refused the engine settings \(.*'max_lora_ranks'\); give only "):
         load_generator("vllm", str(tiny_model), engine_kwargs={"max_lora_ranks": 8})
     with pytest.raises(TypeError, match="Unexpected keyword argument 'best_of'"):
         fake_vllm.module.SamplingParams(n=2, best_of=4)
@@ -382,10 +398,10 @@ def test_fake_vllm_refuses_what_vllm_refuses(fake_vllm, tiny_model, tiny_base_mo
     base = fake_vllm.module.LLM(str(tiny_base_model))
     with pytest.raises(ValueError, match="default chat template is no longer allowed"):
         base.chat([build_messages(EX)], fake_vllm.module.SamplingParams())
-    with pytest.raises(ValueError, match="not compatible"):
+    with pytest.raises(fv.VLLMValidationError, match="not compatible"):
         base.chat([build_messages(EX)], fake_vllm.module.SamplingParams(), chat_template="{{ x }}",
                   continue_final_message=True)
     request = fake_vllm.module.lora.request.LoRARequest("a", 1, "/x")
-    with pytest.raises(ValueError, match="LoRA is not enabled!"):
+    with pytest.raises(fv.VLLMValidationError, match="LoRA is not enabled!"):
         base.chat([build_messages(EX)], fake_vllm.module.SamplingParams(), chat_template="{{ x }}",
                   lora_request=request)

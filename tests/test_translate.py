@@ -259,6 +259,12 @@ def test_hf_translator_with_tiny_model(tiny_model, pool, tmp_path):
     assert again["translated"] == 0
 
 
+def tiny_model_template(path) -> str:
+    import fake_vllm
+
+    return fake_vllm._model_template(str(path), None)
+
+
 def strict_vllm(monkeypatch, reply):
     """tests/fake_vllm.py (vLLM 0.30.0's names and checks) answering each conversation with `reply(i, conv)`."""
     import fake_vllm
@@ -266,21 +272,21 @@ def strict_vllm(monkeypatch, reply):
     return fake_vllm.install(monkeypatch, reply=lambda i, conv, k: (reply(i, conv), "stop"))
 
 
-def test_vllm_translator_against_a_fake_module(monkeypatch, pool):
+def test_vllm_translator_against_a_fake_module(monkeypatch, pool, tiny_model):
     fake = strict_vllm(monkeypatch, lambda i, conv: f"Задача {i}")
-    translator = vllm_translator("Qwen/Qwen2.5-7B-Instruct", max_new_tokens=512, gpu_memory_utilization=0.5,
+    translator = vllm_translator(str(tiny_model), max_new_tokens=512, gpu_memory_utilization=0.5,
                                  tensor_parallel_size=1)
     out = translator([pool[0].question, pool[1].question], "ru")
     assert out == ["Задача 0", "Задача 1"]
     model, llm_kwargs = fake.llm_calls[0]
-    assert model == "Qwen/Qwen2.5-7B-Instruct"
-    assert llm_kwargs == {"gpu_memory_utilization": 0.5, "tensor_parallel_size": 1}
+    assert model == str(tiny_model)
+    assert llm_kwargs["gpu_memory_utilization"] == 0.5 and llm_kwargs["tensor_parallel_size"] == 1
     params = fake.sampling_params[0]  # greedy, one sample: what vLLM accepts
-    assert params.kwargs == {"temperature": 0.0, "max_tokens": 512} and params.n == 1
+    assert (params.temperature, params.max_tokens, params.n) == (0.0, 512, 1)
     call = fake.chat_calls[0]
     assert call["messages"][1] == translation_messages(pool[1].question, "ru")
-    assert call["add_generation_prompt"] is True
-    assert call["continue_final_message"] is False and call["chat_template"] is None  # the model's own template
+    assert call["add_generation_prompt"] is True and call["continue_final_message"] is False
+    assert call["chat_template"] == tiny_model_template(tiny_model)  # the model's own, passed explicitly
 
 
 # -- the recipe --------------------------------------------------------------------------------
@@ -324,19 +330,20 @@ def test_translate_recipe_errors(run_cli, capsys):
     assert "unknown language 'xx'" in capsys.readouterr().err
 
 
-def test_translate_recipe_vllm_backend_against_a_fake_module(run_cli, monkeypatch, tmp_path):
+def test_translate_recipe_vllm_backend_against_a_fake_module(run_cli, monkeypatch, tmp_path, tiny_model):
     def reply(i, conv):
         text = conv[-1]["content"].rsplit("\n\n", 1)[1]
         return "Задача с числами " + " и ".join(re.findall(r"\d+", text))
 
     fake = strict_vllm(monkeypatch, reply)
-    monkeypatch.setattr("xling.hub.offline_reason", lambda: None)  # a GPU host that reaches the hub
-    assert run_cli("translate", "source=synth", "langs=ru", "n=5", "backend=vllm", "model=org/model",
+    assert run_cli("translate", "source=synth", "langs=ru", "n=5", "backend=vllm", f"model={tiny_model}",
                    "gpu_memory_utilization=0.5", "out=v") == 0
     metrics = json.loads((tmp_path / "v" / "metrics.json").read_text())
     assert metrics["accepted"] == 5 and metrics["complete"] == 5
     assert metrics["solutions"]["translated"] == 5  # synth problems carry worked solutions
-    assert fake.llm_calls[0] == ("org/model", {"gpu_memory_utilization": 0.5, "tensor_parallel_size": 1})
+    model, llm_kwargs = fake.llm_calls[0]
+    assert model == str(tiny_model)
+    assert llm_kwargs["gpu_memory_utilization"] == 0.5 and llm_kwargs["tensor_parallel_size"] == 1
 
 
 def test_store_as_a_benchmark_copy(tmp_path, monkeypatch):

@@ -21,6 +21,9 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Attention heads of 32 dimensions: the smallest head size every generation backend accepts (vLLM's CPU
+# attention takes 32, 64, 80, ... only).
+HEAD_SIZE = 32
 
 
 def _corpus() -> list[str]:
@@ -85,8 +88,8 @@ def build_tiny_model(path: str | Path, chat_template: bool = True, hidden_size: 
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 2,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=max(1, hidden_size // HEAD_SIZE),
+        num_key_value_heads=max(1, hidden_size // HEAD_SIZE // 2),
         max_position_embeddings=4096,
         tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id,

@@ -1,6 +1,6 @@
 """The translate stage: parallel training data for any language, from English problems and a local model.
 
-A local instruct model (vLLM on a GPU, transformers `generate` on CPU) translates each problem.
+A local instruct model, through `xling.generate` (vLLM or transformers), translates each problem greedily.
 A translation is rejected when its numbers differ from the source's (the multiset of numbers,
 normalised: native digits to ASCII, thousands separators dropped, decimal commas read as points;
 LaTeX is kept and compared too), when it is not in the target language's script, is unchanged,
@@ -16,7 +16,8 @@ to a training set as `translations=DIR`, or to a benchmark as `path=DIR`. `trans
 pick (same selection, same seed), replacing rejected ones with the next candidates.
 
 A translator is any function `(texts, lang) -> translations` (from English; the model-made ones
-also take `source=` for other directions); `hf_translator` and `vllm_translator` make one from a model.
+also take `source=` for other directions); `generator_translator` makes one from a generator,
+`hf_translator` and `vllm_translator` from a model.
 """
 
 from __future__ import annotations
@@ -359,55 +360,31 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
 
 # -- translators from a model ------------------------------------------------------------------
 
-def hf_translator(model: str, *, max_new_tokens: int = 1024, batch_size: int = 8, template_from: str | None = None,
-                  device: str | None = None) -> Translator:
-    """Translate with transformers `generate` (greedy), e.g. on CPU for tests."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    from .prompts import render
-
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar in xling's output
-    tok = AutoTokenizer.from_pretrained(model)
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    lm = AutoModelForCausalLM.from_pretrained(model, dtype="auto")
-    if device:
-        lm.to(device)
-    lm.eval()
-
-    def run(texts: list[str], lang: str, source: str = "en") -> list[str]:
-        out: list[str] = []
-        for i in range(0, len(texts), batch_size):
-            prompts = [render(translation_messages(t, lang, source), tok, template_from)
-                       for t in texts[i:i + batch_size]]
-            enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
-            with torch.no_grad():
-                gen = lm.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                  pad_token_id=tok.pad_token_id)
-            out.extend(tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
-        return out
-
-    return run
-
-
-def vllm_translator(model: str, *, max_new_tokens: int = 2048, template_from: str | None = None,
-                    **llm_kwargs) -> Translator:
-    """Translate with vLLM (greedy) on a GPU. `llm_kwargs` go to `vllm.LLM` (e.g. gpu_memory_utilization)."""
-    from vllm import LLM, SamplingParams
-
-    from .prompts import chat_template_for
-
-    llm = LLM(model=model, **llm_kwargs)
-    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
-    template = chat_template_for(llm.get_tokenizer(), template_from) if template_from else None
+def generator_translator(generator, *, max_new_tokens: int = 1024) -> Translator:
+    """Translate greedily with a `xling.generate` generator (either backend, on any device)."""
 
     def run(texts: list[str], lang: str, source: str = "en") -> list[str]:
         conversations = [translation_messages(t, lang, source) for t in texts]
-        outputs = llm.chat(conversations, params, use_tqdm=False, chat_template=template,
-                           add_generation_prompt=True, continue_final_message=False)
-        return [o.outputs[0].text for o in outputs]
+        outputs = generator.chat(conversations, n=1, temperature=0.0, top_p=1.0, max_tokens=max_new_tokens, seed=0)
+        return [samples[0].text for samples in outputs]
 
     return run
+
+
+def hf_translator(model: str, *, max_new_tokens: int = 1024, batch_size: int = 8, template_from: str | None = None,
+                  device: str | None = None) -> Translator:
+    """Translate with transformers `generate` (greedy), e.g. on CPU for tests."""
+    from .generate import load_generator
+
+    return generator_translator(load_generator("hf", model, template_from=template_from, batch_size=batch_size,
+                                               device=device), max_new_tokens=max_new_tokens)
+
+
+def vllm_translator(model: str, *, max_new_tokens: int = 2048, template_from: str | None = None,
+                    **options) -> Translator:
+    """Translate with vLLM (greedy): the CUDA build on a GPU, the CPU build on the CPU. `options` are
+    the vllm backend's (`gpu_memory_utilization`, `tensor_parallel_size`, `engine_kwargs`, ...)."""
+    from .generate import load_generator
+
+    return generator_translator(load_generator("vllm", model, template_from=template_from, **options),
+                                max_new_tokens=max_new_tokens)

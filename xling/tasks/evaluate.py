@@ -52,9 +52,10 @@ class GenConfig:
     batch_size: int = 8  # hf: conversations per generate() call
     dtype: str = "auto"  # auto, bfloat16, float16 or float32 (auto: bfloat16 on CUDA, float32 on CPU)
     max_lora_rank: int | None = None  # vllm: null = the adapter's rank rounded up to an allowed value
-    gpu_memory_utilization: float = 0.9  # vllm
+    gpu_memory_utilization: float = 0.9  # vllm on a GPU: share of its memory for weights and KV cache
     max_model_len: int | None = None  # vllm: null = the model's
-    enforce_eager: bool = False  # vllm
+    enforce_eager: bool | None = None  # vllm: no CUDA graphs / torch.compile (null: vLLM's default, eager on CPU)
+    engine: dict = field(default_factory=dict)  # vllm: more vllm.LLM keywords, e.g. {kv_cache_memory_bytes: 4e9}
 
     def samples(self, benchmark: str) -> int:
         return int(self.n.get(benchmark, 1))
@@ -420,7 +421,8 @@ def generation_settings(spec: ModelSpec, cfg, backend: str) -> dict:
     from ..prompts import SOLVE
 
     g = spec_gen(cfg, spec)
-    device = "cuda" if backend == "vllm" or core.cuda_available() else "cpu"
+    on_cpu = core.vllm_on_cpu() if backend == "vllm" else not core.cuda_available()
+    device = "cpu" if on_cpu else "cuda"
     return {"model": spec.model, "model_files": local_fingerprint(spec.model),
             "adapter": str(Path(spec.adapter).resolve()) if spec.adapter else None,
             "adapter_files": local_fingerprint(spec.adapter), "backend": backend, "dtype": g.dtype, "device": device,
@@ -479,7 +481,7 @@ def open_generator(spec: ModelSpec, cfg, backend: str):
         options.update(batch_size=g.batch_size)
     else:
         options.update(max_lora_rank=g.max_lora_rank, gpu_memory_utilization=g.gpu_memory_utilization,
-                       max_model_len=g.max_model_len, enforce_eager=g.enforce_eager)
+                       max_model_len=g.max_model_len, enforce_eager=g.enforce_eager, engine_kwargs=dict(g.engine))
     console.print(f"loading {spec.name} ({backend}): {spec.model}" + (f" + adapter {spec.adapter}" if spec.adapter else ""),
                   markup=False, soft_wrap=True)
     return load_generator(backend, spec.model, adapter=spec.adapter, **options)

@@ -37,8 +37,8 @@ class Config(Recipe):
     n: int | None = 1000  # problems, selected as the training set selects them; null: all of them
     sets: int = 1  # disjoint matched sets to translate (2 for an unparallel en+X training set)
     level_weights: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])
-    model: str = "Qwen/Qwen2.5-7B-Instruct"  # a local path or hub id; 'tiny': a tiny random model (demo)
-    backend: Literal["auto", "vllm", "transformers"] = "auto"  # auto: vLLM when a GPU is there
+    model: str = "Qwen/Qwen2.5-7B-Instruct"  # a local path, hub id or GGUF file; 'tiny' or 'toy' (xling's own models)
+    backend: Literal["auto", "hf", "vllm", "transformers"] = "auto"  # auto: vLLM with CUDA, else hf (transformers)
     template_from: str | None = None  # chat template to borrow when the model has none
     max_new_tokens: int = 1024
     batch_size: int = 64  # problems per model call (and per flush to the store)
@@ -75,27 +75,12 @@ def store_dir(cfg: Config) -> Path:
 
 
 def make_translator(cfg: Config, run_dir: Path):
-    from .. import hub
+    from ..generate import resolve_backend
+    from .evaluate import ModelSpec, check_paths, materialize
 
-    model = cfg.model
-    hub.check_model(model, "model")
-    hub.check_model(cfg.template_from, "template_from")
-    if model == "tiny":
-        from ..tiny import build_tiny_model
-
-        model = str(build_tiny_model(run_dir / "tiny-model"))
-    else:
-        from .. import gguf
-
-        model = gguf.resolve(model)  # a GGUF file (or its folder): converted once
-    backend = cfg.backend
-    if backend == "auto":
-        import importlib.util
-
-        import torch
-
-        cuda = torch.cuda.is_available()
-        backend = "vllm" if cuda and importlib.util.find_spec("vllm") is not None else "transformers"
+    check_paths(ModelSpec("translation", cfg.model, template_from=cfg.template_from, role="translation"))
+    backend = resolve_backend("hf" if cfg.backend == "transformers" else cfg.backend, "backend")
+    model = materialize(cfg.model)  # tiny / toy built once, a GGUF file converted once
     from .. import translate as T
 
     console.print(f"translating with {cfg.model} ({backend})", markup=False)

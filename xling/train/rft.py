@@ -57,7 +57,7 @@ def samples_key(cfg: Any) -> str:
                              "dtype": cfg.model.dtype,
                              "data": loop.fingerprint(asdict(cfg.data)), "samples": r.samples, "seed": cfg.seed,
                              "temperature": r.temperature, "top_p": r.top_p, "max_tokens": r.max_tokens,
-                             "chunk": r.chunk})
+                             "chunk": r.chunk, "seeds": "per problem"})
 
 
 def _done(path: Path) -> dict[tuple[str, str], dict]:
@@ -97,7 +97,7 @@ def sample_stage(cfg: Any, run_dir: Path, records: Sequence[dict], make_generato
                           TimeRemainingColumn(), console=console) as progress:
                 task = progress.add_task("sample", total=left)
                 for ci, chunk in todo:
-                    new = sample_chunk(generator, grader, chunk, r, seed=cfg.seed + ci)
+                    new = sample_chunk(generator, grader, chunk, r, seed=cfg.seed)
                     append_jsonl(partial, new)
                     done.update({(x["id"], x["lang"]): x for x in new})
                     progress.advance(task, len(chunk))
@@ -114,9 +114,13 @@ def sample_stage(cfg: Any, run_dir: Path, records: Sequence[dict], make_generato
 
 
 def sample_chunk(generator: Any, grader: Any, chunk: Sequence[dict], r: Any, seed: int) -> list[dict]:
-    """Sample and grade one chunk of problems."""
+    """Sample and grade one chunk of problems; each problem's samples are seeded from the run's `seed`
+    and the problem's id and language, whatever chunk it falls in."""
+    from ..generate.completions import stable_seed
+
     outs = generator.chat([x["prompt"] for x in chunk], n=r.samples, temperature=r.temperature, top_p=r.top_p,
-                          max_tokens=r.max_tokens, seed=seed)
+                          max_tokens=r.max_tokens, seed=seed,
+                          seeds=[stable_seed(seed, "rft", x["id"], x["lang"]) for x in chunk])
     if len(outs) != len(chunk):
         raise XlingError(f"the generator returned {len(outs)} results for {len(chunk)} problems")
     texts, answers, langs, kinds = [], [], [], []
