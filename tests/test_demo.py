@@ -100,11 +100,12 @@ def test_the_explanation_follows_the_numbers():
     assert not any("no training run changed accuracy" in line for line in lines)
     assert lines[-1] == "What these numbers show: a changed accuracy beyond its 95% interval (Gen above)."
     m["off_target"] = {"base": {"synth": {"en": 2.0, "sw": None}}, "a": {"synth": {"en": 0.0, "sw": None}}}
-    assert ("the language identifier could tell the language in only 2 of 4 cells (model x language)"
-            in "\n".join(D.explain(m, cfg)))
+    assert ("the language identifier judged at least 10 answers in only 2 of 4 cells (model x language); the others "
+            "are undetermined" in "\n".join(D.explain(m, cfg)))
     m["off_target"] = {"base": {"synth": {"en": 2.0, "sw": 4.0}}, "a": {"synth": {"en": 0.0, "sw": 1.0}}}
-    assert "answers not in the requested language, mean over languages: base 3.0%, a 0.5%." in "\n".join(
-        D.explain(m, cfg))
+    m["mean_off_target_judged"] = {"base": 1234, "a": 56}
+    assert ("answers not in the requested language, mean over the languages with at least 10 judged answers (n: the "
+            "answers judged): base 3.0% (n=1,234), a 0.5% (n=56)." in "\n".join(D.explain(m, cfg)))
     del m["off_target"]
     m["gen_avg_ci"]["a"] = [-1.0, 5.0]
     lines = D.explain(m, cfg)

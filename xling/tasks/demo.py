@@ -386,18 +386,26 @@ def explain(m: dict, cfg: Config, habit: dict | None = None) -> list[str]:
                 out.append(f"   {name}: " + ", ".join(parts) + ".")
             if unseen and _excludes_zero(unseen["ci"]) < 0:
                 carried.append(name)
+    from ..report import MIN_JUDGED
+
     off = m.get("off_target") or {}
     cells = [v for per_b in off.values() for per_l in per_b.values() for v in per_l.values()]
     decided = [v for v in cells if v is not None]
+    judged = m.get("mean_off_target_judged") or {}
+
+    def count(name):  # the answers a model's mean rests on, where known
+        return f" (n={judged[name]:,})" if name in judged else ""
+
     if cells and len(decided) < 0.8 * len(cells):
-        out.append(f"5. Off-target (figures/off_target.png): the language identifier could tell the language in only "
-                   f"{len(decided)} of {len(cells)} cells (model x language): most answers are too short for it, so "
-                   "these rates say little here.")
+        out.append(f"5. Off-target (figures/off_target.png): the language identifier judged at least {MIN_JUDGED} "
+                   f"answers in only {len(decided)} of {len(cells)} cells (model x language); the others are "
+                   "undetermined (most answers are too short for it), so these rates say little here.")
     elif decided:
         means = {name: [v for per_l in per_b.values() for v in per_l.values() if v is not None]
                  for name, per_b in off.items()}
-        out.append("5. Off-target (figures/off_target.png), answers not in the requested language, mean over languages: "
-                   + ", ".join(f"{name} {sum(v) / len(v):.1f}%" for name, v in means.items() if v) + ".")
+        out.append("5. Off-target (figures/off_target.png), answers not in the requested language, mean over the "
+                   f"languages with at least {MIN_JUDGED} judged answers (n: the answers judged): "
+                   + ", ".join(f"{name} {sum(v) / len(v):.1f}%{count(name)}" for name, v in means.items() if v) + ".")
     moved = [n for n, r in m["comparisons"].items() if _excludes_zero((m.get("gen_avg_ci") or {}).get(n))]
     if moved:
         says = f"What these numbers show: {', '.join(moved)} changed accuracy beyond its 95% interval (Gen above)"
