@@ -229,3 +229,14 @@ def test_pretraining_is_reproducible(tmp_path, monkeypatch):
         assert (path / "tokenizer.json").read_text() == (tmp_path / "a" / "toy" / path.name / "tokenizer.json").read_text()
     assert weights[0].keys() == weights[1].keys()
     assert all((weights[0][k] == weights[1][k]).all() for k in weights[0])
+
+
+def test_saving_the_toy_shows_no_shard_progress_bar(tmp_path, monkeypatch, capfd):
+    from transformers.utils import logging as hf_logging
+
+    monkeypatch.setenv("XLING_CACHE", str(tmp_path))
+    assert hf_logging.is_progress_bar_enabled()
+    toy.build_toy(toy.ToyConfig(**SMALL), quiet=True)
+    out, err = capfd.readouterr()
+    assert "Writing model shards" not in out + err and "it/s" not in err
+    assert hf_logging.is_progress_bar_enabled()  # switched off for the save only

@@ -358,8 +358,7 @@ def pretrain(cfg: ToyConfig, out: Path, progress: Callable[[str, int, int, dict]
     train_s, train_cpu = time.monotonic() - t_train, time.process_time() - cpu_train
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    save_quietly(model, tokenizer, out)
     counts = mixture_counts(cfg.examples, cfg.mixture)
     lengths = [len(s) for s, _ in encoded]
     record = {
@@ -374,6 +373,20 @@ def pretrain(cfg: ToyConfig, out: Path, progress: Callable[[str, int, int, dict]
     }
     (out / "toy.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
+
+
+def save_quietly(model, tokenizer, out: Path) -> None:
+    """save_pretrained without transformers' "Writing model shards" progress bar (the toy has one shard)."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 # -- the cache -----------------------------------------------------------------------------------
