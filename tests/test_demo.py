@@ -120,6 +120,12 @@ def test_the_explanation_follows_the_numbers():
     assert "   a: trained languages 100.0% -> 0.0% (-100.0 [-100.0, -100.0]), the other languages 50.0% -> 0.0% " in (
         "\n".join(lines))
     assert "the habit fell beyond the noise in languages never trained on after a: what GRPO taught carried" in lines[-1]
+    # accuracy per problem: en 10 of 40 -> 30 of 40 (trained), de 20 -> 20 (not trained)
+    scores = {"base": {"en": {i: float(k < 10) for k, i in enumerate(ids)}, "de": {i: float(k < 20) for k, i in enumerate(ids)}},
+              "a": {"en": {i: float(k < 30) for k, i in enumerate(ids)}, "de": {i: float(k >= 20) for k, i in enumerate(ids)}}}
+    line = next(x for x in D.explain(m, cfg, None, scores) if x.startswith("   a (trained on en)"))
+    assert ("; accuracy in the trained languages 25.0% -> 75.0% (+50.0 points [+35.0, +65.0]); accuracy in the others "
+            "50.0% -> 50.0% (+0.0 points [" in line), line
 
 
 def test_the_explanation_gives_the_leap_and_the_fit_with_their_intervals():

@@ -190,7 +190,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
     items = habit_items(run_dir, list(metrics["comparisons"])) if taught else {}
     habit = {name: {l: round(100 * sum(v.values()) / len(v), 1) for l, v in per_lang.items()}
              for name, per_lang in items.items()}
-    lines = explain(metrics, cfg, items)
+    lines = explain(metrics, cfg, items, item_scores(run_dir / "items.jsonl"))
     wall = time.monotonic() - t0
     console.rule("what to look at", style="dim")
     extra = ""
@@ -257,6 +257,19 @@ def habit_items(run_dir: Path, names: list[str]) -> dict[str, dict[str, dict[str
     return out
 
 
+def item_scores(path: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Each model's score per language and problem (the synth benchmark's), from the study's items.jsonl."""
+    import json
+
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            if r.get("benchmark", "synth") == "synth" and r.get("score") is not None:
+                out.setdefault(r["model"], {}).setdefault(r["lang"], {})[r["id"]] = float(r["score"])
+    return out
+
+
 def habit_figure(items: dict, langs: list[str], path: Path, n_boot: int, seed: int) -> Path:
     """The habit's share per language and model as grouped bars, with per-cell bootstrap 95% intervals."""
     from types import SimpleNamespace
@@ -311,8 +324,10 @@ def _excludes_zero(ci) -> int:
     return 1 if ci[0] > 0 else -1 if ci[1] < 0 else 0
 
 
-def explain(m: dict, cfg: Config, habit: dict | None = None) -> list[str]:
-    """What a class should look at, and what these numbers say (computed from them, not assumed)."""
+def explain(m: dict, cfg: Config, habit: dict | None = None, scores: dict | None = None) -> list[str]:
+    """What a class should look at, and what these numbers say (computed from them, not assumed). `scores`
+    (model -> language -> problem -> score) adds each run's accuracy change in the languages it trained
+    on and in the others, with paired bootstrap intervals."""
     acc = m["accuracy"]
     base = next(iter({r["base"] for r in m["comparisons"].values()}))
     cells = {l: v for per_b in acc[base].values() for l, v in per_b.items()}
@@ -342,7 +357,15 @@ def explain(m: dict, cfg: Config, habit: dict | None = None) -> list[str]:
             f" [{mti_ci[0]:.2f}, {mti_ci[1]:.2f}]" if mti_ci and mti_ci[0] is not None else "")
         gen_text = "Gen undefined" if gen is None else f"Gen {gen:.2f}" + (
             f" [{gen_ci[0]:.2f}, {gen_ci[1]:.2f}]" if gen_ci and gen_ci[0] is not None else "")
-        out.append(f"   {name} (trained on {', '.join(r['train_langs'])}): {gen_text}, {mti_text}: {verdict}.")
+        moved = ""
+        if scores and "base" in scores:
+            seen = habit_change(scores, name, r["train_langs"], cfg.n_boot, cfg.seed)
+            unseen = habit_change(scores, name, [l for l in scores.get(name, {}) if l not in r["train_langs"]],
+                                  cfg.n_boot, cfg.seed)
+            moved = "".join(f"; accuracy in {label} {c['base']:.1f}% -> {c['run']:.1f}% ({c['change']:+.1f} points "
+                            f"[{c['ci'][0]:+.1f}, {c['ci'][1]:+.1f}])"
+                            for label, c in (("the trained languages", seen), ("the others", unseen)) if c)
+        out.append(f"   {name} (trained on {', '.join(r['train_langs'])}): {gen_text}, {mti_text}{moved}: {verdict}.")
     sc = (m.get("scaling") or {}).get("mti") or {}
     if sc.get("leap") is not None:
         ci = (sc.get("ci") or {}).get("leap")
