@@ -77,3 +77,44 @@ def test_doctor_bf16_needs_every_gpu(capsys, monkeypatch, tmp_path):
     fake_gpus(monkeypatch, ("NVIDIA H100 80GB HBM3", (9, 0)))
     assert cli.main(["doctor"]) == 0
     assert "train.precision=auto trains in bf16" in capsys.readouterr().out
+
+
+def test_gpu_check_needs_a_gpu(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["doctor", "gpu_check=true", "out=d"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == ("error: doctor gpu_check=true runs the GPU checks and needs a CUDA GPU (none is visible here); "
+                           "run it on a CUDA host with the GPU lock set (pip install -r requirements-gpu.txt)")
+    assert cli.main(["doctor", "check_timeout=0", "out=d"]) == 2
+    assert "recipe key 'check_timeout': must be at least 1 second" in capsys.readouterr().err
+
+
+def test_the_gpu_checks_are_valid_commands(capsys, monkeypatch, tmp_path):
+    """Each xling command of the GPU check resolves (--dry-run); the test command names the two tiers."""
+    from xling.tasks.doctor import gpu_checks
+
+    monkeypatch.chdir(tmp_path)
+    checks = gpu_checks(tmp_path / "d")
+    assert [name for name, _ in checks] == ["tests marked gpu and vllm", "GRPO, 2 steps of the toy model",
+                                            "evaluation of the toy and its adapter with vLLM"]
+    assert checks[0][1][1:6] == ["-m", "pytest", "-q", "-m", "gpu or vllm"]
+    (tmp_path / "d" / "check-grpo" / "final").mkdir(parents=True)  # what the GRPO check leaves
+    (tmp_path / "d" / "check-grpo" / "final" / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "r": 16, "lora_alpha": 32, "target_modules": ["q_proj"]}))
+    for _, cmd in checks[1:]:
+        args = [a for a in cmd[2:] if a != "--force"]
+        assert cli.main([*args, "--dry-run"]) == 0, capsys.readouterr().err
+
+
+def test_a_check_that_never_ends_is_reported_as_timed_out(monkeypatch, tmp_path):
+    import sys
+
+    from xling.tasks import doctor
+
+    monkeypatch.setattr(doctor, "gpu_checks", lambda run_dir: [
+        ("passes", [sys.executable, "-c", "print('fine')"]),
+        ("fails", [sys.executable, "-c", "import sys; print('broken'); sys.exit(3)"]),
+        ("never ends", [sys.executable, "-c", "import threading; threading.Event().wait()"])])
+    results = doctor.run_checks(tmp_path, timeout=2)
+    assert [(r["check"], r["exit_code"], r["tail"]) for r in results] == [
+        ("passes", 0, ["fine"]), ("fails", 3, ["broken"]), ("never ends", None, [])]

@@ -2,7 +2,14 @@
 
     python -m xling.bench.generation [--backend auto|hf|vllm] [--model ID] [--adapter DIR]
         [--benchmark mgsm] [--data DIR] [--langs all] [--limit N] [--max-tokens N] [--n 1]
-        [--batch-size 8] [--baseline-limit 16] [--no-baseline] [--json FILE]
+        [--batch-size 8] [--baseline-limit 16] [--no-baseline] [--threads N] [--json FILE]
+    python -m xling.bench.generation --compare hf,vllm --threads 1,2 [the options above]
+
+`--compare` runs each backend at each thread count in a process of its own (same prompts, same
+settings, one after the other in the same run) and prints their tokens/s side by side, with the
+ratios to plain transformers `generate` at the same thread count and to the hf backend. `--threads`
+sets torch's threads (hf, the baseline) and the cores vLLM's CPU build binds its worker to
+(`VLLM_CPU_OMP_THREADS_BIND`: cores 0..N-1).
 
 It loads one generator (`xling.generate.load_generator`: one engine for every language), generates
 the paper's prompts (system instruction + prompt-hacking prefix, temperature 0.6, top-p 0.95) for
@@ -94,8 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--threads", default=None, help="CPU threads (a list with --compare, e.g. 1,2)")
+    ap.add_argument("--compare", default=None, help="backends to run side by side, e.g. hf,vllm")
     args = ap.parse_args(argv)
     try:
+        if args.compare:
+            return _compare(args, argv if argv is not None else sys.argv[1:])
+        if args.threads:
+            _set_threads(_threads(args.threads)[0])
         return _run(args)
     except XlingError as e:
         from ..console import print_error
@@ -145,7 +158,10 @@ def _run(args) -> int:
                  f"{total_s:.2f}", f"{total_tokens / total_s:.0f}" if total_s else "-"])
     import platform
 
-    device = "CUDA GPU" if backend == "vllm" or _cuda() else f"CPU ({platform.processor() or platform.machine()})"
+    from ..generate.core import vllm_on_cpu
+
+    on_gpu = not vllm_on_cpu() if backend == "vllm" else _cuda()
+    device = "CUDA GPU" if on_gpu else f"CPU ({platform.processor() or platform.machine()})"
     print_table(f"generation: backend {backend}, {args.model}{' + ' + args.adapter if args.adapter else ''}, "
                 f"max_tokens {args.max_tokens}, n {args.n}, on {device}",
                 ["benchmark/lang", "problems", "output tokens", "truncated", "seconds", "tokens/s"], rows,
@@ -169,6 +185,88 @@ def _run(args) -> int:
 
         atomic_write_json(args.json, result)
     print(json.dumps({k: v for k, v in result.items() if k != "per_lang"}, default=str))
+    return 0
+
+
+def _threads(text: str) -> list[int]:
+    try:
+        values = [int(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise XlingError(f"--threads {text}: give thread counts of 1 or more, e.g. --threads 1,2")
+    return values
+
+
+def _set_threads(n: int) -> None:
+    """torch's intra-op threads here, and the cores vLLM's CPU worker binds to (read when the engine starts)."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(n)
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = "0" if n == 1 else f"0-{n - 1}"
+
+
+def _compare(args, argv: list[str]) -> int:
+    """Each backend at each thread count in its own process; one table of tokens/s and ratios."""
+    import os
+    import subprocess
+    import tempfile
+
+    backends = [b.strip() for b in args.compare.split(",") if b.strip()]
+    bad = [b for b in backends if b not in ("hf", "vllm")]
+    if bad or not backends:
+        raise XlingError(f"--compare {args.compare}: give backends among hf, vllm, e.g. --compare hf,vllm")
+    threads = _threads(args.threads or "1")
+    drop = {"--compare", "--threads", "--json", "--backend"}
+    rest, skip = [], False
+    for a in argv:  # the options shared by every child
+        if skip:
+            skip = False
+            continue
+        if a in drop:
+            skip = True
+            continue
+        if a.split("=", 1)[0] in drop:
+            continue
+        rest.append(a)
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for t in threads:
+            for i, b in enumerate(backends):
+                out = os.path.join(tmp, f"{b}-{t}.json")
+                cmd = [sys.executable, "-m", "xling.bench.generation", *rest, "--backend", b, "--threads", str(t),
+                       "--json", out] + ([] if i == 0 and not args.no_baseline else ["--no-baseline"])
+                console.print(f"--- {b}, {t} thread(s): {' '.join(cmd[1:])}", markup=False, soft_wrap=True)
+                rc = subprocess.call(cmd)
+                if rc != 0 or not os.path.exists(out):
+                    raise XlingError(f"the {b} run with {t} thread(s) failed (exit code {rc}); see its output above")
+                with open(out, encoding="utf-8") as f:
+                    results[(b, t)] = json.load(f)
+    rows = []
+    for t in threads:
+        base = next((r["baseline"] for (b, tt), r in results.items() if tt == t and r.get("baseline")), None)
+        hf = results.get(("hf", t))
+        for b in backends:
+            r = results[(b, t)]
+            tps = r["tokens_per_s"]
+            rows.append([t, b, r["tokens"], f"{r['seconds']:.2f}", f"{tps:.0f}" if tps else "-",
+                         f"{r['load_seconds']:.1f}",
+                         f"{tps / base['tokens_per_s']:.2f}x" if base and tps and base["tokens_per_s"] else "-",
+                         f"{tps / hf['tokens_per_s']:.2f}x" if hf and tps and hf["tokens_per_s"] else "-"])
+        if base:
+            rows.append([t, "transformers generate", base["tokens"], f"{base['seconds']:.2f}",
+                         f"{base['tokens_per_s']:.0f}" if base["tokens_per_s"] else "-", "-", "1.00x", "-"])
+    print_table(f"generation side by side: {args.model}, {args.benchmark} (limit {args.limit}), max_tokens "
+                f"{args.max_tokens}, n {args.n}",
+                ["threads", "backend", "output tokens", "seconds", "tokens/s", "load s", "vs generate", "vs hf"], rows,
+                note="each backend generates the same prompts in its own process, one after another; the baseline "
+                     "(plain transformers generate) runs the first --baseline-limit prompts of the first language")
+    if args.json:
+        from ..io import atomic_write_json
+
+        atomic_write_json(args.json, {f"{b}-{t}": r for (b, t), r in results.items()})
     return 0
 
 

@@ -104,7 +104,7 @@ class VLLMGenerator:
             defaults = cpu_engine_defaults(config, max_model_len)
             if dtype == "auto":
                 dtype = "float32"  # as the hf backend on the CPU; vLLM's auto would take bfloat16
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM's INFO lines drown xling's output
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # vLLM's INFO and WARNING lines drown xling's output
         try:
             import vllm
             from vllm.lora.request import LoRARequest
