@@ -82,7 +82,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
     assert read_holder(tmp_path / "r")["pid"] == dead.pid  # the file stays: nobody removed it
     proc = run_py(tmp_path, *ARGS)
     assert proc.returncode == 0, proc.stderr
-    assert f"took over the lock of r from pid {dead.pid}" in proc.stdout
+    assert f"note: the last run in r (pid {dead.pid} on " in proc.stdout
     assert (tmp_path / "r" / "metrics.json").is_file() and not (tmp_path / "r" / LOCK_NAME).exists()
 
 

@@ -19,7 +19,7 @@ from .config import (
 )
 from .console import console, print_error
 from .errors import ConfigError, Unfinished, XlingError
-from .io import atomic_write_json, atomic_write_text, is_temporary
+from .io import atomic_write_json, atomic_write_text, cannot_write, is_temporary
 from .lock import LOCK_NAME, FolderLock, is_main_process
 from .tasks import load_task
 
@@ -40,6 +40,11 @@ BOOKKEEPING = {"recipe.yaml", "env.json", LOCK_NAME}
 FINISHED = "metrics.json"  # the finished marker, written last; it names the recipe it finished
 PREVIOUS = "metrics.previous.json"  # a finished run's marker while a forced re-run replaces it
 FINGERPRINT = "recipe_fingerprint"
+# Where a re-run puts the figures, tables and reports of the finished run it replaces: none of them stays
+# beside its own results (a figure of a language the new run no longer has, say); caches stay where they are.
+ASIDE = ".previous"
+RESULT_SUFFIXES = (".png", ".pdf", ".svg", ".csv", ".md", ".html")
+_forced: list[bool] = []  # whether the runs this process is in were started with --force (innermost last)
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "vllm", "unsloth",
             "unsloth_zoo", "bitsandbytes", "deepspeed", "math-verify", "langdetect",
             "lingua-language-detector", "langid", "sentence-transformers", "sacrebleu", "numpy", "scipy")
@@ -133,15 +138,64 @@ def recipe_fingerprint(cfg_dict: dict) -> str:
 
 
 def finished_fingerprint(run_dir: Path) -> str | None:
-    """The fingerprint of the recipe whose finished run `run_dir/metrics.json` marks ("" when it names none)."""
+    """The fingerprint of the recipe whose finished run `run_dir/metrics.json` marks: None when there
+    is no marker, or one that does not parse as a JSON object (a damaged marker marks nothing, so the
+    run counts as unfinished); "" for a marker that names no recipe (written before markers did)."""
     marker = run_dir / FINISHED
     if not marker.is_file():
         return None
     try:
         data = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return ""
-    return str(data.get(FINGERPRINT) or "") if isinstance(data, dict) else ""
+        return None
+    if not isinstance(data, dict):
+        return None
+    return str(data.get(FINGERPRINT) or "")
+
+
+def forced() -> bool:
+    """Whether the run this process is in was started with --force (a sweep passes it to the stages it re-runs)."""
+    return bool(_forced and _forced[-1])
+
+
+def _results(run_dir: Path):
+    """The figures, tables and reports in a run folder, its sub-folders included, but not those of other
+    runs (a sub-folder with a recipe.yaml: a sweep's members) nor hidden folders."""
+    for p in sorted(run_dir.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            if not (p / "recipe.yaml").exists():
+                yield from _results(p)
+        elif p.suffix in RESULT_SUFFIXES and p.is_file():
+            yield p
+
+
+def set_aside_results(run_dir: Path) -> None:
+    """Move the finished run's figures, tables and reports into run_dir/.previous/ while a re-run replaces it."""
+    aside = run_dir / ASIDE
+    for p in list(_results(run_dir)):
+        target = aside / p.relative_to(run_dir)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, target)
+        except OSError as e:
+            raise cannot_write(target, e) from None
+
+
+def restore_results(run_dir: Path) -> None:
+    """Put back what `set_aside_results` moved (a refused re-run leaves the finished run as it was)."""
+    import shutil
+
+    aside = run_dir / ASIDE
+    if not aside.is_dir():
+        return
+    for p in sorted(aside.rglob("*")):
+        target = run_dir / p.relative_to(aside)
+        if p.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, target)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def has_work(run_dir: Path) -> bool:
@@ -221,10 +275,14 @@ def prepare_run_dir(cfg: Recipe, run_dir: Path, force: bool, resumable: frozense
             changed = _changed_keys(_comparable(old_full), _comparable(new_full))
             raise XlingError(
                 f"{run_dir} holds a finished run; {', '.join(changed[:6])} only take(s) effect while a run is "
-                "unfinished: give another out=DIR to run afresh"
+                "unfinished: add --force to run it again with this recipe, or give another out=DIR to run afresh"
             )
     if (run_dir / FINISHED).exists():  # from here on the folder holds no finished run until this one ends
-        os.replace(run_dir / FINISHED, run_dir / PREVIOUS)
+        try:
+            os.replace(run_dir / FINISHED, run_dir / PREVIOUS)
+        except OSError as e:
+            raise cannot_write(run_dir / PREVIOUS, e) from None
+        set_aside_results(run_dir)
     atomic_write_text(saved, dump_yaml(cfg))
     atomic_write_json(run_dir / "env.json", environment())
     return True
@@ -247,19 +305,48 @@ def execute(name: str, overrides: list[str], dry_run: bool = False, force: bool 
                 console.print(f"# {line}".rstrip(), markup=False, highlight=False, soft_wrap=True)
         return 0
     run_dir = Path(cfg.out)
+    created = [p for p in [run_dir, *run_dir.parents] if not p.exists() and not p.is_symlink()]
     open_run_dir(run_dir)
-    if not is_main_process():  # the other ranks of a distributed launch work beside the main one
-        return _run_in(cfg, path, task, run_dir, force, resumable)
-    with FolderLock(run_dir) as lock:
-        if lock.took_over:
-            console.print(f"note: took over the lock of {run_dir} from pid {lock.took_over.get('pid')} on "
-                          f"{lock.took_over.get('host')}, which stopped without releasing it", markup=False)
-        remove_temporaries(run_dir)
-        return _run_in(cfg, path, task, run_dir, force, resumable)
+    _forced.append(force)
+    try:
+        if not is_main_process():  # the other ranks of a distributed launch work beside the main one
+            return _run_in(cfg, path, task, run_dir, force, resumable)
+        with FolderLock(run_dir) as lock:
+            if lock.took_over:
+                console.print(f"note: the last run in {run_dir} (pid {lock.took_over.get('pid')} on "
+                              f"{lock.took_over.get('host')}) stopped before its end",
+                              markup=False)
+            remove_temporaries(run_dir)
+            return _run_in(cfg, path, task, run_dir, force, resumable)
+    except XlingError:
+        if created:  # a refused run leaves no folder behind that it made itself
+            remove_new_folder(run_dir, created)
+        raise
+    finally:
+        _forced.pop()
+
+
+def remove_new_folder(run_dir: Path, created: list[Path]) -> None:
+    """Remove what a refused run wrote into the folders it created: its bookkeeping, then each folder left empty."""
+    if not run_dir.is_dir() or has_work(run_dir):
+        return
+    for name in BOOKKEEPING:
+        p = run_dir / name
+        if p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+    for p in created:
+        try:
+            p.rmdir()
+        except OSError:
+            return
 
 
 def _run_in(cfg: Recipe, path: Path, task, run_dir: Path, force: bool, resumable: frozenset[str]) -> int:
     finished = run_dir / FINISHED
+    for marker in (finished, run_dir / PREVIOUS):
+        if (marker.exists() or marker.is_symlink()) and (marker.is_symlink() or not marker.is_file()):
+            raise XlingError(f"{marker} is not a file (the finished marker of this folder is written there); "
+                             "move it aside, then run the same command again")
     # What a forced re-run of a finished run replaces, kept until the task has accepted its input.
     previous = {n: (run_dir / n).read_text(encoding="utf-8") for n in ("recipe.yaml", "env.json", FINISHED)
                 if finished.exists() and (run_dir / n).is_file()}
@@ -281,11 +368,15 @@ def _run_in(cfg: Recipe, path: Path, task, run_dir: Path, force: bool, resumable
             for n, text in previous.items():
                 atomic_write_text(run_dir / n, text)
             (run_dir / PREVIOUS).unlink(missing_ok=True)
+            restore_results(run_dir)
         raise
     # the marker names the recipe it finished: a later run of another recipe never takes it for its own
     record = {**(metrics if metrics is not None else {}), FINGERPRINT: recipe_fingerprint(to_dict(cfg))}
     atomic_write_json(finished, record)
     (run_dir / PREVIOUS).unlink(missing_ok=True)
+    import shutil
+
+    shutil.rmtree(run_dir / ASIDE, ignore_errors=True)  # the results of the run this one replaced
     console.print(f"results: {finished}", markup=False, highlight=False)
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -10,6 +11,47 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import XlingError
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # read it (there is no other way) and put it back at once
+    os.umask(mask)
+    return mask
+
+
+# The mode files get when created by open(): mkstemp's 0600 would make results private to their owner.
+FILE_MODE = 0o666 & ~_read_umask()
+WRITE_HINT = "free some space or make it writable (or give out=DIR in another place), then run the same command again"
+
+
+def cannot_write(path: str | Path, error: OSError, hint: str = WRITE_HINT) -> XlingError:
+    """The one-line error for a write to `path` that the system refused (full disk, read-only place...)."""
+    code = error.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        why = "no space left on the device" if code == errno.ENOSPC else "the disk quota is exceeded"
+    elif code == errno.EROFS:
+        why = "it is on a read-only file system"
+    elif code in (errno.EACCES, errno.EPERM):
+        why = "permission denied"
+    elif code in (errno.EISDIR, errno.ENOTDIR, errno.ENOTEMPTY, errno.EEXIST):
+        why = "it is a folder, not a file" if code != errno.ENOTDIR else "a part of its path is a file, not a folder"
+        hint = "move it aside, then run the same command again"
+    else:
+        why = error.strerror or type(error).__name__
+    return XlingError(f"cannot write {path}: {why}; {hint}")
+
+
+def make_folder(path: str | Path, hint: str = WRITE_HINT) -> Path:
+    """`path` created as a folder with its parents; a refusal is a one-line XlingError naming it."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise XlingError(f"cannot write in {path}: it (or a part of its path) is a file, not a folder; {hint}") \
+            from None
+    except OSError as e:
+        raise cannot_write(path, e, hint) from None
+    return path
 
 
 def is_temporary(path: str | Path) -> bool:
@@ -25,36 +67,36 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_lines(path: str | Path, parts: Iterable[str]) -> Path:
     """Write the strings one after another to `path`, through a temporary file and a rename: the
-    text is streamed, never held whole, and a failure midway leaves `path` as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for part in parts:
-                f.write(part)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    text is streamed, never held whole, and a failure midway leaves `path` as it was. A full disk
+    or a read-only place is an XlingError naming `path`."""
+    return _atomic_write(path, (p.encode("utf-8") for p in parts))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    return _atomic_write(path, [data])
+
+
+def _atomic_write(path: str | Path, chunks: Iterable[bytes]) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    make_folder(path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            os.fchmod(f.fileno(), FILE_MODE)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise cannot_write(path, e) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
@@ -204,10 +246,13 @@ def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     A torn last line left by a kill is cut first, so that the new records start on a line of their own.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    repair_tail(path)
+    make_folder(path.parent)
     data = "".join(json.dumps(_json_safe(r), ensure_ascii=False) + "\n" for r in rows)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        repair_tail(path)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise cannot_write(path, e) from None
