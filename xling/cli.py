@@ -407,6 +407,19 @@ def _lookup(data: dict, dotted: str):
     return node
 
 
+def _check_only(name: str, given: str, known: set[str]) -> None:
+    """--only is an option of the recipes that take it (sweeps): elsewhere an unknown option."""
+    from dataclasses import fields
+
+    task_name = read_recipe_file(recipe_path(name)).get("task")
+    if not task_name:
+        return  # resolve() says what is wrong with the recipe
+    if "only" not in {f.name for f in fields(load_task(str(task_name)).Config)}:
+        others = ", ".join(sorted(known - {"--only"}))
+        raise ConfigError(f"unknown option {given} for recipe {name} (task {task_name}): --only picks the members of "
+                          f"a sweep; options here: {others}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = ["--help" if a == "-h" else a for a in (sys.argv[1:] if argv is None else argv)]
     flags = {a for a in args if a.startswith("--")}
@@ -419,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
             value = only[-1].partition("=")[2]
             if not value:
                 raise ConfigError("--only needs member names: --only=k0,k3")
+            if rest:
+                _check_only(rest[0], only[-1], known)
             rest.append(f"only={value}")
         unknown = flags - known
         if unknown:

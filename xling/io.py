@@ -8,7 +8,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .errors import XlingError
 
@@ -256,3 +256,102 @@ def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
             os.fsync(f.fileno())
     except OSError as e:
         raise cannot_write(path, e) from None
+
+
+# -- folders built once in a cache ---------------------------------------------------------------
+
+CACHE_HINT = ("set XLING_CACHE to a writable folder with free space (or free some where it is), "
+              "then run the same command again")
+
+
+def _refusal(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc` (itself, or its cause or context), when the system refused a write."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
+                                                      errno.EPERM):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def _no_space(exc: BaseException) -> OSError | None:
+    """Libraries that write through C++ (torch, safetensors) say "No space left on device" in words."""
+    text = str(exc)
+    for code, words in ((errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system"),
+                        (errno.EDQUOT, "Disk quota exceeded")):
+        if words in text:
+            return OSError(code, words)
+    return None
+
+
+def _build_name(name: str) -> str:
+    import socket
+
+    return f".{name}.build-{socket.gethostname()}-{os.getpid()}-"
+
+
+def _is_stale(tmp: Path, name: str) -> bool:
+    """A temporary build folder of `name` whose builder (a process on this host) is gone."""
+    import re
+    import socket
+
+    m = re.fullmatch(rf"\.{re.escape(name)}\.build-(.+)-(\d+)-[a-z0-9_]*", tmp.name)
+    if not m or m.group(1) != socket.gethostname():
+        return False
+    pid = int(m.group(2))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def remove_stale_builds(path: str | Path) -> None:
+    """Remove the hidden temporary folders that killed builds of `path` left beside it (not a live build's)."""
+    import shutil
+
+    path = Path(path)
+    try:
+        beside = list(path.parent.iterdir())
+    except OSError:
+        return
+    for p in beside:
+        if p.name.startswith(f".{path.name}.build-") and p.is_dir() and not p.is_symlink() and _is_stale(p, path.name):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def build_folder(path: str | Path, build: Callable[[Path], Any], done: Callable[[Path], bool] | None = None,
+                 hint: str = CACHE_HINT) -> Path:
+    """Build the folder `path` once: `build(tmp)` fills a hidden temporary folder beside it, which is
+    renamed into place when complete, so a killed build leaves nothing under `path` (and its temporary
+    folder is removed by the next build). `done(path)`: whether a folder there is a finished build
+    (then it is kept, e.g. one that another process finished meanwhile). A full disk or a read-only
+    place is a one-line XlingError naming the folder and `hint`."""
+    import shutil
+
+    path = Path(path)
+    make_folder(path.parent, hint)
+    remove_stale_builds(path)
+    tmp: Path | None = None
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=_build_name(path.name), dir=path.parent))
+        build(tmp)
+        if done is not None and done(path):
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            os.replace(tmp, path)
+    except BaseException as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        refused = _refusal(e) or (_no_space(e) if isinstance(e, Exception) else None)
+        if refused is not None:
+            raise cannot_write(path, refused, hint) from None
+        raise
+    return path

@@ -467,8 +467,7 @@ def write_stage_files(plan: Plan) -> None:
 
 def build_models(plan: Plan, seed: int) -> None:
     """Build the models the sweep makes itself (tiny), once, atomically."""
-    import shutil
-    import tempfile
+    from .io import WRITE_HINT, build_folder
 
     for path, (kind, chat) in plan.models.items():
         target = Path(path)
@@ -476,12 +475,9 @@ def build_models(plan: Plan, seed: int) -> None:
             continue
         from .tiny import build_tiny_model
 
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         console.print(f"building the {kind} model: {target}", markup=False)
-        build_tiny_model(tmp, chat_template=chat, seed=seed if chat else seed + 1)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        build_folder(target, lambda tmp: build_tiny_model(tmp, chat_template=chat, seed=seed if chat else seed + 1),
+                     hint=WRITE_HINT)
 
 
 def sweep_record(plan: Plan) -> dict:
