@@ -19,7 +19,7 @@ from .config import (
 )
 from .console import console, print_error
 from .errors import ConfigError, Unfinished, XlingError
-from .io import atomic_write_json, atomic_write_text, cannot_write, is_temporary
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, cannot_write, is_temporary
 from .lock import LOCK_NAME, FolderLock, is_main_process
 from .tasks import load_task
 
@@ -348,7 +348,7 @@ def _run_in(cfg: Recipe, path: Path, task, run_dir: Path, force: bool, resumable
             raise XlingError(f"{marker} is not a file (the finished marker of this folder is written there); "
                              "move it aside, then run the same command again")
     # What a forced re-run of a finished run replaces, kept until the task has accepted its input.
-    previous = {n: (run_dir / n).read_text(encoding="utf-8") for n in ("recipe.yaml", "env.json", FINISHED)
+    previous = {n: (run_dir / n).read_bytes() for n in ("recipe.yaml", "env.json", FINISHED)
                 if finished.exists() and (run_dir / n).is_file()}
     # A task that reports on the machine (doctor) is worth running every time.
     if not prepare_run_dir(cfg, run_dir, force or getattr(task, "ALWAYS_RUN", False), resumable):
@@ -365,8 +365,8 @@ def _run_in(cfg: Recipe, path: Path, task, run_dir: Path, force: bool, resumable
         return 0
     except XlingError:
         if previous:  # refused input: the finished run stays as it was
-            for n, text in previous.items():
-                atomic_write_text(run_dir / n, text)
+            for n, data in previous.items():
+                atomic_write_bytes(run_dir / n, data)
             (run_dir / PREVIOUS).unlink(missing_ok=True)
             restore_results(run_dir)
         raise
