@@ -481,3 +481,26 @@ def test_malformed_math_gold_is_unparseable_not_a_string_match(gold):
     so that `\\boxed{???}` does not match gold `???`."""
     result = Grader(workers=0).grade(f"\\boxed{{{gold}}}", gold, "en", "math")
     assert result.correct is False and result.error == UNPARSEABLE_GOLD
+
+
+def test_a_worker_whose_caller_is_gone_stops_quietly():
+    """After a SIGKILL of the grading process its workers' answers meet a closed pipe: they stop, no traceback."""
+    from xling.answers import _serve
+
+    class Gone:
+        sent = 0
+
+        def __init__(self):
+            self.messages = [(abs, [(-1,)])]
+
+        def recv(self):
+            if not self.messages:
+                raise EOFError
+            return self.messages.pop()
+
+        def send(self, out):
+            self.sent += 1
+            raise BrokenPipeError(32, "Broken pipe")
+
+    conn = Gone()
+    assert _serve(conn) is None and conn.sent == 1

@@ -451,5 +451,33 @@ def main(argv: list[str] | None = None) -> int:
         print_error(str(e))
         return 2
     except KeyboardInterrupt:
-        print_error("interrupted; finished work is kept in the run folder, run the same command to resume")
+        print_error(INTERRUPTED)
         return 130
+
+
+INTERRUPTED = "interrupted; finished work is kept in the run folder, run the same command to resume"
+
+
+def _interrupted_at_exit(signum, frame) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    print_error(INTERRUPTED)
+    try:
+        sys.stderr.flush()
+    finally:
+        os._exit(130)
+
+
+def exit_with(code: int) -> None:
+    """sys.exit(code), where a Ctrl-C while the libraries shut down (their exit handlers, worker processes
+    joined) is one line and exit 130, not a KeyboardInterrupt traceback after an exit code of 0."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, _interrupted_at_exit)
+    except ValueError:  # not the main thread
+        pass
+    sys.exit(code)
