@@ -308,6 +308,7 @@ def execute(name: str, overrides: list[str], dry_run: bool = False, force: bool 
     created = [p for p in [run_dir, *run_dir.parents] if not p.exists() and not p.is_symlink()]
     open_run_dir(run_dir)
     _forced.append(force)
+    refused_here = False
     try:
         if not is_main_process():  # the other ranks of a distributed launch work beside the main one
             return _run_in(cfg, path, task, run_dir, force, resumable)
@@ -317,28 +318,24 @@ def execute(name: str, overrides: list[str], dry_run: bool = False, force: bool 
                               f"{lock.took_over.get('host')}) stopped before its end",
                               markup=False)
             remove_temporaries(run_dir)
-            return _run_in(cfg, path, task, run_dir, force, resumable)
+            try:
+                return _run_in(cfg, path, task, run_dir, force, resumable)
+            except XlingError:
+                if created and not has_work(run_dir):  # refused in a folder it made: its bookkeeping goes
+                    refused_here = True
+                    for name in ("recipe.yaml", "env.json"):
+                        (run_dir / name).unlink(missing_ok=True)
+                raise
     except XlingError:
-        if created:  # a refused run leaves no folder behind that it made itself
-            remove_new_folder(run_dir, created)
+        if refused_here:  # and the folders it made, once the lock is released, where nothing else is in them
+            for p in created:
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
         raise
     finally:
         _forced.pop()
-
-
-def remove_new_folder(run_dir: Path, created: list[Path]) -> None:
-    """Remove what a refused run wrote into the folders it created: its bookkeeping, then each folder left empty."""
-    if not run_dir.is_dir() or has_work(run_dir):
-        return
-    for name in BOOKKEEPING:
-        p = run_dir / name
-        if p.is_file() and not p.is_symlink():
-            p.unlink(missing_ok=True)
-    for p in created:
-        try:
-            p.rmdir()
-        except OSError:
-            return
 
 
 def _run_in(cfg: Recipe, path: Path, task, run_dir: Path, force: bool, resumable: frozenset[str]) -> int:
