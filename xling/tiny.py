@@ -129,18 +129,12 @@ def build_tiny_embedder(path: str | Path, dim: int = 32, seed: int = 0) -> Path:
 
 
 def _cached(name: str, build) -> Path:
-    import shutil
-    import tempfile
-
     from .data import cache_root
+    from .io import build_folder
 
     path = cache_root() / "tiny" / name
     if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=path.parent))
-        build(tmp)
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
+        build_folder(path, build)
     return path
 
 
