@@ -276,3 +276,17 @@ def test_result_files_get_the_mode_of_the_umask(tmp_path):
     io.atomic_write_jsonl(tmp_path / "c.jsonl", [{"a": 1}])
     for name in ("a.txt", "b.bin", "c.jsonl"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask  # as open() makes them; not 0600
+
+
+def test_a_tiny_model_cached_with_narrower_heads_is_built_again(tmp_path, monkeypatch):
+    """The tiny models' heads became 32 wide (what vLLM's CPU build runs): an older cache is replaced."""
+    from xling import tiny
+
+    monkeypatch.setenv("XLING_CACHE", str(tmp_path / "cache"))
+    old = tmp_path / "cache" / "tiny" / "tiny-base"
+    old.mkdir(parents=True)
+    (old / "config.json").write_text(json.dumps({"hidden_size": 64, "num_attention_heads": 4}))
+    path = tiny.cached_tiny_model("tiny-base")
+    config = json.loads((path / "config.json").read_text())
+    assert path == old and config["hidden_size"] // config["num_attention_heads"] == tiny.HEAD_SIZE == 32
+    assert "chat_template" not in json.loads((path / "tokenizer_config.json").read_text())

@@ -268,14 +268,9 @@ def materialize(model: str) -> str:
         from .. import gguf
 
         return gguf.resolve(model)
-    from ..data import cache_root
-    from ..io import build_folder
-    from ..tiny import build_tiny_model
+    from ..tiny import cached_tiny_model
 
-    path = cache_root() / "tiny" / model
-    if not (path / "config.json").is_file():
-        build_folder(path, lambda tmp: build_tiny_model(tmp, chat_template=TINY[model], seed=0 if TINY[model] else 1))
-    return str(path)
+    return str(cached_tiny_model(model))
 
 
 def check_paths(spec: ModelSpec) -> None:
