@@ -14,3 +14,24 @@ def with_overrides(config_cls, data: dict, over: dict):
             node = node.setdefault(p, {})
         node[last] = value
     return build(config_cls, data)
+
+
+def never_returns(*args, **kwargs):
+    """A verification that cannot finish in any time: it sleeps, swallows every exception (as math-verify
+    swallows its own timeouts) and sleeps again. Module-level, so that worker processes can run it."""
+    import time
+
+    from math_verify.errors import TimeoutException
+
+    while True:
+        try:
+            time.sleep(3600)
+        except (Exception, TimeoutException):
+            pass
+
+
+def grade_number(text: str):
+    """`text` graded in-process against the number 5 (a module-level function, for worker processes)."""
+    from xling.answers import Grader, grade
+
+    return grade(text, "5", "en", "number", grader=Grader(workers=0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from fractions import Fraction
 
@@ -278,24 +279,24 @@ def test_bad_kind_and_language_are_errors():
 
 # ---- the timeout path ----
 
-def test_hanging_verification_is_wrong_within_the_timeout():
-    """`10^{10^{10}}` hangs math-verify without its alarm; the worker is killed after 1 s."""
+def test_hanging_verification_is_wrong_within_the_timeout(monkeypatch):
+    """A verification that never returns: the worker is killed at the timeout and another takes over."""
+    import xling.answers as answers
+    from helpers import never_returns
+
     with Grader(workers=1, timeout=1.0) as g:
-        g.grade("\\boxed{\\sqrt{4}}", "2")  # start the worker outside the timing
-        start = time.monotonic()
+        g.grade("\\boxed{\\sqrt{4}}", "2")  # start the worker
+        monkeypatch.setattr(answers, "verify_math", never_returns)
         result = g.grade("So the answer is \\boxed{10^{10^{10}}}", "5")
-        elapsed = time.monotonic() - start
         assert result.correct is False and result.error == TIMEOUT
-        assert elapsed < 4.0
         assert g.stats[TIMEOUT] == 1 and g.pool.timeouts == 1
+        monkeypatch.undo()
         assert g.grade("\\boxed{\\sqrt{9}}", "3").correct  # a new worker took over
 
 
-def test_pool_timeout_with_an_injected_slow_function():
+def test_pool_timeout_with_a_task_that_never_ends():
     with WorkerPool(2) as pool:
-        start = time.monotonic()
-        out = pool.map(time.sleep, [(0.01,), (60,), (0.01,), (0.01,)], timeout=0.5)
-        assert time.monotonic() - start < 5
+        out = pool.map(time.sleep, [(0.01,), (10**6,), (0.01,), (0.01,)], timeout=0.5)
         assert out == [(None, None), (None, TIMEOUT), (None, None), (None, None)]
         assert pool.timeouts == 1 and pool.restarts == 1
         assert pool.map(abs, [(-3,)], timeout=5) == [(3, None)]
@@ -316,28 +317,50 @@ def warmed_grader(timeout: float) -> Grader:
     return g
 
 
-# Each of these ran far past a 0.5 s timeout when math-verify swallowed the alarm and went on
-# (measured before the fix: 57 s for the parentheses, 4 s for the long sum).
-HOSTILE = ["\\boxed{9^{9^{9^{9}}}}", "\\boxed{" + "(" * 60 + "1" + ")" * 60 + "}", "\\boxed{" + "+".join(["x"] * 800) + "}",
-           "\\boxed{" + "\\sqrt{" * 80 + "2" + "}" * 80 + "}"]
+def busy_forever(*args, **kwargs):
+    while True:
+        pass
 
 
-@pytest.mark.parametrize("completion", HOSTILE, ids=["power tower", "parentheses", "long sum", "nested roots"])
-def test_in_process_timeout_is_hard_on_hostile_items(completion):
+def swallowing_forever(*args, **kwargs):
+    """As math-verify does with its comparisons: every exception caught, its own timeout too, and on."""
+    from math_verify.errors import TimeoutException
+
+    while True:
+        try:
+            time.sleep(3600)
+        except Exception:
+            pass
+        except TimeoutException:
+            pass
+
+
+def waiting_forever(*args, **kwargs):
+    threading.Event().wait()  # a lock that nobody releases
+
+
+# Hangs that no machine can finish, however fast: math-verify's comparison replaced by each in turn.
+# (Real inputs such as nested roots ran past the timeout on a busy machine only.)
+HANGS = {"busy loop": busy_forever, "swallows every exception": swallowing_forever, "blocked on a lock": waiting_forever}
+
+
+@pytest.mark.parametrize("hang", list(HANGS.values()), ids=list(HANGS))
+def test_in_process_timeout_is_hard_on_hostile_items(monkeypatch, hang):
+    import math_verify
+
     g = warmed_grader(0.5)
-    start = time.monotonic()
-    result = g.grade(completion, "5")
-    elapsed = time.monotonic() - start
+    monkeypatch.setattr(math_verify, "verify", hang)
+    result = g.grade("\\boxed{\\sqrt{25}}", "5")
     assert result.correct is False and result.error == TIMEOUT, result
-    assert elapsed < 1.5, elapsed
     assert g.stats[TIMEOUT] == 1
+    monkeypatch.undo()
     assert g.grade("\\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt3}{2}").correct  # and the grader goes on
 
 
 def test_in_process_timeout_is_hard_when_the_verifier_swallows_every_exception(monkeypatch):
     """math-verify catches what its comparisons raise and goes on with the next pair (grader.py:
     `except Exception as e:` ... `except TimeoutException as e:` ... `return False`); a verifier that
-    swallows both, nine times over, must still be stopped at the timeout."""
+    swallows both, for ever, must still be stopped at the timeout, at its first try."""
     from math_verify.errors import TimeoutException
 
     import xling.answers as answers
@@ -346,20 +369,18 @@ def test_in_process_timeout_is_hard_when_the_verifier_swallows_every_exception(m
     calls = []
 
     def stubborn(gold, prediction):
-        for _ in range(9):
+        while True:
             try:
                 calls.append(1)
-                time.sleep(2)
+                time.sleep(3600)
             except Exception:
                 pass
             except TimeoutException:
                 pass
-        return True, None
 
     monkeypatch.setattr(answers, "verify_math", stubborn)
-    start = time.monotonic()
     assert answers.verify_with_alarm("5", "x", 0.3) == (False, TIMEOUT)
-    assert time.monotonic() - start < 1.5 and calls == [1]
+    assert calls == [1]
 
 
 def test_the_callers_alarm_handler_and_timer_are_restored():
@@ -368,35 +389,39 @@ def test_the_callers_alarm_handler_and_timer_are_restored():
     fired = []
     old = signal.signal(signal.SIGALRM, lambda *_: fired.append(True))
     try:
-        signal.setitimer(signal.ITIMER_REAL, 30)
+        signal.setitimer(signal.ITIMER_REAL, 3000)
         g = warmed_grader(5)
         assert g.grade("\\boxed{\\frac{2}{4}}", "\\frac12").correct
         remaining, _ = signal.getitimer(signal.ITIMER_REAL)
-        assert 20 < remaining <= 30  # the caller's timer is still running
+        assert 0 < remaining < 3000 and fired == []  # the caller's timer is still running, less what passed
         signal.setitimer(signal.ITIMER_REAL, 0.05)
-        time.sleep(0.3)
-        assert fired == [True]  # and its own handler gets the alarm
+        while not fired:  # its own handler gets the alarm
+            time.sleep(0.01)
+        assert fired == [True]
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
 
 
-def test_in_process_grading_off_the_main_thread_has_a_hard_timeout_too():
-    import threading
+def test_in_process_grading_off_the_main_thread_has_a_hard_timeout_too(monkeypatch):
+    import xling.answers as answers
+    from helpers import never_returns
 
     out = {}
 
     def run():
         with Grader(workers=0, timeout=1.0) as g:
-            start = time.monotonic()
-            out["hostile"] = g.grade(HOSTILE[1], "5")
-            out["elapsed"] = time.monotonic() - start
+            answers.verify_math, real = never_returns, answers.verify_math
+            try:
+                out["hostile"] = g.grade("\\boxed{\\sqrt{25}}", "5")
+            finally:
+                answers.verify_math = real
             out["fine"] = g.grade("\\boxed{\\sqrt{9}}", "3")
 
     thread = threading.Thread(target=run)
     thread.start()
-    thread.join(120)
-    assert out["hostile"].error == TIMEOUT and out["elapsed"] < 10  # a worker's start-up, then 1 s
+    thread.join()
+    assert out["hostile"].error == TIMEOUT
     assert out["fine"].correct
 
 
@@ -419,12 +444,17 @@ def test_pool_needs_a_worker():
         WorkerPool(0)
 
 
-def test_degenerate_completions_grade_fast():
-    """RL policies produce loops; extraction must stay linear in the completion's length."""
-    start = time.monotonic()
-    for text in ("\\boxed{1 " * 3000, "\\boxed{" * 3000 + "5" + "}" * 3000, "The answer is " * 3000, "1," * 10000):
-        Grader(workers=0).grade(text, "5", "en", "number")
-    assert time.monotonic() - start < 2.0
+def test_degenerate_completions_grade_in_linear_time():
+    """RL policies produce loops; extraction must stay linear in the completion's length. Graded in a
+    worker with a timeout a hundred times what they take (a quadratic or worse extraction takes far
+    longer on these lengths)."""
+    texts = ("\\boxed{1 " * 3000, "\\boxed{" * 3000 + "5" + "}" * 3000, "The answer is " * 3000, "1," * 10000)
+    from helpers import grade_number
+
+    with WorkerPool(1) as pool:
+        out = pool.map(grade_number, [(t,) for t in texts], timeout=300)
+    assert [error for _, error in out] == [None] * 4
+    assert all(result.extracted is None or len(result.extracted) < 50_000 for result, _ in out)
 
 
 def test_degenerate_digit_runs_are_no_answer_and_never_crash():
@@ -451,3 +481,26 @@ def test_malformed_math_gold_is_unparseable_not_a_string_match(gold):
     so that `\\boxed{???}` does not match gold `???`."""
     result = Grader(workers=0).grade(f"\\boxed{{{gold}}}", gold, "en", "math")
     assert result.correct is False and result.error == UNPARSEABLE_GOLD
+
+
+def test_a_worker_whose_caller_is_gone_stops_quietly():
+    """After a SIGKILL of the grading process its workers' answers meet a closed pipe: they stop, no traceback."""
+    from xling.answers import _serve
+
+    class Gone:
+        sent = 0
+
+        def __init__(self):
+            self.messages = [(abs, [(-1,)])]
+
+        def recv(self):
+            if not self.messages:
+                raise EOFError
+            return self.messages.pop()
+
+        def send(self, out):
+            self.sent += 1
+            raise BrokenPipeError(32, "Broken pipe")
+
+    conn = Gone()
+    assert _serve(conn) is None and conn.sent == 1

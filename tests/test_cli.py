@@ -309,3 +309,28 @@ def test_a_dry_run_refuses_an_out_that_cannot_be_a_folder(capsys, in_tmp, finish
     shutil.copytree(finished_grade_run, in_tmp / "g")
     rc, stdout, err = run(capsys, *GRADE, f"out={out}", "--dry-run")
     assert rc == 2 and message in err and err.count("\n") == 1 and not stdout
+
+
+# run.py in a process whose libraries are interrupted while they shut down (after the run's end)
+INTERRUPTED_AT_EXIT = """
+import atexit, os, runpy, signal, sys, time
+import xling.tasks.paper_replay as task
+real = task.run
+
+def run(cfg, run_dir):
+    atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(60)))
+    return real(cfg, run_dir)
+
+task.run = run
+sys.argv = ["run.py", "paper-replay", "plot=false", "out=r"]
+runpy.run_path({run_py!r}, run_name="__main__")
+"""
+
+
+def test_an_interrupt_while_exiting_is_one_line_and_exit_130(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", INTERRUPTED_AT_EXIT.format(run_py=str(REPO / "run.py"))],
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == ("error: interrupted; finished work is kept in the run folder, run the same command to "
+                           "resume\n")
+    assert (tmp_path / "r" / "metrics.json").is_file()  # the run had finished: its results are there

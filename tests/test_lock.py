@@ -82,7 +82,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
     assert read_holder(tmp_path / "r")["pid"] == dead.pid  # the file stays: nobody removed it
     proc = run_py(tmp_path, *ARGS)
     assert proc.returncode == 0, proc.stderr
-    assert f"took over the lock of r from pid {dead.pid}" in proc.stdout
+    assert f"note: the last run in r (pid {dead.pid} on " in proc.stdout
     assert (tmp_path / "r" / "metrics.json").is_file() and not (tmp_path / "r" / LOCK_NAME).exists()
 
 
@@ -104,3 +104,66 @@ def test_non_main_ranks_take_no_lock(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RANK", "1")
     with FolderLock(tmp_path / "r"):
         assert cli.main(ARGS) == 0
+
+
+def test_a_lock_file_that_is_a_link_is_never_followed(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / LOCK_NAME).symlink_to(victim)
+    with FolderLock(tmp_path / "r"):
+        lock = tmp_path / "r" / LOCK_NAME
+        assert not lock.is_symlink() and lock.is_file()  # replaced by a file of its own
+        assert read_holder(tmp_path / "r")["pid"] == os.getpid()
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_dangling_lock_link_creates_nothing_outside_the_folder(tmp_path):
+    (tmp_path / "r").mkdir()
+    outside = tmp_path / "outside.json"
+    (tmp_path / "r" / LOCK_NAME).symlink_to(outside)
+    assert read_holder(tmp_path / "r") == {}
+    with FolderLock(tmp_path / "r"):
+        pass
+    assert not outside.exists() and not os.path.lexists(tmp_path / "r" / LOCK_NAME)
+
+
+def test_a_lock_file_that_cannot_be_opened_is_named(tmp_path, monkeypatch):
+    """Root opens a file of mode 000 all the same: the refusal is simulated."""
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / LOCK_NAME).write_text("{}")
+    real_open = os.open
+
+    def refusing(path, flags, *args, **kwargs):
+        if Path(path).name == LOCK_NAME:
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing)
+    with pytest.raises(XlingError) as e:
+        FolderLock(tmp_path / "r").acquire()
+    assert str(e.value) == (f"cannot open the lock file {tmp_path / 'r' / LOCK_NAME} (Permission denied); remove it "
+                            f"if no run is working in {tmp_path / 'r'}, or give another out=DIR")
+
+
+def test_a_lock_file_that_is_a_folder_is_named(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r" / LOCK_NAME).mkdir(parents=True)
+    assert cli.main(ARGS) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot open the lock file r/{LOCK_NAME} (Is a directory)") and err.count("\n") == 1
+
+
+def test_a_killed_run_frees_the_folder_by_itself(tmp_path):
+    """The kernel drops the lock of a killed holder: the next run needs no takeover, the file only tells."""
+    import fcntl
+
+    dead = start_holder(tmp_path)
+    dead.send_signal(signal.SIGKILL)
+    dead.wait(timeout=60)
+    fd = os.open(tmp_path / "r" / LOCK_NAME, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free, although the dead run's file is still there
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

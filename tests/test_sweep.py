@@ -225,16 +225,23 @@ def test_slurm_executor_through_submitit_local_jobs(run_cli, tmp_path, capsys):
     assert "sweep.slurm:" in capsys.readouterr().err
 
 
-def test_a_folder_of_another_recipe_is_refused_before_anything_runs(run_cli, tmp_path, capsys):
+def test_a_member_of_another_recipe_is_refused_before_anything_runs_and_forced_runs_again(run_cli, tmp_path,
+                                                                                           capsys):
+    import yaml
+
     recipe = fast_sweep(tmp_path)
     assert run_cli(str(recipe), "out=sw", "--only=f2") == 0
     capsys.readouterr()
     changed = FAST.replace("f2: {fit_from: 2}", "f2: {fit_from: 5}")
     recipe.write_text(changed)
-    assert run_cli(str(recipe), "out=sw", "--force") == 2
+    assert run_cli(str(recipe), "out=sw", "--only=f2") == 2
     err = capsys.readouterr().err
-    assert "members/f2/train holds work of a different recipe (differs in: fit_from)" in err
+    assert "sw holds work of a different recipe" in err and "add --force" in err
     assert not (tmp_path / "sw" / "members" / "f3" / "train").exists()
+    assert run_cli(str(recipe), "out=sw", "--force") == 0  # --force: the changed member runs again, as a stage would
+    saved = yaml.safe_load((tmp_path / "sw" / "members" / "f2" / "train" / "recipe.yaml").read_text())
+    assert saved["fit_from"] == 5
+    assert (tmp_path / "sw" / "members" / "f3" / "train" / "metrics.json").is_file()
 
 
 def test_dry_run_plans_every_stage_for_a_named_gpu(capsys, monkeypatch, tmp_path):

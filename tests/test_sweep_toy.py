@@ -72,3 +72,29 @@ def test_toy_sweep_killed_inside_a_member_resumes_and_redoes_nothing(tmp_path):
     again = subprocess.run([sys.executable, str(REPO / "run.py"), *ARGS], cwd=tmp_path, env=env, capture_output=True,
                            text=True, timeout=300)
     assert again.returncode == 0 and "already holds this finished run" in again.stdout
+
+
+def test_a_forced_toy_sweep_reruns_the_stages_whose_recipe_changed(tmp_path, monkeypatch, capsys):
+    """--force on a sweep means what it means on a stage: the members whose recipe changed run again
+    (a resumable key such as train.max_steps included), with what comes after them; the rest is kept."""
+    from xling import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XLING_CACHE", str(tmp_path / "cache"))
+    args = ["parallel-scaling", "toy=true", "sweep.members={k0: {data.k: 0}}", "evaluate.langs=[en]",
+            "evaluate.limit=2", "analyze.n_boot=20", "sweep.isolate=false", "out=sw"]
+    assert cli.main([*args, "sweep.set.train.max_steps=1"]) == 0
+    sw = tmp_path / "sw"
+    assert json.loads((sw / "members" / "k0" / "train" / "metrics.json").read_text())["steps"] == 1
+    base = _mtime(sw / "bases" / "base" / "metrics.json")
+    first_eval = _mtime(sw / "members" / "k0" / "eval" / "metrics.json")
+    capsys.readouterr()
+    assert cli.main(args) == 2
+    assert "add --force" in capsys.readouterr().err
+    assert cli.main([*args, "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "holds a finished run" not in out
+    assert json.loads((sw / "members" / "k0" / "train" / "metrics.json").read_text())["steps"] == 2
+    assert _mtime(sw / "members" / "k0" / "eval" / "metrics.json") != first_eval  # the new model, evaluated
+    assert _mtime(sw / "bases" / "base" / "metrics.json") == base  # unchanged: not run again
+    assert cli.main(args) == 0 and "already holds this finished run" in capsys.readouterr().out

@@ -19,7 +19,7 @@ from .config import (
 )
 from .console import console, print_error
 from .errors import ConfigError, Unfinished, XlingError
-from .io import atomic_write_json, atomic_write_text, is_temporary
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, cannot_write, is_temporary
 from .lock import LOCK_NAME, FolderLock, is_main_process
 from .tasks import load_task
 
@@ -40,6 +40,11 @@ BOOKKEEPING = {"recipe.yaml", "env.json", LOCK_NAME}
 FINISHED = "metrics.json"  # the finished marker, written last; it names the recipe it finished
 PREVIOUS = "metrics.previous.json"  # a finished run's marker while a forced re-run replaces it
 FINGERPRINT = "recipe_fingerprint"
+# Where a re-run puts the figures, tables and reports of the finished run it replaces: none of them stays
+# beside its own results (a figure of a language the new run no longer has, say); caches stay where they are.
+ASIDE = ".previous"
+RESULT_SUFFIXES = (".png", ".pdf", ".svg", ".csv", ".md", ".html")
+_forced: list[bool] = []  # whether the runs this process is in were started with --force (innermost last)
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "vllm", "unsloth",
             "unsloth_zoo", "bitsandbytes", "deepspeed", "math-verify", "langdetect",
             "lingua-language-detector", "langid", "sentence-transformers", "sacrebleu", "numpy", "scipy")
@@ -133,15 +138,64 @@ def recipe_fingerprint(cfg_dict: dict) -> str:
 
 
 def finished_fingerprint(run_dir: Path) -> str | None:
-    """The fingerprint of the recipe whose finished run `run_dir/metrics.json` marks ("" when it names none)."""
+    """The fingerprint of the recipe whose finished run `run_dir/metrics.json` marks: None when there
+    is no marker, or one that does not parse as a JSON object (a damaged marker marks nothing, so the
+    run counts as unfinished); "" for a marker that names no recipe (written before markers did)."""
     marker = run_dir / FINISHED
     if not marker.is_file():
         return None
     try:
         data = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return ""
-    return str(data.get(FINGERPRINT) or "") if isinstance(data, dict) else ""
+        return None
+    if not isinstance(data, dict):
+        return None
+    return str(data.get(FINGERPRINT) or "")
+
+
+def forced() -> bool:
+    """Whether the run this process is in was started with --force (a sweep passes it to the stages it re-runs)."""
+    return bool(_forced and _forced[-1])
+
+
+def _results(run_dir: Path):
+    """The figures, tables and reports in a run folder, its sub-folders included, but not those of other
+    runs (a sub-folder with a recipe.yaml: a sweep's members) nor hidden folders."""
+    for p in sorted(run_dir.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            if not (p / "recipe.yaml").exists():
+                yield from _results(p)
+        elif p.suffix in RESULT_SUFFIXES and p.is_file():
+            yield p
+
+
+def set_aside_results(run_dir: Path) -> None:
+    """Move the finished run's figures, tables and reports into run_dir/.previous/ while a re-run replaces it."""
+    aside = run_dir / ASIDE
+    for p in list(_results(run_dir)):
+        target = aside / p.relative_to(run_dir)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, target)
+        except OSError as e:
+            raise cannot_write(target, e) from None
+
+
+def restore_results(run_dir: Path) -> None:
+    """Put back what `set_aside_results` moved (a refused re-run leaves the finished run as it was)."""
+    import shutil
+
+    aside = run_dir / ASIDE
+    if not aside.is_dir():
+        return
+    for p in sorted(aside.rglob("*")):
+        target = run_dir / p.relative_to(aside)
+        if p.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, target)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def has_work(run_dir: Path) -> bool:
@@ -221,10 +275,14 @@ def prepare_run_dir(cfg: Recipe, run_dir: Path, force: bool, resumable: frozense
             changed = _changed_keys(_comparable(old_full), _comparable(new_full))
             raise XlingError(
                 f"{run_dir} holds a finished run; {', '.join(changed[:6])} only take(s) effect while a run is "
-                "unfinished: give another out=DIR to run afresh"
+                "unfinished: add --force to run it again with this recipe, or give another out=DIR to run afresh"
             )
     if (run_dir / FINISHED).exists():  # from here on the folder holds no finished run until this one ends
-        os.replace(run_dir / FINISHED, run_dir / PREVIOUS)
+        try:
+            os.replace(run_dir / FINISHED, run_dir / PREVIOUS)
+        except OSError as e:
+            raise cannot_write(run_dir / PREVIOUS, e) from None
+        set_aside_results(run_dir)
     atomic_write_text(saved, dump_yaml(cfg))
     atomic_write_json(run_dir / "env.json", environment())
     return True
@@ -247,21 +305,47 @@ def execute(name: str, overrides: list[str], dry_run: bool = False, force: bool 
                 console.print(f"# {line}".rstrip(), markup=False, highlight=False, soft_wrap=True)
         return 0
     run_dir = Path(cfg.out)
+    created = [p for p in [run_dir, *run_dir.parents] if not p.exists() and not p.is_symlink()]
     open_run_dir(run_dir)
-    if not is_main_process():  # the other ranks of a distributed launch work beside the main one
-        return _run_in(cfg, path, task, run_dir, force, resumable)
-    with FolderLock(run_dir) as lock:
-        if lock.took_over:
-            console.print(f"note: took over the lock of {run_dir} from pid {lock.took_over.get('pid')} on "
-                          f"{lock.took_over.get('host')}, which stopped without releasing it", markup=False)
-        remove_temporaries(run_dir)
-        return _run_in(cfg, path, task, run_dir, force, resumable)
+    _forced.append(force)
+    refused_here = False
+    try:
+        if not is_main_process():  # the other ranks of a distributed launch work beside the main one
+            return _run_in(cfg, path, task, run_dir, force, resumable)
+        with FolderLock(run_dir) as lock:
+            if lock.took_over:
+                console.print(f"note: the last run in {run_dir} (pid {lock.took_over.get('pid')} on "
+                              f"{lock.took_over.get('host')}) stopped before its end",
+                              markup=False)
+            remove_temporaries(run_dir)
+            try:
+                return _run_in(cfg, path, task, run_dir, force, resumable)
+            except XlingError:
+                if created and not has_work(run_dir):  # refused in a folder it made: its bookkeeping goes
+                    refused_here = True
+                    for name in ("recipe.yaml", "env.json"):
+                        (run_dir / name).unlink(missing_ok=True)
+                raise
+    except XlingError:
+        if refused_here:  # and the folders it made, once the lock is released, where nothing else is in them
+            for p in created:
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
+        raise
+    finally:
+        _forced.pop()
 
 
 def _run_in(cfg: Recipe, path: Path, task, run_dir: Path, force: bool, resumable: frozenset[str]) -> int:
     finished = run_dir / FINISHED
+    for marker in (finished, run_dir / PREVIOUS):
+        if (marker.exists() or marker.is_symlink()) and (marker.is_symlink() or not marker.is_file()):
+            raise XlingError(f"{marker} is not a file (the finished marker of this folder is written there); "
+                             "move it aside, then run the same command again")
     # What a forced re-run of a finished run replaces, kept until the task has accepted its input.
-    previous = {n: (run_dir / n).read_text(encoding="utf-8") for n in ("recipe.yaml", "env.json", FINISHED)
+    previous = {n: (run_dir / n).read_bytes() for n in ("recipe.yaml", "env.json", FINISHED)
                 if finished.exists() and (run_dir / n).is_file()}
     # A task that reports on the machine (doctor) is worth running every time.
     if not prepare_run_dir(cfg, run_dir, force or getattr(task, "ALWAYS_RUN", False), resumable):
@@ -278,14 +362,18 @@ def _run_in(cfg: Recipe, path: Path, task, run_dir: Path, force: bool, resumable
         return 0
     except XlingError:
         if previous:  # refused input: the finished run stays as it was
-            for n, text in previous.items():
-                atomic_write_text(run_dir / n, text)
+            for n, data in previous.items():
+                atomic_write_bytes(run_dir / n, data)
             (run_dir / PREVIOUS).unlink(missing_ok=True)
+            restore_results(run_dir)
         raise
     # the marker names the recipe it finished: a later run of another recipe never takes it for its own
     record = {**(metrics if metrics is not None else {}), FINGERPRINT: recipe_fingerprint(to_dict(cfg))}
     atomic_write_json(finished, record)
     (run_dir / PREVIOUS).unlink(missing_ok=True)
+    import shutil
+
+    shutil.rmtree(run_dir / ASIDE, ignore_errors=True)  # the results of the run this one replaced
     console.print(f"results: {finished}", markup=False, highlight=False)
     return 0
 
@@ -316,6 +404,19 @@ def _lookup(data: dict, dotted: str):
     return node
 
 
+def _check_only(name: str, given: str, known: set[str]) -> None:
+    """--only is an option of the recipes that take it (sweeps): elsewhere an unknown option."""
+    from dataclasses import fields
+
+    task_name = read_recipe_file(recipe_path(name)).get("task")
+    if not task_name:
+        return  # resolve() says what is wrong with the recipe
+    if "only" not in {f.name for f in fields(load_task(str(task_name)).Config)}:
+        others = ", ".join(sorted(known - {"--only"}))
+        raise ConfigError(f"unknown option {given} for recipe {name} (task {task_name}): --only picks the members of "
+                          f"a sweep; options here: {others}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = ["--help" if a == "-h" else a for a in (sys.argv[1:] if argv is None else argv)]
     flags = {a for a in args if a.startswith("--")}
@@ -328,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
             value = only[-1].partition("=")[2]
             if not value:
                 raise ConfigError("--only needs member names: --only=k0,k3")
+            if rest:
+                _check_only(rest[0], only[-1], known)
             rest.append(f"only={value}")
         unknown = flags - known
         if unknown:
@@ -345,5 +448,33 @@ def main(argv: list[str] | None = None) -> int:
         print_error(str(e))
         return 2
     except KeyboardInterrupt:
-        print_error("interrupted; finished work is kept in the run folder, run the same command to resume")
+        print_error(INTERRUPTED)
         return 130
+
+
+INTERRUPTED = "interrupted; finished work is kept in the run folder, run the same command to resume"
+
+
+def _interrupted_at_exit(signum, frame) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    print_error(INTERRUPTED)
+    try:
+        sys.stderr.flush()
+    finally:
+        os._exit(130)
+
+
+def exit_with(code: int) -> None:
+    """sys.exit(code), where a Ctrl-C while the libraries shut down (their exit handlers, worker processes
+    joined) is one line and exit 130, not a KeyboardInterrupt traceback after an exit code of 0."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, _interrupted_at_exit)
+    except ValueError:  # not the main thread
+        pass
+    sys.exit(code)

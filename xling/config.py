@@ -345,6 +345,8 @@ def recipe_path(name: str) -> Path:
     """A recipe name under recipes/ (no .yaml) or a path to a YAML file."""
     if name.endswith((".yaml", ".yml")) or "/" in name or Path(name).is_file():
         path = Path(name)
+        if path.is_dir():
+            raise ConfigError(f"recipe file '{name}' is a folder, not a file; give the path of a YAML recipe")
         if not path.is_file():
             raise ConfigError(f"recipe file '{name}' does not exist")
         return path

@@ -80,6 +80,11 @@ def _cached(repo_id: str) -> bool:
     return isinstance(found, str)
 
 
+def looks_local(name: str) -> bool:
+    """Whether `name` is written as a path (./x, ../x, /x, ~/x, a/b/c) rather than a hub id (org/name)."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
 def check_model(name: str | None, key: str) -> None:
     """A model given by hub id (`key=name`) can be loaded: the hub is reachable, or the id is cached.
 
@@ -94,6 +99,9 @@ def check_model(name: str | None, key: str) -> None:
         return
     if Path(name).expanduser().exists():
         return
+    if looks_local(name):  # a path, not a hub id (org/name): the hub cannot help
+        raise XlingError(f"{key}={name}: {name} does not exist; give an existing model folder (or file), or a hub id "
+                         "(org/name)")
     if offline_reason() is None:
         return
     if _cached(name):

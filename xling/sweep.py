@@ -181,6 +181,8 @@ class Stage:
     needs: list[str] = field(default_factory=list)  # stage ids that must be finished first
     accelerate: bool = False  # full-parameter training: accelerate launch
     conflict: str = ""  # keys in which the folder's recipe differs (state "conflict")
+    changed: str = ""  # keys in which the recipe of the folder's finished run differs (resumable ones too)
+    force: bool = False  # run with --force: the sweep was, and this stage's recipe changed
 
     def command(self, accelerate_config: str | None = None, processes: int = 1) -> list[str]:
         run_py = str(ROOT / "run.py")
@@ -189,8 +191,11 @@ class Stage:
 
             return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                     str(shipped_path(accelerate_config)),
-                    "--num_processes", str(processes), run_py, str(self.file)]
-        return [sys.executable, run_py, str(self.file)]
+                    "--num_processes", str(processes), run_py, str(self.file), *self.flags()]
+        return [sys.executable, run_py, str(self.file), *self.flags()]
+
+    def flags(self) -> list[str]:
+        return ["--force"] if self.force else []
 
 
 @dataclass
@@ -445,8 +450,11 @@ def stage_state(stage: Stage) -> str:
             stage.conflict = ", ".join(_changed_keys(_comparable(old, resumable), _comparable(new, resumable))[:5])
             return "conflict"
         return "todo"
-    if finished_fingerprint(d) == recipe_fingerprint(new):  # the finished marker names exactly this recipe
+    done = finished_fingerprint(d)
+    if done == recipe_fingerprint(new):  # the finished marker names exactly this recipe
         return "done"
+    if done and done == recipe_fingerprint(old):  # finished for keys that change only an unfinished run
+        stage.changed = ", ".join(_changed_keys(_comparable(old), _comparable(new))[:5])
     return "partial"
 
 
@@ -459,8 +467,7 @@ def write_stage_files(plan: Plan) -> None:
 
 def build_models(plan: Plan, seed: int) -> None:
     """Build the models the sweep makes itself (tiny), once, atomically."""
-    import shutil
-    import tempfile
+    from .io import WRITE_HINT, build_folder
 
     for path, (kind, chat) in plan.models.items():
         target = Path(path)
@@ -468,12 +475,9 @@ def build_models(plan: Plan, seed: int) -> None:
             continue
         from .tiny import build_tiny_model
 
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         console.print(f"building the {kind} model: {target}", markup=False)
-        build_tiny_model(tmp, chat_template=chat, seed=seed if chat else seed + 1)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        build_folder(target, lambda tmp: build_tiny_model(tmp, chat_template=chat, seed=seed if chat else seed + 1),
+                     hint=WRITE_HINT)
 
 
 def sweep_record(plan: Plan) -> dict:
@@ -557,7 +561,7 @@ def _run_here(stage: Stage) -> int:
     from .cli import main
 
     try:
-        return main([str(stage.file)])
+        return main([str(stage.file), *stage.flags()])
     except Exception:  # a bug, not bad input: show it as a child process would, then stop the sweep
         traceback.print_exc()
         return 1

@@ -11,6 +11,8 @@ build them once under the xling cache.
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 # ChatML, as the Qwen2.5 instruct models use it (no default system prompt).
@@ -128,25 +130,35 @@ def build_tiny_embedder(path: str | Path, dim: int = 32, seed: int = 0) -> Path:
     return path
 
 
-def _cached(name: str, build) -> Path:
-    import shutil
-    import tempfile
+def is_current(path: Path) -> bool:
+    """A finished build of today's tiny models: the embedder, or a model whose heads are HEAD_SIZE wide
+    (a cache built when they were 16 wide is built again)."""
+    if (path / "modules.json").is_file():
+        return True
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        return config["hidden_size"] // config["num_attention_heads"] == HEAD_SIZE
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+        return False
 
+
+def _cached(name: str, build) -> Path:
     from .data import cache_root
+    from .io import build_folder
 
     path = cache_root() / "tiny" / name
-    if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=path.parent))
-        build(tmp)
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
+    if not is_current(path):
+        build_folder(path, build)
     return path
 
 
-def cached_tiny_model() -> Path:
-    """The tiny instruct model (ChatML), built once under $XLING_CACHE/tiny/tiny (as `evaluate model=tiny`)."""
-    return _cached("tiny", lambda p: build_tiny_model(p, chat_template=True, seed=0))
+def cached_tiny_model(name: str = "tiny") -> Path:
+    """A tiny model built once under $XLING_CACHE/tiny/NAME (as `evaluate model=tiny`): `tiny`, the
+    instruct model (ChatML), or `tiny-base`, whose tokenizer has no chat template."""
+    if name not in ("tiny", "tiny-base"):
+        raise ValueError(f"no tiny model named {name!r}")
+    instruct = name == "tiny"
+    return _cached(name, lambda p: build_tiny_model(p, chat_template=instruct, seed=0 if instruct else 1))
 
 
 def cached_tiny_embedder() -> Path:

@@ -35,14 +35,13 @@ import json
 import math
 import os
 import random
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .config import Invalid
+from .io import build_folder
 from .errors import XlingError
 from .languages import CODES, LANGUAGES, unknown_language_message
 
@@ -442,22 +441,17 @@ def build_toy(cfg: ToyConfig | None = None, *, quiet: bool = False) -> Path:
     path = cache_dir(cfg)
     if is_built(path):
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    records = []
+
+    def pretrained(tmp: Path) -> None:
         if quiet:
-            record = pretrain(cfg, tmp)
+            records.append(pretrain(cfg, tmp))
         else:
             with _progress() as report:
-                record = pretrain(cfg, tmp, report)
-        if is_built(path):  # built meanwhile by another process: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            shutil.rmtree(path, ignore_errors=True)  # a folder without toy.json is not a finished build
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+                records.append(pretrain(cfg, tmp, report))
+
+    build_folder(path, pretrained, done=is_built)  # one built meanwhile by another process is kept
+    record = records[0]
     if not quiet:
         from .console import console
 

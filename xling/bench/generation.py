@@ -80,6 +80,11 @@ def baseline(model: str, adapter: str | None, prompts: list[str], *, max_tokens:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # the same OpenMP setting as run.py (threads that sleep while they wait; read when torch loads
+    # OpenMP), so that the figures are those of xling's own runs
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..generate.core import cuda_available
 
     gpu = cuda_available()

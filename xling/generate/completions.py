@@ -127,13 +127,11 @@ def read_shard(path: Path) -> dict[tuple[str, int], dict]:
 
 
 def append_records(path: Path, records: Iterable[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    repair_tail(path)
-    data = "".join(json.dumps(_json_safe(r), ensure_ascii=False) + "\n" for r in records)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    """Append records to a shard (a torn last line cut first); a shard that cannot be written is a
+    one-line XlingError naming it."""
+    from ..io import append_jsonl
+
+    append_jsonl(path, records)
 
 
 @dataclass

@@ -51,8 +51,13 @@ def model_config(model: str):
         return None
 
 
+def _text_config(config):
+    """The language model's part of a config (a multimodal config nests it)."""
+    return getattr(config, "get_text_config", lambda: config)()
+
+
 def head_size(config) -> int | None:
-    text = getattr(config, "get_text_config", lambda: config)()
+    text = _text_config(config)
     size = getattr(text, "head_dim", None)
     if not size and getattr(text, "hidden_size", None) and getattr(text, "num_attention_heads", None):
         size = text.hidden_size // text.num_attention_heads
@@ -70,8 +75,7 @@ def check_head_size(model: str, config) -> None:
 
 def cpu_engine_defaults(config, max_model_len: int | None) -> dict:
     """The `LLM(...)` keywords xling sets on the CPU where the caller did not (see the module docstring)."""
-    longest = max_model_len or getattr(getattr(config, "get_text_config", lambda: config)(), "max_position_embeddings",
-                                       None) or DEFAULT_MAX_MODEL_LEN
+    longest = max_model_len or getattr(_text_config(config), "max_position_embeddings", None) or DEFAULT_MAX_MODEL_LEN
     return {"kv_cache_memory_bytes": CPU_KV_CACHE_BYTES, "enable_chunked_prefill": False,
             "max_num_batched_tokens": max(int(longest), DEFAULT_MAX_MODEL_LEN), "enforce_eager": True}
 
@@ -96,7 +100,6 @@ class VLLMGenerator:
             info, self.max_lora_rank = check_adapter(adapter, "vllm", max_lora_rank)
             self.adapter_rank = info.rank
         self.on_cpu = vllm_on_cpu()
-        extra = dict(engine_kwargs or {})
         defaults: dict = {}
         if self.on_cpu:
             config = model_config(self.model)
@@ -125,7 +128,7 @@ class VLLMGenerator:
             kwargs["enable_prefix_caching"] = enable_prefix_caching
         if adapter:
             kwargs.update(enable_lora=True, max_lora_rank=self.max_lora_rank, max_loras=1)
-        kwargs.update(extra)
+        kwargs.update(engine_kwargs or {})
         self.engine_options = {k: v for k, v in kwargs.items() if k != "seed"}
         self._SamplingParams = vllm.SamplingParams
         try:

@@ -268,20 +268,9 @@ def materialize(model: str) -> str:
         from .. import gguf
 
         return gguf.resolve(model)
-    import shutil
-    import tempfile
+    from ..tiny import cached_tiny_model
 
-    from ..data import cache_root
-    from ..tiny import build_tiny_model
-
-    path = cache_root() / "tiny" / model
-    if not (path / "config.json").is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{model}.", dir=path.parent))
-        build_tiny_model(tmp, chat_template=TINY[model], seed=0 if TINY[model] else 1)
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
-    return str(path)
+    return str(cached_tiny_model(model))
 
 
 def check_paths(spec: ModelSpec) -> None:

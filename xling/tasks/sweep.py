@@ -145,7 +145,8 @@ def describe_plan(cfg: Config) -> list[str]:
     lines = [l for l in lines if l]
     conflicts = [s for s in plan.stages() if state[s.id] == "conflict"]
     for s in conflicts:
-        lines.append(f"  ! {s.run_dir} holds work of a different recipe (differs in: {s.conflict}): it would be refused")
+        lines.append(f"  ! {s.run_dir} holds work of a different recipe (differs in: {s.conflict}): "
+                     "it would be refused without --force")
     todo = [s for s in stages if state[s.id] != "done"]
     lines.append(f"  to run: {len(todo)} of {len(plan.stages())} stage(s)"
                  + (" (--only)" if cfg.only else "") + ("; the analysis runs when every member is done"))
@@ -237,11 +238,24 @@ def run(cfg: Config, run_dir: Path) -> dict:
     plan = plan_of(cfg)
     stages = selected(cfg, plan)
     state = {s.id: S.stage_state(s) for s in plan.stages()}
-    conflicts = [s for s in stages if state[s.id] == "conflict"]
-    if conflicts:
-        s = conflicts[0]
-        raise XlingError(f"{s.run_dir} holds work of a different recipe (differs in: {s.conflict}); delete that folder "
-                         "to redo it with this recipe, or give the sweep another out=DIR")
+    from ..cli import forced
+
+    changed = [s for s in stages if state[s.id] == "conflict" or s.changed]
+    if forced():  # --force: the stages whose recipe changed run again with it, as a stage would, and those after them
+        again = {s.id for s in changed}
+        for s in plan.stages():  # in an order where a stage comes after those it needs
+            if s.id in again or any(n in again for n in s.needs):
+                again.add(s.id)
+                s.force = True
+                if s in stages and state[s.id] == "done":
+                    state[s.id] = "partial"
+    elif changed:
+        s = changed[0]
+        if state[s.id] == "conflict":
+            raise XlingError(f"{s.run_dir} holds work of a different recipe (differs in: {s.conflict}); add --force to "
+                             "re-run the stages whose recipe changed, or give the sweep another out=DIR")
+        raise XlingError(f"{s.run_dir} holds a finished run; {s.changed} only take(s) effect while a run is unfinished: "
+                         "add --force to re-run the stages whose recipe changed, or give the sweep another out=DIR")
     S.write_stage_files(plan)
     atomic_write_json(run_dir / "sweep.json", S.sweep_record(plan))
     from ..analysis import Member, write_members
