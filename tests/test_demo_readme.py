@@ -75,6 +75,7 @@ def test_the_readme_shows_what_the_default_demo_prints(tmp_path):
     done = subprocess.run([sys.executable, "run.py", "demo", f"out={tmp_path / 'demo'}"], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=3600)
     assert done.returncode == 0, done.stdout[-3000:]
+    (tmp_path / "demo.log").write_text(done.stdout, encoding="utf-8")
     missing = missing_blocks(blocks, done.stdout.splitlines())
-    assert not missing, ("the README's demo output differs from what the demo prints now; regenerate it. "
-                         "First block not printed:\n" + "\n".join(missing[0]))
+    assert not missing, (f"{len(missing)} of the README's {len(blocks)} demo output blocks differ from what the demo "
+                         f"prints now ({tmp_path / 'demo.log'}); regenerate them. The first:\n" + "\n".join(missing[0]))
