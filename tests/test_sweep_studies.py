@@ -201,7 +201,13 @@ def test_study_runs_end_to_end_at_toy_scale(recipe, run_cli, tmp_path, capsys, m
     for member in names:
         if m["gen_avg"][member] is not None:
             assert interval(m["gen_avg_ci"][member])
-        assert 0 <= m["mean_off_target"][member] <= 100 and interval(m["mean_off_target_ci"][member])
+        judged, least = m["mean_off_target_judged"][member], m["off_target_min_judged"]
+        if m["mean_off_target"][member] is None:  # every cell judged on too few answers: undetermined, no interval
+            assert judged == 0 and not m["mean_off_target_ci"].get(member)
+            assert all(n < least for per_b in m["off_target_judged"][member].values() for n in per_b.values())
+        else:
+            assert 0 <= m["mean_off_target"][member] <= 100 and interval(m["mean_off_target_ci"][member])
+            assert judged >= least
     # the contrasts: a − b, Gen and accuracy, with intervals
     assert list(m["contrasts"]) == list(study.contrasts)
     for label, (a, b) in study.contrasts.items():
