@@ -67,6 +67,9 @@ class Config(Recipe):
             raise Invalid("gpu_memory_utilization", "must be in (0, 1], e.g. 0.85")
 
 
+LEDGER = "translated.jsonl"  # in the run folder: each translation this run made (its counts survive kills)
+
+
 def store_dir(cfg: Config) -> Path:
     if cfg.store:
         return Path(cfg.store).expanduser()
@@ -118,13 +121,16 @@ def run(cfg: Config, run_dir: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     # one translating run per store (a store shared with this run's own folder is already locked)
     same = os.path.realpath(folder) == os.path.realpath(run_dir)
+    ledger, previous = run_dir / LEDGER, run_dir / "metrics.previous.json"
+    if ledger.is_file() and previous.is_file() and ledger.stat().st_mtime <= previous.stat().st_mtime:
+        ledger.unlink()  # a forced re-run of a finished run: that run's translations are not this one's
     with contextlib.nullcontext() if same else FolderLock(folder, "translation store", "give store=DIR"):
         store = T.Store(folder)
         translator = make_translator(cfg, run_dir)
         report = T.translate_selection(
             pool, langs, translator, store, n=cfg.n, sets=cfg.sets, seed=cfg.seed, level_weights=cfg.level_weights,
             batch_size=cfg.batch_size, retry_rejected=cfg.retry_rejected, max_rounds=cfg.max_rounds,
-            model=cfg.model)
+            model=cfg.model, ledger=ledger)
     report.pop("selected_ids")
     considered = set(report.pop("considered_ids"))  # every problem a round selected
     rejected = [rec for (pid, lang), rec in sorted(store.rejected.items())
