@@ -57,6 +57,10 @@ class PivotConfig:
         for key in ("max_tokens", "chunk", "batch_size"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
+        from ..checks import tokens_problem
+
+        if (problem := tokens_problem(self.max_tokens)) is not None:
+            raise Invalid("max_tokens", problem)
         if not 0 < self.gpu_memory_utilization <= 1:
             raise Invalid("gpu_memory_utilization", "must be in (0, 1]")
 

@@ -63,6 +63,10 @@ class Config(Recipe):
         for key in ("max_new_tokens", "batch_size", "max_rounds", "tensor_parallel_size"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
+        from ..checks import tokens_problem
+
+        if (problem := tokens_problem(self.max_new_tokens)) is not None:
+            raise Invalid("max_new_tokens", problem)
         if not 0 < self.gpu_memory_utilization <= 1:
             raise Invalid("gpu_memory_utilization", "must be in (0, 1], e.g. 0.85")
 
