@@ -25,7 +25,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Any, Iterator, Literal
 
 from .. import hub
 from .. import metrics as M
@@ -55,7 +55,7 @@ class GenConfig:
     gpu_memory_utilization: float = 0.9  # vllm on a GPU: share of its memory for weights and KV cache
     max_model_len: int | None = None  # vllm: null = the model's
     enforce_eager: bool | None = None  # vllm: no CUDA graphs / torch.compile (null: vLLM's default, eager on CPU)
-    engine: dict = field(default_factory=dict)  # vllm: more vllm.LLM keywords, e.g. {kv_cache_memory_bytes: 4e9}
+    engine: dict[str, Any] = field(default_factory=dict)  # vllm: more vllm.LLM keywords, e.g. {kv_cache_memory_bytes: 4e9}
 
     def samples(self, benchmark: str) -> int:
         return int(self.n.get(benchmark, 1))
