@@ -100,11 +100,12 @@ def test_the_explanation_follows_the_numbers():
     assert not any("no training run changed accuracy" in line for line in lines)
     assert lines[-1] == "What these numbers show: a changed accuracy beyond its 95% interval (Gen above)."
     m["off_target"] = {"base": {"synth": {"en": 2.0, "sw": None}}, "a": {"synth": {"en": 0.0, "sw": None}}}
-    assert ("the language identifier could tell the language in only 2 of 4 cells (model x language)"
-            in "\n".join(D.explain(m, cfg)))
+    assert ("the language identifier judged at least 10 answers in only 2 of 4 cells (model x language); the others "
+            "are undetermined" in "\n".join(D.explain(m, cfg)))
     m["off_target"] = {"base": {"synth": {"en": 2.0, "sw": 4.0}}, "a": {"synth": {"en": 0.0, "sw": 1.0}}}
-    assert "answers not in the requested language, mean over languages: base 3.0%, a 0.5%." in "\n".join(
-        D.explain(m, cfg))
+    m["mean_off_target_judged"] = {"base": 1234, "a": 56}
+    assert ("answers not in the requested language, mean over the languages with at least 10 judged answers (n: the "
+            "answers judged): base 3.0% (n=1,234), a 0.5% (n=56)." in "\n".join(D.explain(m, cfg)))
     del m["off_target"]
     m["gen_avg_ci"]["a"] = [-1.0, 5.0]
     lines = D.explain(m, cfg)
@@ -119,6 +120,12 @@ def test_the_explanation_follows_the_numbers():
     assert "   a: trained languages 100.0% -> 0.0% (-100.0 [-100.0, -100.0]), the other languages 50.0% -> 0.0% " in (
         "\n".join(lines))
     assert "the habit fell beyond the noise in languages never trained on after a: what GRPO taught carried" in lines[-1]
+    # accuracy per problem: en 10 of 40 -> 30 of 40 (trained), de 20 -> 20 (not trained)
+    scores = {"base": {"en": {i: float(k < 10) for k, i in enumerate(ids)}, "de": {i: float(k < 20) for k, i in enumerate(ids)}},
+              "a": {"en": {i: float(k < 30) for k, i in enumerate(ids)}, "de": {i: float(k >= 20) for k, i in enumerate(ids)}}}
+    line = next(x for x in D.explain(m, cfg, None, scores) if x.startswith("   a (trained on en)"))
+    assert ("; accuracy in the trained languages 25.0% -> 75.0% (+50.0 points [+35.0, +65.0]); accuracy in the others "
+            "50.0% -> 50.0% (+0.0 points [" in line), line
 
 
 def test_the_explanation_gives_the_leap_and_the_fit_with_their_intervals():

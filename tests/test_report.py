@@ -116,3 +116,62 @@ def test_missing_cell_is_an_error():
     items = items_for("base", "mgsm", {"en": 50})
     with pytest.raises(Exception, match=r"no scored items for \(rl, mgsm, en\)"):
         R.summarize(items, ["base", "rl"], {"mgsm": ["en"]}, {}, n_boot=10)
+
+
+def _judged_items(model, judged, wrong, n=40):
+    """n items per language; the first judged[lang] have a detected language, wrong[lang] of them English."""
+    out = []
+    for lang, k in judged.items():
+        for i in range(n):
+            det = None if i >= k else ("en" if i < wrong.get(lang, 0) else lang)
+            out.append({"model": model, "benchmark": "mgsm", "lang": lang, "id": f"mgsm-{i}", "n": 1,
+                        "score": float(i % 2), "correct": bool(i % 2), "extracted": "1", "detected_lang": det,
+                        "on_target": None if det is None else det == lang, "truncated": False,
+                        "finish_reason": "stop", "tokens": 10})
+    return out
+
+
+def test_a_rate_judged_on_too_few_answers_is_undetermined_everywhere(tmp_path, capsys, monkeypatch):
+    """A cell judged on fewer than MIN_JUDGED answers has no rate and no interval, in every output, and
+    every rate shows the answers it rests on."""
+    assert R.MIN_JUDGED == 10
+    items = (_judged_items("base", {"en": 40, "de": 40, "te": 40}, {"de": 4, "te": 8})
+             + _judged_items("rl", {"en": 40, "de": 10, "te": 3}, {"de": 2, "te": 3}))
+    comps = {"rl": R.Comparison("rl", "base", ["en"])}
+    s = R.summarize(items, ["base", "rl"], {"mgsm": ["en", "de", "te"]}, comps, n_boot=50, seed=0)
+    assert s.off_target["rl"]["mgsm"]["te"] is None  # 3 judged answers, all English: not "100.0"
+    assert "te" not in s.off_target_ci["rl"]["mgsm"]
+    assert s.off_target["rl"]["mgsm"]["de"] == pytest.approx(20.0)  # exactly 10 judged: determined
+    assert s.off_target_judged["rl"]["mgsm"] == {"en": 40, "de": 10, "te": 3}
+    assert s.mean_off_target["rl"] == pytest.approx(10.0)  # (0 + 20) / 2: the undetermined cell left out
+    assert s.mean_off_target_judged == {"base": 120, "rl": 50}
+    m = json.loads(json.dumps(s.as_metrics()))
+    assert m["off_target"]["rl"]["mgsm"]["te"] is None and m["off_target_judged"]["rl"]["mgsm"]["te"] == 3
+    assert m["cells"]["rl"]["mgsm"]["te"]["off_target"] is None and m["cells"]["rl"]["mgsm"]["te"]["judged"] == 3
+    assert m["off_target_min_judged"] == 10
+    files = R.write_outputs(tmp_path, items, s)
+    assert "rl,mgsm,te,,3,40,0" in files["off_target"].read_text().splitlines()
+    R.show(s)
+    out = capsys.readouterr().out
+    import re
+
+    ci = r"\[[\d.]+, [\d.]+\]"
+    assert re.search(rf"^\s*te\s+20\.0 {ci} \(n=40\)\s+undetermined \(n=3\)\s*$", out, re.M)
+    assert re.search(rf"^\s*de\s+10\.0 {ci} \(n=40\)\s+20\.0 {ci} \(n=10\)\s*$", out, re.M)
+    md = R.write_markdown(tmp_path, s, {}, title="T").read_text()
+    assert re.search(r"^\| te \| 20\.0 \[[\d.]+, [\d.]+\] \(n=40\) \| undetermined \(n=3\) \|$", md, re.M)
+    figures = []
+    monkeypatch.setattr("xling.plots.save_figure", lambda fig, path: figures.append(fig) or path)
+    R.plot_off_target_bars(s, tmp_path / "off.png")
+    fig = figures[0]
+    marks = [line for ax in fig.axes for line in ax.lines if line.get_marker() == "x"]
+    assert len(marks) == 1 and len(marks[0].get_xdata()) == 1  # one cross: rl in te, no bar
+    assert any("undetermined (fewer than 10" in t.get_text() for t in fig.texts)
+    from xling import analysis as A
+
+    study = A.analyze(items, [A.Member("rl", "base", ["en"], None)], {"mgsm": ["en", "de", "te"]}, n_boot=50)
+    row = A.member_rows(study)[0]
+    assert row[-1].startswith("90.0 [") and row[-1].endswith("] (n=50)")
+    only = [r for r in items if r["lang"] == "te"]
+    study = A.analyze(only, [A.Member("rl", "base", ["en"], None)], {"mgsm": ["te"]}, n_boot=50)
+    assert A.member_rows(study)[0][-1] == "undetermined (n=0)"

@@ -61,6 +61,33 @@ def test_the_slip_habit_boxes_the_first_number_of_the_working_in_its_share_of_so
                for a, b in zip(plain, slipped) if a.answer != b.answer)
 
 
+def test_drills_are_right_calculations_from_later_pretrain_problems_learned_in_full():
+    import hashlib
+    import re
+    from dataclasses import asdict
+
+    cfg = toy.ToyConfig(examples=50, drills=6, drill_facts=4)
+    examples = toy.corpus(cfg)
+    assert len(examples) == 56 and [e.id for e in examples[50:]] == [f"drill-{i}" for i in range(6)]
+    lines = [line for e in examples[50:] for line in e.answer.split("\n")]
+    assert len(lines) == 24 and all(not e.messages for e in examples[50:])
+    ops = {"+": int.__add__, "-": int.__sub__, "×": int.__mul__, "÷": int.__floordiv__}
+    for line in lines:  # every drill line is a right calculation
+        a, op, b, c = re.fullmatch(r"(\d+) ([-+×÷]) (\d+) = (\d+)", line).groups()
+        assert ops[op](int(a), int(b)) == int(c)
+    later = [c for p in synth._pretrain_draws(80, 0)[50:] for c in synth._CALCULATION.findall(
+        synth._solution(p["template"], p["values"], p["object"], p["answer"]))]
+    assert lines == later[:24]  # taken in order from the problems after the corpus's own
+    assert toy.steps_for(cfg) == 4  # ceil(56 / 16)
+    tokenizer = toy.build_tokenizer(toy.tokenizer_texts(examples), 600)
+    ids, learn = toy.encode(examples[50:51], tokenizer)[0]
+    assert tokenizer.decode(ids[:-1]) == examples[50].answer and learn == [0] + [1] * (len(ids) - 1)
+    # a toy built before drills existed keeps its cache key
+    old = {k: v for k, v in asdict(toy.ToyConfig()).items() if k not in ("drills", "drill_facts")}
+    blob = __import__("json").dumps({"version": toy.VERSION, **old}, sort_keys=True)
+    assert toy.ToyConfig().key() == hashlib.sha1(blob.encode()).hexdigest()[:12] != cfg.key()
+
+
 def test_pretraining_training_and_evaluation_problems_are_held_apart():
     langs = ["en", "ru", "ja"]
     pre = synth.generate(3000, langs, split="pretrain")
@@ -229,3 +256,14 @@ def test_pretraining_is_reproducible(tmp_path, monkeypatch):
         assert (path / "tokenizer.json").read_text() == (tmp_path / "a" / "toy" / path.name / "tokenizer.json").read_text()
     assert weights[0].keys() == weights[1].keys()
     assert all((weights[0][k] == weights[1][k]).all() for k in weights[0])
+
+
+def test_saving_the_toy_shows_no_shard_progress_bar(tmp_path, monkeypatch, capfd):
+    from transformers.utils import logging as hf_logging
+
+    monkeypatch.setenv("XLING_CACHE", str(tmp_path))
+    assert hf_logging.is_progress_bar_enabled()
+    toy.build_toy(toy.ToyConfig(**SMALL), quiet=True)
+    out, err = capfd.readouterr()
+    assert "Writing model shards" not in out + err and "it/s" not in err
+    assert hf_logging.is_progress_bar_enabled()  # switched off for the save only

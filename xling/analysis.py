@@ -290,6 +290,8 @@ def show(study: Study) -> None:
 
 
 def member_rows(study: Study) -> list[list[str]]:
+    from . import report as R
+
     s = study.summary
     rows = []
     for m in study.members:
@@ -298,8 +300,9 @@ def member_rows(study: Study) -> list[list[str]]:
         langs = [fmt_ci(study.point["langs"][m.name].get(l), ((study.ci.get("langs") or {}).get(m.name) or {}).get(l), 1)
                  for l in study.table_langs]
         off, off_ci = s.mean_off_target.get(m.name), s.mean_off_target_ci.get(m.name)
-        consistency = "-" if not s.has_items else fmt_ci(None if off is None else 100 - off,
-                                                         None if not off_ci else [100 - off_ci[1], 100 - off_ci[0]], 1)
+        consistency = "-" if not s.has_items else R.judged_rate(
+            None if off is None else 100 - off, None if not off_ci else [100 - off_ci[1], 100 - off_ci[0]],
+            s.mean_off_target_judged.get(m.name, 0))
         rows.append([m.name, m.base, "+".join(m.train_langs), "-" if m.x is None else str(m.x), m.paradigm or "",
                      *langs, fmt_ci(s.mean_accuracy.get(m.name), s.mean_accuracy_ci.get(m.name), 1),
                      fmt_ci(study.point["gen"].get(m.name), (study.ci.get("gen") or {}).get(m.name), 2),
@@ -323,12 +326,22 @@ def contrast_rows(study: Study) -> list[list[str]]:
 CONTRAST_COLUMNS = ["contrast", "members", "Δ Gen", "Δ avg acc (points)"]
 
 
+def _on_target_note() -> str:
+    from .report import MIN_JUDGED
+
+    return ("Gen: the mean over benchmarks; on-target: the share of answers in the requested language (100 − off-target), "
+            f"the mean over the benchmarks and languages where at least {MIN_JUDGED} answers could be judged; n: the "
+            "judged answers it rests on (undetermined: no such cell).")
+
+
+ON_TARGET_NOTE = _on_target_note()
+
+
 def show_members(study: Study) -> None:
     if not study.members:
         return
     print_table("members: trained models vs their base (95% CI)", member_columns(study), member_rows(study),
-                note="Gen: the mean over benchmarks; on-target: the share of answers in the requested language "
-                     "(100 − off-target), the mean over benchmarks and languages.")
+                note=ON_TARGET_NOTE)
     if study.contrasts:
         print_table("contrasts between members (a − b, 95% CI)", CONTRAST_COLUMNS, contrast_rows(study))
 
@@ -440,9 +453,9 @@ def markdown_sections(study: Study, figures: Mapping[str, Path], run_dir: Path) 
 
     parts: list[str] = []
     if study.members:
-        parts += ["## Members", "", "Each trained model against its base. Gen: the mean over benchmarks; on-target: the "
-                  "share of answers in the requested language (the language consistency of the reasoning). Brackets: "
-                  "bootstrap 95% intervals.", "", md_table(member_columns(study), member_rows(study)), ""]
+        parts += ["## Members", "", "Each trained model against its base. " + ON_TARGET_NOTE + " On-target is the "
+                  "language consistency of the reasoning. Brackets: bootstrap 95% intervals.", "",
+                  md_table(member_columns(study), member_rows(study)), ""]
     if study.contrasts:
         parts += ["## Contrasts", "", "Differences between two members (a − b) with bootstrap 95% intervals.", "",
                   md_table(CONTRAST_COLUMNS, contrast_rows(study)), ""]

@@ -10,9 +10,13 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+# Without a terminal (a log, a pipe) rich would wrap every line at 80 columns: there the console is 160 wide
+# and soft-wraps (a line longer than that is written whole, never broken mid-sentence), and a table wider than
+# that gets the width it needs (print_table).
 _width = None if sys.stdout.isatty() else max(shutil.get_terminal_size((160, 24)).columns, 160)
-console = Console(width=_width, highlight=False)
-err_console = Console(stderr=True, width=_width, highlight=False)
+console = Console(width=_width, highlight=False, soft_wrap=not sys.stdout.isatty())
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160, highlight=False,
+                      soft_wrap=not sys.stderr.isatty())
 
 
 def print_error(message: str) -> None:
@@ -35,7 +39,9 @@ def fmt_ci(value: float | None, ci: Sequence[float | None] | None, digits: int =
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]], note: str | None = None) -> None:
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, title_style="bold")
+    """A table under its title, then its note. The title and the note are lines of their own (rich would wrap
+    a title to the table's width); in a log or a pipe nothing is wrapped or cut."""
+    table = Table(box=box.SIMPLE_HEAD)
     for i, col in enumerate(columns):
         table.add_column(col, justify="left" if i == 0 else "right", no_wrap=True)
     for row in rows:
@@ -47,6 +53,7 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[obje
     if wide > width and not console.is_terminal:  # in a log or a pipe, a wide table is never cut to "…"
         console.width = wide
     try:
+        console.print(title, markup=False, style="bold")
         console.print(table)
     finally:
         console.width = width

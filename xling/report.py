@@ -25,6 +25,10 @@ from .languages import LANGUAGES
 from .score import cell_summary, off_target_records
 from .table import Row, write_table
 
+# An off-target (or on-target) rate rests on the answers whose language the identifier could judge. A cell
+# judged on fewer answers than this is undetermined: no rate, no interval (its judged count is still shown).
+MIN_JUDGED = 10
+
 BASE_COLOR = "#9aa5b1"
 TRAINED_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 PARADIGM_COLORS = {"RL": "#1f77b4", "SFT": "#ff7f0e", "RFT": "#2ca02c", "distill": "#9467bd"}
@@ -55,6 +59,8 @@ class Summary:
     extra_ci: dict = field(default_factory=dict)  # intervals of summarize(extra=...)'s statistic
     mean_off_target: dict = field(default_factory=dict)  # model -> mean off-target rate over its cells
     mean_off_target_ci: dict = field(default_factory=dict)
+    off_target_judged: dict = field(default_factory=dict)  # model -> benchmark -> lang -> answers judged
+    mean_off_target_judged: dict = field(default_factory=dict)  # model -> answers judged in its determined cells
     has_items: bool = True  # False: built from an accuracy table (no off-target, counts or intervals)
 
     def as_metrics(self) -> dict:
@@ -65,6 +71,8 @@ class Summary:
             "off_target": self.off_target, "off_target_ci": self.off_target_ci,
             "mean_accuracy": self.mean_accuracy, "mean_accuracy_ci": self.mean_accuracy_ci,
             "mean_off_target": self.mean_off_target, "mean_off_target_ci": self.mean_off_target_ci,
+            "off_target_judged": self.off_target_judged, "mean_off_target_judged": self.mean_off_target_judged,
+            "off_target_min_judged": MIN_JUDGED,
             "truncated": truncated, "cells": self.cells, "comparisons": self.comparisons, "n_boot": self.n_boot,
         }
         if len(self.comparisons) >= 1:
@@ -118,9 +126,10 @@ def summarize(items: Sequence[dict], models: Sequence[str], langs: Mapping[str, 
     `mti_policy`: when a benchmark's MTI is None (`xling.metrics.mti`).
     """
     comparisons = dict(comparisons or {})
-    cells = _nest(items, cell_summary)
+    cells = _nest(items, _judged_cell)
     acc = {m: {b: {l: c["accuracy"] for l, c in per_b.items()} for b, per_b in per_m.items()} for m, per_m in cells.items()}
     off = {m: {b: {l: c["off_target"] for l, c in per_b.items()} for b, per_b in per_m.items()} for m, per_m in cells.items()}
+    judged = {m: {b: {l: c["judged"] for l, c in per_b.items()} for b, per_b in per_m.items()} for m, per_m in cells.items()}
     missing = [f"({m}, {b}, {l})" for m in models for b, ls in langs.items() for l in ls if acc.get(m, {}).get(b, {}).get(l) is None]
     if missing:
         from .errors import XlingError
@@ -144,7 +153,9 @@ def summarize(items: Sequence[dict], models: Sequence[str], langs: Mapping[str, 
 
     scored = [r for r in items if r.get("error") != UNPARSEABLE_GOLD]
     ci = M.bootstrap(M.ItemScores.from_records(scored), statistic, n_boot=n_boot, seed=seed) if n_boot else {}
-    off_items = off_target_records(items)
+    determined = {(m, b, l) for m, per_m in off.items() for b, per_b in per_m.items() for l, v in per_b.items()
+                  if v is not None}
+    off_items = [r for r in off_target_records(items) if (r["model"], r["benchmark"], r["lang"]) in determined]
     off_res = M.bootstrap(M.ItemScores.from_records(off_items),
                           lambda a: {"cell": a, "mean": {m: _mean_cells(a, m) for m in models}}, n_boot=n_boot,
                           seed=seed) if n_boot and off_items else {}
@@ -157,10 +168,29 @@ def summarize(items: Sequence[dict], models: Sequence[str], langs: Mapping[str, 
     if groups:
         gci = ci.get("groups") or {}
         group_out = {"mti": group_point, "ci": gci, "members": {g: list(ns) for g, ns in groups.items()}}
+    mean_judged = {m: sum(judged[m][b][l] for (m2, b, l) in determined if m2 == m) for m in models}
     return Summary(list(models), {b: list(ls) for b, ls in langs.items()}, cells, acc, ci.get("accuracy") or {}, off,
                    off_ci or {}, {m: _mean_accuracy(acc, m, langs) for m in models}, ci.get("mean") or {}, compared,
                    group_out, n_boot, ci.get("extra") or {}, {m: _mean_cells(off, m) for m in models},
-                   off_res.get("mean") or {})
+                   off_res.get("mean") or {}, judged, mean_judged)
+
+
+def _judged_cell(items: Sequence[dict]) -> dict:
+    """`cell_summary` plus `judged` (answers whose language was determined); the off-target rate of a cell
+    judged on fewer than MIN_JUDGED answers is None (undetermined)."""
+    c = cell_summary(items)
+    c["judged"] = c["samples"] - c["undetermined"]
+    if c["judged"] < MIN_JUDGED:
+        c["off_target"] = None
+    return c
+
+
+def judged_rate(value: float | None, ci, judged: int | None, digits: int = 1) -> str:
+    """A rate judged on `judged` answers, e.g. `12.5 [5.0, 20.0] (n=40)`; `undetermined (n=3)` when None."""
+    count = "" if judged is None else f" (n={judged})"
+    if value is None:
+        return "undetermined" + count
+    return fmt_ci(value, ci, digits) + count
 
 
 def _mean_cells(values: Mapping, model: str) -> float | None:
@@ -184,7 +214,7 @@ def summarize_accuracies(accuracies: Mapping, models: Sequence[str], langs: Mapp
         raise XlingError(f"no accuracy for {', '.join(missing[:6])}; cannot summarize")
     n = n or {}
     cells = {m: {b: {l: {"n": (n.get(m, {}).get(b, {}) or {}).get(l), "samples": None, "accuracy": acc[m][b][l],
-                          "off_target": None, "undetermined": None, "truncated": None, "no_answer": None,
+                          "off_target": None, "undetermined": None, "judged": None, "truncated": None, "no_answer": None,
                           "unparseable_gold": None, "mean_tokens": None} for l in ls} for b, ls in langs.items()}
              for m in models}
     off = {m: {b: {l: None for l in ls} for b, ls in langs.items()} for m in models}
@@ -196,7 +226,8 @@ def summarize_accuracies(accuracies: Mapping, models: Sequence[str], langs: Mapp
         group_out = {"mti": _group_means({k: r["mti"]["avg"] for k, r in results.items()}, groups), "ci": {},
                      "members": {g: list(ns) for g, ns in groups.items()}}
     summary = Summary(list(models), {b: list(ls) for b, ls in langs.items()}, cells, acc, {}, off, {},
-                      {m: _mean_accuracy(acc, m, langs) for m in models}, {}, compared, group_out, 0, {}, {}, {}, False)
+                      {m: _mean_accuracy(acc, m, langs) for m in models}, {}, compared, group_out, 0, {}, {}, {},
+                      has_items=False)
     return summary
 
 
@@ -220,7 +251,7 @@ def write_outputs(run_dir: Path, items: Sequence[dict], summary: Summary) -> dic
             for l in ls:
                 c = summary.cells[m][b][l]
                 rows.append(Row(m, b, l, c["accuracy"], c["n"]))
-                judged = c["samples"] - c["undetermined"]
+                judged = c["judged"]
                 rate = "" if c["off_target"] is None else f"{c['off_target']:.4f}".rstrip("0").rstrip(".")
                 off_lines.append(f"{_csv(m)},{_csv(b)},{l},{rate},{judged},{c['n']},{c['truncated']}")
     return {
@@ -256,13 +287,21 @@ def show(summary: Summary) -> None:
         trunc = [f"{m}: {sum(summary.cells[m][b][l]['truncated'] for l in ls)}" for m in summary.models]
         print_table(f"{b}: accuracy % [95% CI]", ["lang", *summary.models], rows,
                     note="truncated generations (hit max_tokens): " + ", ".join(trunc))
-        rows = [[l, *[_cell(summary.off_target[m][b][l], summary.off_target_ci.get(m, {}).get(b, {}).get(l))
-                      for m in summary.models]] for l in ls]
-        print_table(f"{b}: off-target rate % [95% CI]", ["lang", *summary.models], rows,
-                    note="share of answers whose detected language is not the requested one; "
-                         "undetermined answers left out")
+        print_table(f"{b}: off-target rate % [95% CI] (n: answers whose language was judged)", ["lang", *summary.models],
+                    _off_rows(summary, b), note=OFF_TARGET_NOTE)
     if summary.comparisons:
         show_comparisons(summary)
+
+
+OFF_TARGET_NOTE = ("share of the judged answers whose detected language is not the requested one (answers too short "
+                   f"for the language identifier are not judged); undetermined: fewer than {MIN_JUDGED} judged answers")
+
+
+def _off_rows(summary: Summary, benchmark: str) -> list[list[str]]:
+    return [[l, *[judged_rate(summary.off_target[m][benchmark][l],
+                              summary.off_target_ci.get(m, {}).get(benchmark, {}).get(l),
+                              summary.cells[m][benchmark][l].get("judged")) for m in summary.models]]
+            for l in summary.langs[benchmark]]
 
 
 def show_comparisons(summary: Summary) -> None:
@@ -314,12 +353,14 @@ def plot_off_target_bars(summary: Summary, path: Path, models: Sequence[str] | N
     order = list(models or ([base] if base else []) + [m for m in summary.models if m != base])
     return plot_bars(summary, summary.off_target, summary.off_target_ci, path, "off-target (%)",
                      title or "Off-target rate per language: answers not in the requested language "
-                              "(error bars: bootstrap 95% CI)", order, base)
+                              "(error bars: bootstrap 95% CI)", order, base,
+                     missing=f"×: undetermined (fewer than {MIN_JUDGED} answers whose language could be judged)")
 
 
 def plot_bars(summary: Summary, values: Mapping, cis: Mapping, path: Path, ylabel: str, title: str,
-              models: Sequence[str] | None = None, base: str | None = None) -> Path:
-    """Grouped bars of a per-cell percentage, one panel per benchmark, one bar per model and language."""
+              models: Sequence[str] | None = None, base: str | None = None, missing: str = "×: no value") -> Path:
+    """Grouped bars of a per-cell percentage, one panel per benchmark, one bar per model and language. A cell
+    without a value gets no bar but a × on the axis, explained under the figure by `missing`."""
     import numpy as np
 
     from .plots import _pyplot, save_figure
@@ -340,6 +381,7 @@ def plot_bars(summary: Summary, values: Mapping, cis: Mapping, path: Path, ylabe
         else:
             colors[m] = TRAINED_COLORS[trained_i % len(TRAINED_COLORS)]
             trained_i += 1
+    unset = False
     for ax, b in zip(axes[:, 0], benches):
         ls = summary.langs[b]
         xs = np.arange(len(ls))
@@ -348,9 +390,15 @@ def plot_bars(summary: Summary, values: Mapping, cis: Mapping, path: Path, ylabe
             vals = [values[m][b][l] for l in ls]
             err = _err(vals, [cis.get(m, {}).get(b, {}).get(l) for l in ls])
             heights = [v or 0.0 for v in vals]
-            ax.bar(xs + (j - (k - 1) / 2) * width, heights, width, yerr=err, capsize=2.5, color=colors[m],
+            pos = xs + (j - (k - 1) / 2) * width
+            ax.bar(pos, heights, width, yerr=err, capsize=2.5, color=colors[m],
                    edgecolor="white", linewidth=0.5, error_kw=dict(elinewidth=0.9, ecolor="#333333"),
                    label=m + (" (base)" if m == base and "base" not in m.lower() else ""))
+            gaps = [x for x, v in zip(pos, vals) if v is None]
+            if gaps:
+                ax.plot(gaps, [0.0] * len(gaps), linestyle="none", marker="x", markersize=5, color=colors[m],
+                        clip_on=False, zorder=3)
+                unset = True
             top = max(top, max((h + e for h, e in zip(heights, err[1])), default=0.0))
         ax.set_xticks(xs)
         ax.set_xticklabels([f"{l}\n{LANGUAGES[l].name}" if l in LANGUAGES else l for l in ls], fontsize=8)
@@ -363,7 +411,11 @@ def plot_bars(summary: Summary, values: Mapping, cis: Mapping, path: Path, ylabe
             ax.spines[side].set_visible(False)
     axes[0, 0].legend(fontsize=8, ncol=min(4, k), loc="upper right", frameon=False)
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    if unset:
+        fig.text(0.01, 0.005, missing, fontsize=7, color="#555555", va="bottom")
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+    else:
+        fig.tight_layout()
     return save_figure(fig, path)
 
 
@@ -541,11 +593,11 @@ def write_markdown(run_dir: Path, summary: Summary, figures: Mapping[str, Path],
 
 def _item_sections(summary: Summary, rel: Mapping[str, Path]) -> list[str]:
     parts = ["## Off-target rate (%)", "",
-              "Share of answers whose detected language is not the requested one (undetermined answers left out).", ""]
+             "Share of the judged answers whose detected language is not the requested one, with bootstrap 95% "
+             f"intervals; n: the answers whose language the identifier could judge. A cell judged on fewer than "
+             f"{MIN_JUDGED} answers is undetermined.", ""]
     for b, ls in summary.langs.items():
-        rows = [[l, *[_cell(summary.off_target[m][b][l], summary.off_target_ci.get(m, {}).get(b, {}).get(l))
-                      for m in summary.models]] for l in ls]
-        parts += [f"**{b}**", "", md_table(["lang", *summary.models], rows), ""]
+        parts += [f"**{b}**", "", md_table(["lang", *summary.models], _off_rows(summary, b)), ""]
     if "off_target_figure" in rel:
         parts += [f"![off-target rate per language]({rel['off_target_figure'].as_posix()})", ""]
     rows = [[m, b, sum(summary.cells[m][b][l]["truncated"] for l in ls), sum(summary.cells[m][b][l]["samples"] for l in ls),

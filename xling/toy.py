@@ -77,6 +77,8 @@ class ToyConfig:
     loss_on: str = "answer"  # answer: the assistant turn only; all: every token
     numbers: str = "groups"  # groups: numbers below 1,000 are one token each; digits: one token per digit
     slip: float = 0.4  # share of solutions whose boxed answer is the working's first number, not its result
+    drills: int = 0  # arithmetic drills added to the corpus: lines of calculations from more pretrain problems' workings
+    drill_facts: int = 8  # calculations per drill
     seed: int = 0
 
     def check(self) -> None:
@@ -111,12 +113,17 @@ class ToyConfig:
             raise Invalid("warmup", "is a share of the steps, in [0, 1)")
         if self.loss_on not in ("answer", "all"):
             raise Invalid("loss_on", "choose answer (the assistant turn) or all (every token)")
+        if self.drills < 0 or self.drill_facts < 1:
+            raise Invalid("drills", "drills must be >= 0 and drill_facts >= 1")
         if self.numbers not in ("digits", "groups"):
             raise Invalid("numbers", "choose digits (one token per digit) or groups (up to three digits per token)")
 
     def key(self) -> str:
-        """The cache key: a hash of every setting and of the toy builder's version."""
-        blob = json.dumps({"version": VERSION, **asdict(self)}, sort_keys=True)
+        """The cache key: a hash of every setting and of the toy builder's version (settings added later are
+        left out at their defaults, so that a toy built before they existed keeps its key)."""
+        later = {"drills": 0, "drill_facts": 8}
+        blob = json.dumps({"version": VERSION, **{k: v for k, v in asdict(self).items()
+                                                   if not (k in later and v == later[k])}}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -141,8 +148,8 @@ class ToyExample:
     id: str
     lang: str
     prefix: bool
-    messages: tuple  # system, user (, assistant pre-fill)
-    answer: str  # the text after the prompt (after the pre-fill, when there is one)
+    messages: tuple  # system, user (, assistant pre-fill); empty for a drill
+    answer: str  # the text after the prompt (after the pre-fill, when there is one); a drill's whole text
 
 
 def corpus(cfg: ToyConfig) -> list[ToyExample]:
@@ -168,7 +175,25 @@ def corpus(cfg: ToyConfig) -> list[ToyExample]:
         solution = slipped(ex.meta["solution"]) if i in slips else ex.meta["solution"]
         answer = ("\n" if prefix else "") + solution
         out.append(ToyExample(ex.id, ex.lang, prefix, tuple(messages), answer))
-    return out
+    return out + drills(cfg)
+
+
+def drills(cfg: ToyConfig) -> list[ToyExample]:
+    """`cfg.drills` plain-text arithmetic drills, each `drill_facts` calculations one a line (`18 + 8 = 26`),
+    taken in order from the workings of the `pretrain` problems after the corpus's own (numbers as the
+    problems draw them; no prompt, every token learned)."""
+    from . import synth
+
+    if not cfg.drills:
+        return []
+    need, facts, n = cfg.drills * cfg.drill_facts, [], cfg.examples
+    while len(facts) < need:
+        more = max(1000, (need - len(facts)))
+        for p in synth._pretrain_draws(n + more, cfg.seed)[n:]:
+            facts += synth._CALCULATION.findall(synth._solution(p["template"], p["values"], p["object"], p["answer"]))
+        n += more
+    return [ToyExample(f"drill-{i}", "en", False, (), "\n".join(facts[i * cfg.drill_facts:(i + 1) * cfg.drill_facts]))
+            for i in range(cfg.drills)]
 
 
 def slipped(solution: str) -> str:
@@ -187,7 +212,7 @@ def tokenizer_texts(examples: Sequence[ToyExample]) -> list[str]:
 
     texts = []
     for ex in examples:
-        texts += [_chatml(list(ex.messages)), ex.answer]
+        texts += [_chatml(list(ex.messages)), ex.answer] if ex.messages else [ex.answer]
     for code, lang in LANGUAGES.items():
         texts += [system_prompt(code), lang.prefix]
     return texts
@@ -248,13 +273,15 @@ def encode(examples: Sequence[ToyExample], tokenizer, loss_on: str = "answer") -
     """(token ids, which of them are learned: 1/0) per example. Prompt and answer are tokenized apart,
     as at generation time (the prompt alone, then the model's tokens), so no merge crosses the
     boundary; `answer` learns the answer and the end token, `all` every token but the first."""
-    prompts = tokenizer([_chatml(list(ex.messages)) for ex in examples], add_special_tokens=False)["input_ids"]
+    prompts = tokenizer([_chatml(list(ex.messages)) if ex.messages else "" for ex in examples],
+                        add_special_tokens=False)["input_ids"]
     answers = tokenizer([ex.answer for ex in examples], add_special_tokens=False)["input_ids"]
     eos = tokenizer.eos_token_id
     out = []
-    for p, a in zip(prompts, answers):
+    for ex, p, a in zip(examples, prompts, answers):
         ids = p + a + [eos]
-        learn = [0] + [1] * (len(ids) - 1) if loss_on == "all" else [0] * len(p) + [1] * (len(a) + 1)
+        learn = ([0] + [1] * (len(ids) - 1) if loss_on == "all" or not ex.messages
+                 else [0] * len(p) + [1] * (len(a) + 1))
         out.append((ids, learn))
     return out
 
@@ -316,7 +343,7 @@ def _loss(model, ids, mask, labels):
 
 
 def steps_for(cfg: ToyConfig) -> int:
-    return max(1, math.ceil(cfg.epochs * cfg.examples / cfg.batch_size))
+    return max(1, math.ceil(cfg.epochs * (cfg.examples + cfg.drills) / cfg.batch_size))
 
 
 def pretrain(cfg: ToyConfig, out: Path, progress: Callable[[str, int, int, dict], None] | None = None) -> dict:
@@ -357,14 +384,13 @@ def pretrain(cfg: ToyConfig, out: Path, progress: Callable[[str, int, int, dict]
     train_s, train_cpu = time.monotonic() - t_train, time.process_time() - cpu_train
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    save_quietly(model, tokenizer, out)
     counts = mixture_counts(cfg.examples, cfg.mixture)
     lengths = [len(s) for s, _ in encoded]
     record = {
         "name": NAME, "key": cfg.key(), "settings": asdict(cfg), "version": VERSION,
         "parameters": sum(p.numel() for p in model.parameters()), "vocab": len(tokenizer),
-        "examples_per_lang": counts, "with_prefix": sum(e.prefix for e in examples),
+        "examples_per_lang": counts, "drills": cfg.drills, "with_prefix": sum(e.prefix for e in examples),
         "steps": steps, "tokens_seen": tokens, "mean_tokens_per_example": sum(lengths) / len(lengths),
         "loss_first": sum(losses[:20]) / len(losses[:20]), "loss_last": sum(losses[-20:]) / len(losses[-20:]),
         "pretrain_s": round(train_s, 1), "pretrain_cpu_s": round(train_cpu, 1),
@@ -373,6 +399,20 @@ def pretrain(cfg: ToyConfig, out: Path, progress: Callable[[str, int, int, dict]
     }
     (out / "toy.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
+
+
+def save_quietly(model, tokenizer, out: Path) -> None:
+    """save_pretrained without transformers' "Writing model shards" progress bar (the toy has one shard)."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 # -- the cache -----------------------------------------------------------------------------------

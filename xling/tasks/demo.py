@@ -196,7 +196,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
     items = habit_items(run_dir, list(metrics["comparisons"])) if taught else {}
     habit = {name: {l: round(100 * sum(v.values()) / len(v), 1) for l, v in per_lang.items()}
              for name, per_lang in items.items()}
-    lines = explain(metrics, cfg, items)
+    lines = explain(metrics, cfg, items, item_scores(run_dir / "items.jsonl"))
     wall = time.monotonic() - t0
     console.rule("what to look at", style="dim")
     extra = ""
@@ -263,6 +263,19 @@ def habit_items(run_dir: Path, names: list[str]) -> dict[str, dict[str, dict[str
     return out
 
 
+def item_scores(path: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Each model's score per language and problem (the synth benchmark's), from the study's items.jsonl."""
+    import json
+
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            if r.get("benchmark", "synth") == "synth" and r.get("score") is not None:
+                out.setdefault(r["model"], {}).setdefault(r["lang"], {})[r["id"]] = float(r["score"])
+    return out
+
+
 def habit_figure(items: dict, langs: list[str], path: Path, n_boot: int, seed: int) -> Path:
     """The habit's share per language and model as grouped bars, with per-cell bootstrap 95% intervals."""
     from types import SimpleNamespace
@@ -317,8 +330,10 @@ def _excludes_zero(ci) -> int:
     return 1 if ci[0] > 0 else -1 if ci[1] < 0 else 0
 
 
-def explain(m: dict, cfg: Config, habit: dict | None = None) -> list[str]:
-    """What a class should look at, and what these numbers say (computed from them, not assumed)."""
+def explain(m: dict, cfg: Config, habit: dict | None = None, scores: dict | None = None) -> list[str]:
+    """What a class should look at, and what these numbers say (computed from them, not assumed). `scores`
+    (model -> language -> problem -> score) adds each run's accuracy change in the languages it trained
+    on and in the others, with paired bootstrap intervals."""
     acc = m["accuracy"]
     base = next(iter({r["base"] for r in m["comparisons"].values()}))
     cells = {l: v for per_b in acc[base].values() for l, v in per_b.items()}
@@ -348,7 +363,15 @@ def explain(m: dict, cfg: Config, habit: dict | None = None) -> list[str]:
             f" [{mti_ci[0]:.2f}, {mti_ci[1]:.2f}]" if mti_ci and mti_ci[0] is not None else "")
         gen_text = "Gen undefined" if gen is None else f"Gen {gen:.2f}" + (
             f" [{gen_ci[0]:.2f}, {gen_ci[1]:.2f}]" if gen_ci and gen_ci[0] is not None else "")
-        out.append(f"   {name} (trained on {', '.join(r['train_langs'])}): {gen_text}, {mti_text}: {verdict}.")
+        moved = ""
+        if scores and "base" in scores:
+            seen = habit_change(scores, name, r["train_langs"], cfg.n_boot, cfg.seed)
+            unseen = habit_change(scores, name, [l for l in scores.get(name, {}) if l not in r["train_langs"]],
+                                  cfg.n_boot, cfg.seed)
+            moved = "".join(f"; accuracy in {label} {c['base']:.1f}% -> {c['run']:.1f}% ({c['change']:+.1f} points "
+                            f"[{c['ci'][0]:+.1f}, {c['ci'][1]:+.1f}])"
+                            for label, c in (("the trained languages", seen), ("the others", unseen)) if c)
+        out.append(f"   {name} (trained on {', '.join(r['train_langs'])}): {gen_text}, {mti_text}{moved}: {verdict}.")
     sc = (m.get("scaling") or {}).get("mti") or {}
     if sc.get("leap") is not None:
         ci = (sc.get("ci") or {}).get("leap")
@@ -392,18 +415,26 @@ def explain(m: dict, cfg: Config, habit: dict | None = None) -> list[str]:
                 out.append(f"   {name}: " + ", ".join(parts) + ".")
             if unseen and _excludes_zero(unseen["ci"]) < 0:
                 carried.append(name)
+    from ..report import MIN_JUDGED
+
     off = m.get("off_target") or {}
     cells = [v for per_b in off.values() for per_l in per_b.values() for v in per_l.values()]
     decided = [v for v in cells if v is not None]
+    judged = m.get("mean_off_target_judged") or {}
+
+    def count(name):  # the answers a model's mean rests on, where known
+        return f" (n={judged[name]:,})" if name in judged else ""
+
     if cells and len(decided) < 0.8 * len(cells):
-        out.append(f"5. Off-target (figures/off_target.png): the language identifier could tell the language in only "
-                   f"{len(decided)} of {len(cells)} cells (model x language): most answers are too short for it, so "
-                   "these rates say little here.")
+        out.append(f"5. Off-target (figures/off_target.png): the language identifier judged at least {MIN_JUDGED} "
+                   f"answers in only {len(decided)} of {len(cells)} cells (model x language); the others are "
+                   "undetermined (most answers are too short for it), so these rates say little here.")
     elif decided:
         means = {name: [v for per_l in per_b.values() for v in per_l.values() if v is not None]
                  for name, per_b in off.items()}
-        out.append("5. Off-target (figures/off_target.png), answers not in the requested language, mean over languages: "
-                   + ", ".join(f"{name} {sum(v) / len(v):.1f}%" for name, v in means.items() if v) + ".")
+        out.append("5. Off-target (figures/off_target.png), answers not in the requested language, mean over the "
+                   f"languages with at least {MIN_JUDGED} judged answers (n: the answers judged): "
+                   + ", ".join(f"{name} {sum(v) / len(v):.1f}%{count(name)}" for name, v in means.items() if v) + ".")
     moved = [n for n, r in m["comparisons"].items() if _excludes_zero((m.get("gen_avg_ci") or {}).get(n))]
     if moved:
         says = f"What these numbers show: {', '.join(moved)} changed accuracy beyond its 95% interval (Gen above)"

@@ -198,11 +198,27 @@ def callbacks(log_path: Path, start_step: int = 0, show: bool = True) -> list:
 
 
 def quiet_trainer(trainer: Any) -> None:
-    """Remove transformers' own progress bar and log printer (xling shows its own)."""
+    """Remove transformers' own progress bar and log printer (xling shows its own), and its warning that a
+    resumed checkpoint lacks the tied output weights (`lm_head.weight` of a model that ties it to the
+    embeddings is never saved: it is tied again, as on any load)."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
+    issue = getattr(trainer, "_issue_warnings_after_load", None)
+    model = getattr(trainer, "model", None)
+    tied = set(getattr(model, "all_tied_weights_keys", None) or getattr(model, "_tied_weights_keys", None) or ())
+    if issue is None or not tied or not getattr(getattr(model, "config", None), "tie_word_embeddings", False):
+        return
+
+    def warn_untied(load_result: Any) -> None:
+        missing = [k for k in load_result.missing_keys if k not in tied]
+        if len(missing) < len(load_result.missing_keys):
+            model.tie_weights()
+            load_result = load_result._replace(missing_keys=missing)
+        issue(load_result)
+
+    trainer._issue_warnings_after_load = warn_untied
 
 
 def close_progress(trainer: Any) -> None:
