@@ -244,3 +244,32 @@ def test_a_fit_interval_beyond_a_thousand_times_the_data_is_shown_unbounded():
     assert bounded_ci([-5.0, 2e9], r) == [-5.0, float("inf")]
     assert bounded_ci([-900.0, 900.0], {"y": [0.1]}) == [-900.0, 900.0]  # the limit is at least 1,000
     assert bounded_ci(None, r) is None and bounded_ci([None, None], r) == [None, None]
+
+
+def test_analyze_reads_items_in_the_minimal_form_transfer_reads(run_cli, tmp_path):
+    """Per-item results with only model, benchmark, lang, id and correct (the README's form), beside an
+    accuracy table: analyze gives the same intervals as from score= records, as transfer does."""
+    import random
+
+    rng = random.Random(5)
+    rows, table = [], ["model,benchmark,lang,accuracy,n"]
+    for model, p in (("base", 0.4), ("k1", 0.6)):
+        for lang in ("en", "de", "zh"):
+            correct = [rng.random() < p for _ in range(30)]
+            rows += [{"model": model, "benchmark": "mgsm", "lang": lang, "id": str(i), "correct": c}
+                     for i, c in enumerate(correct)]
+            table.append(f"{model},mgsm,{lang},{100 * sum(correct) / 30},30")
+    (tmp_path / "T.csv").write_text("\n".join(table) + "\n", encoding="utf-8")
+    (tmp_path / "I.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    scored = [{k: v for k, v in r.items() if k != "correct"} | {"score": float(r["correct"])} for r in rows]
+    (tmp_path / "S.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored), encoding="utf-8")
+    results = []
+    for items in ("I.jsonl", "S.jsonl"):
+        rc = run_cli("analyze", f"table={tmp_path / 'T.csv'}", f"items={tmp_path / items}", "base=base",
+                     "train_langs=en", "n_boot=50", "plots=false", f"out=a-{items}")
+        assert rc == 0
+        results.append(json.loads((tmp_path / f"a-{items}" / "metrics.json").read_text()))
+    assert results[0]["comparisons"]["k1"]["ci"] == results[1]["comparisons"]["k1"]["ci"]
+    assert results[0]["comparisons"]["k1"]["ci"]["mti"]["avg"] is not None
+    assert run_cli("transfer", f"table={tmp_path / 'T.csv'}", f"items={tmp_path / 'I.jsonl'}", "base=base",
+                   "trained=k1", "train_langs=en", "n_boot=50", "out=t") == 0

@@ -126,7 +126,7 @@ def test_unparseable_gold_is_reported_not_scored(tmp_path):
     (["timeout=nan"], "error: recipe key 'timeout': must be a number of seconds above 0 and at most 3600, not nan"),
     (["timeout=inf"], "error: recipe key 'timeout': must be a number of seconds above 0 and at most 3600, not inf"),
     (["timeout=1e9"], "error: recipe key 'timeout': must be a number of seconds above 0 and at most 3600, not 1000000000.0"),
-    (["workers=-1"], "error: recipe key 'workers': must be 0 (grade in this process) or more"),
+    (["workers=-1"], "error: recipe key 'workers': must be 0 (work in this process) or more, got -1"),
     (["langid=fasttext"], "error: recipe key 'langid': 'fasttext' is not allowed"),
     (["kind=maths"], "did you mean 'math'?"),
 ])

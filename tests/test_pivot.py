@@ -245,6 +245,42 @@ def test_pivot_task_writes_references_once(run_cli, tmp_path, capsys, tiny):
     assert again["written"] == 0 and again["cached"] == 3 and again["store"] == metrics["store"]
 
 
+def test_pivot_task_counts_what_every_session_of_a_killed_run_wrote(run_cli, tmp_path, monkeypatch, tiny):
+    """metrics.json of a pivot run killed after its first chunk and run again holds the counts of an
+    uninterrupted run (written, accepted, rejected, reasons); a forced re-run writes and counts nothing."""
+    import zlib
+
+    from xling.tasks import pivot as task
+
+    def answer(question):  # about half the answers cut off (rejected), the same for every run
+        return ("It is \\boxed", "length") if zlib.crc32(question.encode()) % 2 else ("It is \\boxed{7}", "stop")
+
+    class Killed(ScriptedGenerator):
+        def chat(self, conversations, **kw):
+            if self.calls:
+                raise RuntimeError("killed")
+            return super().chat(conversations, **kw)
+
+    data = ["pivot", "data.source=synth", "data.n=5", "data.langs=de", tiny[1], "pivot.chunk=2"]
+    monkeypatch.setattr(task, "make_generator", lambda p, backend, seed: lambda: ScriptedGenerator(answer))
+    assert run_cli(*data, f"pivot.store={tmp_path / 'sa'}", "out=a") == 0
+    expected = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert expected["written"] == 5 and expected["cached"] == 0 and expected["rejected"] == sum(
+        expected["reasons"].values()) > 0 and expected["accepted"] == 5 - expected["rejected"]
+    monkeypatch.setattr(task, "make_generator", lambda p, backend, seed: lambda: Killed(answer))
+    with pytest.raises(RuntimeError):
+        run_cli(*data, f"pivot.store={tmp_path / 'sb'}", "out=b")
+    assert len(read_jsonl(tmp_path / "sb" / P.FILE)) == 2
+    monkeypatch.setattr(task, "make_generator", lambda p, backend, seed: lambda: ScriptedGenerator(answer))
+    assert run_cli(*data, f"pivot.store={tmp_path / 'sb'}", "out=b") == 0
+    got = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    for key in ("problems", "written", "cached", "accepted", "rejected", "reasons", "available", "missing_reasons"):
+        assert got[key] == expected[key], key
+    assert run_cli(*data, f"pivot.store={tmp_path / 'sb'}", "out=b", "--force") == 0
+    again = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert (again["written"], again["cached"], again["rejected"]) == (0, 5, 0)
+
+
 def test_a_pivot_model_that_never_answers_is_a_clear_error(run_cli, tmp_path, capsys, tiny):
     # greedy, the tiny random model writes only blank lines: no usable reference
     rc = run_cli("pivot", "data.source=synth", "data.n=2", "data.langs=en", tiny[1], "pivot.max_tokens=6",

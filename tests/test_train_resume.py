@@ -80,7 +80,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_model, tmp_path):
     from safetensors.torch import load_file
 
     whole = tmp_path / "whole"
-    grpo.run(cfg(tiny_model), whole)
+    whole_metrics = grpo.run(cfg(tiny_model), whole)
 
     broken = tmp_path / "broken"
     with pytest.raises(Crash):
@@ -107,6 +107,10 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_model, tmp_path):
     broken_log = [r for r in read_jsonl(broken / "train_log.jsonl") if "loss" in r]
     assert [r["step"] for r in broken_log] == [1, 2, 3, 4]
     assert [r["reward"] for r in broken_log] == [r["reward"] for r in whole_log]
+    # the loss in metrics.json is the whole run's, as the trainer of the uninterrupted run reports it
+    trainer_loss = next(r["train_loss"] for r in read_jsonl(whole / "train_log.jsonl") if "train_loss" in r)
+    assert whole_metrics["train_loss"] == pytest.approx(trainer_loss, rel=1e-12, abs=0)
+    assert metrics["train_loss"] == whole_metrics["train_loss"]
 
 
 def test_resume_refuses_checkpoints_of_another_recipe_and_never_starts_over(tiny_model, tmp_path):
@@ -149,3 +153,97 @@ def test_run_py_lets_a_run_continue_with_more_steps(tiny_model, tmp_path, monkey
     assert rc == 2 and "holds work of a different recipe (differs in: lora.r)" in capsys.readouterr().err
     assert cli.default_out(cli.recipe_path("grpo-en"), ["train.max_steps=5"], train_grpo.RESUMABLE) == \
         cli.default_out(cli.recipe_path("grpo-en"), [], train_grpo.RESUMABLE)
+
+
+def _damage(checkpoint: Path, how: str) -> None:
+    if how == "truncated adapter":
+        path = checkpoint / "adapter_model.safetensors"
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif how == "truncated optimizer":
+        path = checkpoint / "optimizer.pt"
+        path.write_bytes(path.read_bytes()[:-100])
+    elif how == "garbage state":
+        (checkpoint / "trainer_state.json").write_text("{garbage", encoding="utf-8")
+    else:
+        (checkpoint / how).unlink()
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("optimizer.pt", "optimizer.pt is missing"), ("scheduler.pt", "scheduler.pt is missing"),
+    ("rng_state.pth", "rng_state.pth is missing"), ("trainer_state.json", "trainer_state.json is missing"),
+    ("adapter_model.safetensors", "adapter_model.safetensors is missing"),
+    ("adapter_config.json", "adapter_config.json is missing"),
+    ("truncated adapter", "adapter_model.safetensors is damaged"),
+    ("truncated optimizer", "optimizer.pt is damaged"), ("garbage state", "trainer_state.json is damaged"),
+])
+def test_a_checkpoint_missing_or_damaging_a_file_is_not_complete(trained_checkpoints, tmp_path, how, problem):
+    import shutil
+
+    from xling.train import loop
+
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(trained_checkpoints, folder)
+    assert loop.checkpoint_problem(folder / "checkpoint-4") is None
+    _damage(folder / "checkpoint-4", how)
+    assert loop.checkpoint_problem(folder / "checkpoint-4").startswith(problem)
+    assert [p.name for p in loop.checkpoints(folder)] == ["checkpoint-2"]
+    assert [(p.name, why) for p, why in loop.damaged_checkpoints(folder)] == \
+        [("checkpoint-4", loop.checkpoint_problem(folder / "checkpoint-4"))]
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoints(tiny_model, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("trained")
+    grpo.run(cfg(tiny_model), run_dir)
+    return run_dir / "checkpoints"
+
+
+def test_a_damaged_last_checkpoint_resumes_from_the_one_before_to_the_same_weights_and_loss(
+        tiny_model, tmp_path, capsys):
+    """optimizer.pt removed, adapter cut short: the run says so and continues from the checkpoint before,
+    ending where an uninterrupted run ends, with the same loss in metrics.json (a loss logged every 3
+    steps: the steps after the last log count too)."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    over = {"train.max_steps": 6, "train.logging_steps": 3}
+    whole = tmp_path / "whole"
+    whole_metrics = grpo.run(cfg(tiny_model, **over), whole)
+    trainer_loss = next(r["train_loss"] for r in read_jsonl(whole / "train_log.jsonl") if "train_loss" in r)
+    assert whole_metrics["train_loss"] == pytest.approx(trainer_loss, rel=1e-9)
+
+    broken = tmp_path / "broken"
+    with pytest.raises(Crash):
+        grpo.run(cfg(tiny_model, **over), broken, extra_callbacks=[crash_after(4)])
+    a = load_file(whole / "final" / "adapter_model.safetensors")
+    for how, problem in (("optimizer.pt", "optimizer.pt is missing"),
+                         ("truncated adapter", "adapter_model.safetensors is damaged")):
+        run_dir = tmp_path / how.replace(" ", "-")
+        shutil.copytree(broken, run_dir)
+        _damage(run_dir / "checkpoints" / "checkpoint-4", how)
+        with pytest.raises(XlingError, match=rf"^resume=.*checkpoint-4: {problem}.*; give resume=auto"):
+            grpo.run(cfg(tiny_model, **over, resume=str(run_dir / "checkpoints" / "checkpoint-4")), run_dir)
+        capsys.readouterr()
+        metrics = grpo.run(cfg(tiny_model, **over), run_dir)
+        err = capsys.readouterr().err
+        assert f"warning: cannot resume from checkpoint-4: {problem}" in err and "; resuming from checkpoint-2" in err
+        assert metrics["resumed_from_step"] == 2 and metrics["steps"] == 6
+        b = load_file(run_dir / "final" / "adapter_model.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a), max((a[k] - b[k]).abs().max().item() for k in a)
+        assert metrics["train_loss"] == whole_metrics["train_loss"]
+        assert loop_checkpoints(run_dir) == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]  # rewritten whole
+
+    # resume=never starts over even where a complete checkpoint is left
+    shutil.copytree(broken, tmp_path / "never")
+    _damage(tmp_path / "never" / "checkpoints" / "checkpoint-4", "optimizer.pt")
+    metrics = grpo.run(cfg(tiny_model, **over, resume="never"), tmp_path / "never")
+    assert metrics["resumed_from_step"] is None and metrics["steps"] == 6
+    assert "cannot resume" not in capsys.readouterr().err
+
+
+def loop_checkpoints(run_dir: Path) -> list[str]:
+    from xling.train import loop
+
+    return [p.name for p in loop.checkpoints(run_dir / "checkpoints")]

@@ -199,20 +199,26 @@ def test_selection_resumes_exactly_after_a_kill(pool, tmp_path):
 
     whole = translator()
     expected = translate_selection(pool, ["ru", "de"], whole, Store(tmp_path / "a"), n=8, batch_size=16,
-                                   max_rounds=2)
+                                   max_rounds=2, ledger=tmp_path / "a.jsonl")
     assert expected["rounds"] == 2 and expected["complete"] == 7 and whole.translated == 2 * (8 + 6) + 2 * (2 + 1)
     # per language: problems, then the accepted ones' solutions; killed in round 2 after ru's two calls
     killed = translator(fail_after=6)
     with pytest.raises(RuntimeError):
-        translate_selection(pool, ["ru", "de"], killed, Store(tmp_path / "b"), n=8, batch_size=16, max_rounds=2)
+        translate_selection(pool, ["ru", "de"], killed, Store(tmp_path / "b"), n=8, batch_size=16, max_rounds=2,
+                            ledger=tmp_path / "b.jsonl")
     rest = translator()
-    resumed = translate_selection(pool, ["ru", "de"], rest, Store(tmp_path / "b"), n=8, batch_size=16, max_rounds=2)
+    resumed = translate_selection(pool, ["ru", "de"], rest, Store(tmp_path / "b"), n=8, batch_size=16, max_rounds=2,
+                                  ledger=tmp_path / "b.jsonl")
     assert killed.calls + rest.calls == whole.calls  # nothing translated twice, no extra round
     assert resumed["selected_ids"] == expected["selected_ids"] and resumed["complete"] == 7
     assert resumed["considered_ids"] == expected["considered_ids"]
     a, b = Store(tmp_path / "a"), Store(tmp_path / "b")
     assert {lang: sorted(t) for lang, t in a.accepted.items()} == {lang: sorted(t) for lang, t in b.accepted.items()}
     assert sorted(a.rejected) == sorted(b.rejected)
+    # the counts are those of the whole run, every round and session
+    assert (expected["translated"], expected["accepted"], expected["rejected"]) == (2 * (8 + 2), 2 * 7, 2 * 3)
+    assert expected["solutions"] == {"translated": 14, "accepted": 14, "rejected": 0, "reasons": {}}
+    assert resumed == expected
 
 
 def test_stored_translations_count_only_for_the_same_text_and_model(pool, tmp_path):
@@ -312,6 +318,43 @@ def test_translate_recipe_then_trainset(run_cli, monkeypatch, tmp_path, cache):
     copy = load("jsonl", path=store)  # the store is a multilingual copy: originals + translations
     assert Counter(e.lang for e in copy) == {"en": 6, "ru": 6, "ja": 6}
     assert {e.id for e in copy if e.lang == "en"} == {e.id for e in copy if e.lang == "ja"}
+
+
+def test_translate_recipe_counts_every_round_of_a_killed_run(run_cli, monkeypatch, tmp_path, math_file, pool):
+    """metrics.json of a run killed in its second round and run again holds the counts of an uninterrupted
+    run (its translations, acceptances and rejections over all rounds); a forced re-run of a finished run
+    counts only what it translated (nothing: the store holds it all)."""
+    from xling.tasks import translate as task
+
+    first = select_sets(pool, [6])[0]
+    texts = {first[0].question, first[1].question}
+
+    def translator(**kw):
+        fake = FakeTranslator(**kw)
+        fake.break_texts = texts
+        return fake
+
+    args = ["translate", "source=math", f"path={math_file}", "langs=ru,ja", "n=6", "model=my/model",
+            "batch_size=16", "max_rounds=2"]
+    whole = translator()
+    monkeypatch.setattr(task, "make_translator", lambda cfg, run_dir: whole)
+    assert run_cli(*args, f"store={tmp_path / 'sa'}", "out=a") == 0
+    expected = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert (expected["translated"], expected["rejected"], expected["rounds"]) == (2 * (6 + 2), 4, 2)
+    for calls in (5, 6):  # killed in round 2, after the first language's problems / after its solutions
+        out = f"b{calls}"
+        monkeypatch.setattr(task, "make_translator", lambda cfg, run_dir: translator(fail_after=calls))
+        with pytest.raises(RuntimeError):
+            run_cli(*args, f"store={tmp_path / ('s' + out)}", f"out={out}")
+        monkeypatch.setattr(task, "make_translator", lambda cfg, run_dir: translator())
+        assert run_cli(*args, f"store={tmp_path / ('s' + out)}", f"out={out}") == 0
+        got = json.loads((tmp_path / out / "metrics.json").read_text())
+        for key in ("translated", "accepted", "rejected", "reasons", "by_lang", "solutions", "complete"):
+            assert got[key] == expected[key], key
+        assert (tmp_path / out / "rejected.jsonl").read_text() == (tmp_path / "a" / "rejected.jsonl").read_text()
+    assert run_cli(*args, f"store={tmp_path / 'sa'}", "out=a", "--force") == 0
+    again = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert (again["translated"], again["accepted"], again["rejected"]) == (0, 0, 0)
 
 
 def test_translate_recipe_with_tiny_model(run_cli, tiny_model, tmp_path):

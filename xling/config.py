@@ -43,6 +43,12 @@ class Recipe:
     out: str | None = None  # run folder; default runs/<recipe>[-<hash of overrides>]
     seed: int = 0
 
+    def __post_init__(self) -> None:  # every task's seed, checked once here (a subclass's check() adds its own)
+        from .checks import seed_problem
+
+        if (problem := seed_problem(self.seed)) is not None:
+            raise Invalid("seed", problem)
+
 
 class _StrictLoader(yaml.SafeLoader):
     """YAML's safe loader, except that a key given twice in one mapping is an error (YAML forbids it;
@@ -283,13 +289,13 @@ def build(cls: type, data: dict, prefix: str = "", root: type | None = None) -> 
             kwargs[name] = _coerce(data[name], hints[name], key)
         elif f.default is MISSING and f.default_factory is MISSING:
             raise ConfigError(f"recipe key '{key}' is required: give it as {key}=VALUE")
-    obj = cls(**kwargs)
-    check = getattr(obj, "check", None)
-    if callable(check):
-        try:
+    try:
+        obj = cls(**kwargs)  # a section's __post_init__ may check its values too
+        check = getattr(obj, "check", None)
+        if callable(check):
             check()
-        except Invalid as e:
-            raise ConfigError(f"recipe key '{prefix}{e.key}': {e.message}") from None
+    except Invalid as e:
+        raise ConfigError(f"recipe key '{prefix}{e.key}': {e.message}") from None
     return obj
 
 

@@ -289,6 +289,7 @@ class ItemScores:
                     layout.setdefault(model, {}).setdefault(b, {})[lang] = n_cols
                     n_cols += 1
                 plan.append(np.stack([per[key][present] for key in keys], axis=1))
+        _check_memory(n_boot, 8 * n_cols, f"{n_cols} accuracies")
         out = np.empty((n_boot, n_cols))
         with _blas_threads(BLAS_THREADS):
             col = 0
@@ -296,6 +297,18 @@ class ItemScores:
                 _resample(scores, rng, out[:, col:col + scores.shape[1]])
                 col += scores.shape[1]
         return layout, out
+
+
+def _check_memory(n_boot: int, per_replicate: int, what: str) -> None:
+    """Refuse, before allocating, replicates that the available memory cannot hold (saying the estimate)."""
+    from .checks import available_memory, size
+
+    need, free = n_boot * per_replicate, available_memory()
+    if free is not None and need > free:
+        from .errors import XlingError
+
+        raise XlingError(f"n_boot={n_boot}: the bootstrap needs about {size(need)} of memory ({what} per replicate), "
+                         f"more than the {size(free)} available; lower n_boot (1000 gives 95% intervals)")
 
 
 def _resample(scores: np.ndarray, rng: np.random.Generator, out: np.ndarray) -> None:

@@ -161,8 +161,13 @@ def _record(ex: Example, sample: Any, settings: Settings, model: str) -> dict:
 
 
 def write_references(problems: Sequence[Example], make_generator: Callable[[], Any], store: ReferenceStore,
-                     settings: Settings, *, model: str = "", retry_rejected: bool = False) -> dict:
-    """Write the missing references of `problems` into `store`, chunk by chunk; returns counts."""
+                     settings: Settings, *, model: str = "", retry_rejected: bool = False,
+                     ledger: Path | None = None) -> dict:
+    """Write the missing references of `problems` into `store`, chunk by chunk; returns counts.
+
+    `ledger`: a JSONL file of the run's own that gets one line per reference written, before the
+    store does; the counts of written, accepted and rejected ones are then the whole run's,
+    however often it was killed and run again (else: this call's)."""
     from .answers import Grader
     from .generate.completions import stable_seed
 
@@ -194,6 +199,9 @@ def write_references(problems: Sequence[Example], make_generator: Callable[[], A
                     for rec, g in zip(records, graded):
                         rec["correct"] = None if g.error else bool(g.correct)
                         rec["extracted"] = g.extracted
+                    if ledger is not None:  # first: a kill between the two leaves a line written again
+                        append_jsonl(ledger, [{k: rec[k] for k in ("id", "question", "model", "reason")}
+                                              for rec in records])
                     store.add(records)
                     for rec in records:
                         report["written"] += 1
@@ -208,9 +216,25 @@ def write_references(problems: Sequence[Example], make_generator: Callable[[], A
             close = getattr(generator, "close", None)
             if callable(close):
                 close()
+    if ledger is not None:
+        report.update(ledger_counts(ledger, problems, model))
     report["reasons"] = dict(report["reasons"])
     report.update(summarize(problems, store))
     return report
+
+
+def ledger_counts(ledger: Path, problems: Sequence[Example], model: str) -> dict:
+    """The references a run wrote for `problems` (by `model`), over all its sessions, from its ledger
+    (the last line of a problem wins): written, accepted, rejected, reasons, and cached (the others)."""
+    asked = {ex.id: ex.question for ex in problems}
+    last: dict[str, dict] = {}
+    for _, rec, err in iter_jsonl(ledger) if Path(ledger).is_file() else ():
+        if rec is not None and asked.get(str(rec.get("id"))) == rec.get("question") and rec.get("model") == model:
+            last[str(rec["id"])] = rec
+    reasons = Counter(rec["reason"] for rec in last.values() if rec.get("reason"))
+    rejected = sum(reasons.values())
+    return {"cached": len(problems) - len(last), "written": len(last), "accepted": len(last) - rejected,
+            "rejected": rejected, "reasons": reasons}
 
 
 def summarize(problems: Sequence[Example], store: ReferenceStore) -> dict:

@@ -8,7 +8,7 @@ runs on CPU with transformers does not crash later on a GPU with vLLM:
 - greedy (temperature 0) with n > 1: refused ("n must be 1 when using greedy sampling") — the
   n samples would be n copies of one answer (AIME's 16 samples need a temperature > 0);
 - top_p: a finite number in (0, 1];
-- n and max_tokens: at least 1.
+- n and max_tokens: at least 1 (max_tokens at most `xling.checks.MAX_TOKENS`).
 
 `problem()` returns (field, message) for the first violation, so that a recipe check can name
 its own key (`gen.temperature`, `rft.top_p`, `pairs[2].gen.max_tokens`, ...); `check()` raises
@@ -42,8 +42,10 @@ def problem(*, temperature: float, top_p: float, n: int = 1, max_tokens: int = 1
     if temperature == 0 and n > 1:
         return "n", (f"{n} samples at temperature 0 (greedy) would be {n} copies of one answer, and vLLM refuses "
                      "n > 1 with greedy sampling; use one sample or a temperature above 0")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        return "max_tokens", f"must be at least 1, got {max_tokens}"
+    from .checks import tokens_problem
+
+    if (found := tokens_problem(max_tokens)) is not None:
+        return "max_tokens", found
     return None
 
 

@@ -135,7 +135,11 @@ def write_scored(path: Path, rows: Sequence[dict], keys: Sequence[str]) -> Path:
 
 
 def _samples_of(rec: dict, key: str) -> list:
-    value = rec.get(key)
+    """A record's per-sample values of `key` (one value: one sample); none where the record lacks the key
+    (per-item results in the minimal form: model, benchmark, lang, id, score|correct)."""
+    if key not in rec:
+        return []
+    value = rec[key]
     return list(value) if isinstance(value, list) else [value]
 
 
@@ -143,12 +147,14 @@ def cell_summary(items: Sequence[dict]) -> dict:
     """Accuracy, off-target rate and counts of one (model, benchmark, language) cell.
 
     Accuracy (percent) is the mean item score; items whose gold answer cannot be parsed are left
-    out. The off-target rate is over every sample whose language could be determined.
+    out. The off-target rate is over every sample whose language could be determined. Records in
+    the minimal form (model, benchmark, lang, id, score) count one sample each, none truncated,
+    and say nothing of languages, answers or tokens.
     """
     scored = [r for r in items if r.get("error") != UNPARSEABLE_GOLD]
     detected = [d for r in items for d in _samples_of(r, "detected_lang")]
-    n_samples = sum(int(r["n"]) for r in items)
-    truncated = sum(int(r["truncated"]) for r in items)
+    n_samples = sum(int(r.get("n", 1)) for r in items)
+    truncated = sum(int(r.get("truncated", 0)) for r in items)
     tokens = [t for r in items for t in _samples_of(r, "tokens") if isinstance(t, (int, float))]
     return {
         "n": len(items),

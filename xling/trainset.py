@@ -65,6 +65,10 @@ class TrainData:
     seed: int = 0
 
     def check(self) -> None:
+        from .checks import seed_problem
+
+        if (problem := seed_problem(self.seed)) is not None:
+            raise Invalid("seed", problem)
         if self.source not in SOURCES:
             raise Invalid("source", f"unknown data source '{self.source}'; sources: {', '.join(SOURCES)}")
         if self.n < 1:

@@ -161,6 +161,8 @@ class Store:
         self.rejected: dict[tuple[str, str], dict] = {}
         self.damaged = 0
         for file in sorted(self.folder.glob("*.jsonl")):
+            if file.stem not in LANGUAGES and file.name != "rejected.jsonl":  # e.g. a run's own files beside
+                continue
             for _, rec, err in iter_jsonl(file):
                 if err or rec is None:
                     self.damaged += 1  # e.g. a line cut short by a crash: that item is translated again
@@ -218,8 +220,11 @@ def _made_from(source: str | None, by: str | None, ex: Example, model: str) -> b
 # -- translating -------------------------------------------------------------------------------
 
 def translate(examples: Sequence[Example], langs: Iterable[str], translator: Translator, store: Store, *,
-              batch_size: int = 32, retry_rejected: bool = False, model: str = "") -> dict:
-    """Translate English `examples` into `langs`, skipping what the store holds; returns counts."""
+              batch_size: int = 32, retry_rejected: bool = False, model: str = "", ledger: Path | None = None) -> dict:
+    """Translate English `examples` into `langs`, skipping what the store holds; returns counts.
+
+    `ledger`: a JSONL file that gets one line per translation made (`ledger_line`), before the store
+    does: what a run translated, across its kills (`ledger_counts`)."""
     langs = [lang for lang in langs if lang != "en"]
     report = {"requested": 0, "cached": 0, "skipped_rejected": 0, "translated": 0, "accepted": 0, "rejected": 0,
               "reasons": Counter(), "by_lang": {lang: Counter() for lang in langs},
@@ -254,7 +259,7 @@ def translate(examples: Sequence[Example], langs: Iterable[str], translator: Tra
                     if len(solutions) != len(with_solution):
                         raise XlingError(f"the translator returned {len(solutions)} texts for {len(with_solution)} "
                                          "solutions")
-                    _file(batch, outputs, lang, store, report, model, dict(zip(with_solution, solutions)))
+                    _file(batch, outputs, lang, store, report, model, dict(zip(with_solution, solutions)), ledger)
                     progress.advance(task, len(batch))
     report["reasons"] = dict(report["reasons"])
     report["solutions"]["reasons"] = dict(report["solutions"]["reasons"])
@@ -268,7 +273,7 @@ def _solution_of(ex: Example) -> str | None:
 
 
 def _file(batch: Sequence[Example], outputs: Sequence[str], lang: str, store: Store, report: dict, model: str,
-          solutions: dict[int, str] | None = None) -> None:
+          solutions: dict[int, str] | None = None, ledger: Path | None = None) -> None:
     accepted, rejected = [], []
     solutions = solutions or {}
     for j, (ex, raw) in enumerate(zip(batch, outputs)):
@@ -299,13 +304,49 @@ def _file(batch: Sequence[Example], outputs: Sequence[str], lang: str, store: St
             report["rejected"] += 1
             report["reasons"][reason] += 1
             report["by_lang"][lang]["rejected"] += 1
+    if ledger is not None:  # first: a kill between the two leaves a line whose translation is made again
+        append_jsonl(ledger, [ledger_line(ex, lang, model) for ex in accepted]
+                     + [{"id": rec["id"], "lang": lang, "model": model, "reason": rec["reason"]} for rec in rejected])
     store.add(accepted, rejected)
+
+
+def ledger_line(ex: Example, lang: str, model: str) -> dict:
+    """An accepted translation as the run's ledger records it (with its worked solution's fate)."""
+    solution = "accepted" if "solution" in ex.meta else ex.meta.get("solution_rejected")
+    return {"id": ex.id, "lang": lang, "model": model, "reason": None, "solution": solution}
+
+
+def ledger_counts(ledger: Path, pairs: set[tuple[str, str]], model: str) -> dict:
+    """What a run translated, over all its rounds and sessions: the counts `translate_selection` reports,
+    from its ledger (the last line of a problem and language wins), over the (id, lang) `pairs` it
+    considered, made by `model`."""
+    last: dict[tuple[str, str], dict] = {}
+    for _, rec, err in iter_jsonl(ledger) if Path(ledger).is_file() else ():
+        if rec is not None and (str(rec.get("id")), str(rec.get("lang"))) in pairs and rec.get("model") == model:
+            last[(str(rec["id"]), str(rec["lang"]))] = rec
+    out: dict = {"translated": len(last), "accepted": 0, "rejected": 0, "reasons": Counter(),
+                 "by_lang": {}, "solutions": {"translated": 0, "accepted": 0, "rejected": 0, "reasons": Counter()}}
+    for (_, lang), rec in last.items():
+        outcome = "rejected" if rec.get("reason") else "accepted"
+        out[outcome] += 1
+        out["by_lang"].setdefault(lang, Counter())[outcome] += 1
+        if rec.get("reason"):
+            out["reasons"][rec["reason"]] += 1
+        elif rec.get("solution"):
+            out["solutions"]["translated"] += 1
+            if rec["solution"] == "accepted":
+                out["solutions"]["accepted"] += 1
+            else:
+                out["solutions"]["rejected"] += 1
+                out["solutions"]["reasons"][rec["solution"]] += 1
+    return out
 
 
 def translate_selection(pool: Sequence[Example], langs: Sequence[str], translator: Translator, store: Store, *,
                         n: int | None, sets: int = 1, seed: int = 0,
                         level_weights: Sequence[float] = (1, 2, 3, 4, 5), batch_size: int = 32,
-                        retry_rejected: bool = False, max_rounds: int = 3, model: str = "") -> dict:
+                        retry_rejected: bool = False, max_rounds: int = 3, model: str = "",
+                        ledger: Path | None = None) -> dict:
     """Translate the problems a training set of `n` (× `sets` disjoint sets) will use.
 
     Rejected problems are replaced by the next candidates of the same type and level, for up to
@@ -315,7 +356,8 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
     finished rounds from the store (translating nothing) and goes on where it stopped: it makes
     the same calls, rejections and selection as a run that was never interrupted (the translators
     decode greedily), whatever runs with other settings left in the store. `n=None` translates the
-    whole pool.
+    whole pool. With a `ledger` (a file of the run's own), the counts of translations made are
+    those of the whole run, however often it was killed and run again (else: of this call).
     """
     from .trainset import select_sets
 
@@ -332,7 +374,7 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
                                 ok=lambda pid, j: pid not in bad)
             chosen = [ex for s in sets_ for ex in s]
         report = translate(chosen, langs, translator, store, batch_size=batch_size,
-                           retry_rejected=retry_rejected and round_ == 0, model=model)
+                           retry_rejected=retry_rejected and round_ == 0, model=model, ledger=ledger)
         totals["rounds"] += 1
         for key in ("translated", "accepted", "rejected"):
             totals[key] += report[key]
@@ -347,6 +389,11 @@ def translate_selection(pool: Sequence[Example], langs: Sequence[str], translato
         if n is None or not rejected:
             break
         bad |= rejected
+    if ledger is not None:  # every round of every session of this run, not only what this call translated
+        counts = ledger_counts(ledger, {(pid, lang) for pid in considered for lang in langs}, model)
+        totals.update({k: counts[k] for k in ("translated", "accepted", "rejected", "reasons", "solutions")})
+        for lang in langs:
+            totals["by_lang"][lang] = Counter(counts["by_lang"].get(lang, {}))
     store.keep_originals([ex for ex in chosen if any(store.translated(ex, lang, model) for lang in langs)])
     complete = sum(1 for ex in chosen if all(store.translated(ex, lang, model) for lang in langs))
     for lang in langs:

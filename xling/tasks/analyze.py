@@ -86,8 +86,10 @@ class Config(Recipe):
                 raise Invalid(f"members[{i}].train_langs", "give at least one training language")
             if str(m.x).lower() not in ("auto", "none", "null", "") and not str(m.x).isdigit():
                 raise Invalid(f"members[{i}].x", f"'{m.x}': give auto, a number of training languages, or none")
-        if self.n_boot < 2:
-            raise Invalid("n_boot", "must be at least 2")
+        from ..checks import n_boot_problem
+
+        if (problem := n_boot_problem(self.n_boot)) is not None:
+            raise Invalid("n_boot", problem)
         if self.fit_from < 1:
             raise Invalid("fit_from", "must be at least 1")
         both = set(self.in_domain) & set(self.out_of_domain)

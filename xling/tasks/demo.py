@@ -66,8 +66,14 @@ class Config(Recipe):
         for key in ("problems", "max_tokens", "batch_size"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
-        if self.n_boot < 2:
-            raise Invalid("n_boot", "must be at least 2")
+        from ..checks import BYTES_PER_REPLICATE, n_boot_problem, tokens_problem
+
+        if (problem := tokens_problem(self.max_tokens)) is not None:
+            raise Invalid("max_tokens", problem)
+        # the habit's intervals draw every problem in each replicate at once (8-byte indices)
+        per = BYTES_PER_REPLICATE + 8 * self.problems
+        if (problem := n_boot_problem(self.n_boot, per, f": {self.problems} problems drawn")) is not None:
+            raise Invalid("n_boot", problem)
         from .. import synth
         from ..sweep import flatten
 

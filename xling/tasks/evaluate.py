@@ -60,6 +60,12 @@ class GenConfig:
     def samples(self, benchmark: str) -> int:
         return int(self.n.get(benchmark, 1))
 
+    def check(self) -> None:
+        from ..checks import length_problem
+
+        if (problem := length_problem(self.max_tokens, self.max_model_len)) is not None:
+            raise Invalid("max_model_len", problem)
+
 
 @dataclass
 class ScoreConfig:
@@ -70,6 +76,12 @@ class ScoreConfig:
     reasoning_only: bool = False  # judge the language of the text before </think> only
     timeout: float = 5.0  # seconds per math-verify check
     workers: int = 2  # grader / language-ID worker processes (0: in this process)
+
+    def check(self) -> None:
+        from ..checks import workers_problem
+
+        if (problem := workers_problem(self.workers)) is not None:
+            raise Invalid("workers", problem)
 
 
 @dataclass
@@ -165,6 +177,8 @@ def check_sampling_keys(prefix: str, temperature: float, top_p: float, max_token
 
 def check_common(cfg) -> None:
     """Checks shared by evaluate and observational."""
+    from ..checks import n_boot_problem
+
     if not cfg.benchmarks:
         raise Invalid("benchmarks", "give at least one benchmark, e.g. benchmarks=mgsm")
     if not cfg.langs:
@@ -187,8 +201,10 @@ def check_common(cfg) -> None:
         raise Invalid("gen.gpu_memory_utilization", "must be in (0, 1]")
     if cfg.limit is not None and cfg.limit < 1:
         raise Invalid("limit", "must be at least 1 (or null for every problem)")
-    if cfg.n_boot < 2:
-        raise Invalid("n_boot", "must be at least 2")
+    if (problem := n_boot_problem(cfg.n_boot)) is not None:
+        raise Invalid("n_boot", problem)
+    g.check()  # a section given whole in YAML is checked as it is built; one left at its defaults, here
+    cfg.score.check()
     if cfg.score.workers < 0 or cfg.score.min_chars < 0:
         raise Invalid("score", "workers >= 0 and min_chars >= 0")
     from ..answers import timeout_problem

@@ -54,8 +54,10 @@ class Config(Recipe):
         problem = timeout_problem(self.timeout)
         if problem:
             raise Invalid("timeout", problem)
-        if self.workers < 0:
-            raise Invalid("workers", "must be 0 (grade in this process) or more")
+        from ..checks import workers_problem
+
+        if (problem := workers_problem(self.workers)) is not None:
+            raise Invalid("workers", problem)
 
 
 def read_items(path: Path, default_kind: str) -> tuple[list[tuple[int, dict]], list[str]]:

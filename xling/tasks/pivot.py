@@ -24,6 +24,7 @@ from ..errors import XlingError
 from ..trainset import TrainData
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+LEDGER = "references_written.jsonl"  # in the run folder: each reference this run wrote (its counts survive kills)
 
 
 @dataclass(kw_only=True)
@@ -56,6 +57,10 @@ class PivotConfig:
         for key in ("max_tokens", "chunk", "batch_size"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
+        from ..checks import tokens_problem
+
+        if (problem := tokens_problem(self.max_tokens)) is not None:
+            raise Invalid("max_tokens", problem)
         if not 0 < self.gpu_memory_utilization <= 1:
             raise Invalid("gpu_memory_utilization", "must be in (0, 1]")
 
@@ -127,8 +132,13 @@ def stage(data: TrainData, p: PivotConfig, seed: int, run_dir: Path | None = Non
     backend = backend_of(p)
     problems, asked = P.pivot_problems(data)
     store = P.ReferenceStore(store_dir(p, data, seed))
+    ledger = Path(run_dir) / LEDGER if run_dir is not None else None
+    previous = Path(run_dir) / "metrics.previous.json" if run_dir is not None else None
+    if ledger is not None and ledger.is_file() and previous.is_file() \
+            and ledger.stat().st_mtime <= previous.stat().st_mtime:
+        ledger.unlink()  # a forced re-run of a finished run: what that run wrote is not this one's
     report = P.write_references(problems, make_generator(p, backend, seed), store, settings(p, seed),
-                                model=p.model, retry_rejected=p.retry_rejected)
+                                model=p.model, retry_rejected=p.retry_rejected, ledger=ledger)
     report.update({"store": str(store.folder), "asked_in": asked, "backend": backend})
     if run_dir is not None:
         atomic_write_jsonl(Path(run_dir) / P.FILE, [store.records[ex.id] for ex in problems if ex.id in store.records])

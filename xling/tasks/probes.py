@@ -64,9 +64,13 @@ class Config(Recipe):
                 raise Invalid("langs", unknown_language_message(code))
         if self.samples < 2:
             raise Invalid("samples", "self-BLEU compares samples with each other: at least 2")
-        for key in ("batch_size", "max_length", "n_boot"):
+        for key in ("batch_size", "max_length"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
+        from ..checks import n_boot_problem
+
+        if (problem := n_boot_problem(self.n_boot)) is not None:
+            raise Invalid("n_boot", problem)
         if self.limit is not None and self.limit < 1:
             raise Invalid("limit", "must be at least 1 (or null for every problem)")
         if self.gen.temperature <= 0:

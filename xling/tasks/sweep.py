@@ -73,8 +73,10 @@ class Config(Recipe):
             raise Invalid("sweep.members", "give the members (name: {key: value}) or a sweep.product")
         if s.gpus_per_member < 1:
             raise Invalid("sweep.gpus_per_member", "must be at least 1")
-        if self.analyze.n_boot < 2:
-            raise Invalid("analyze.n_boot", "must be at least 2")
+        from ..checks import n_boot_problem
+
+        if (problem := n_boot_problem(self.analyze.n_boot)) is not None:
+            raise Invalid("analyze.n_boot", problem)
         if self.analyze.fit_from < 1:
             raise Invalid("analyze.fit_from", "must be at least 1")
 

@@ -41,8 +41,10 @@ class Config(Recipe):
         both = set(self.in_domain) & set(self.out_of_domain)
         if both:
             raise Invalid("out_of_domain", f"{', '.join(sorted(both))} cannot be both in- and out-of-domain")
-        if self.n_boot < 2:
-            raise Invalid("n_boot", "must be at least 2")
+        from ..checks import n_boot_problem
+
+        if (problem := n_boot_problem(self.n_boot)) is not None:
+            raise Invalid("n_boot", problem)
         if self.base == self.trained:
             raise Invalid("trained", "the trained and the base model are the same")
 

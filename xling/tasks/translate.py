@@ -63,8 +63,15 @@ class Config(Recipe):
         for key in ("max_new_tokens", "batch_size", "max_rounds", "tensor_parallel_size"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
+        from ..checks import tokens_problem
+
+        if (problem := tokens_problem(self.max_new_tokens)) is not None:
+            raise Invalid("max_new_tokens", problem)
         if not 0 < self.gpu_memory_utilization <= 1:
             raise Invalid("gpu_memory_utilization", "must be in (0, 1], e.g. 0.85")
+
+
+LEDGER = "translated.jsonl"  # in the run folder: each translation this run made (its counts survive kills)
 
 
 def store_dir(cfg: Config) -> Path:
@@ -103,13 +110,16 @@ def run(cfg: Config, run_dir: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     # one translating run per store (a store shared with this run's own folder is already locked)
     same = os.path.realpath(folder) == os.path.realpath(run_dir)
+    ledger, previous = run_dir / LEDGER, run_dir / "metrics.previous.json"
+    if ledger.is_file() and previous.is_file() and ledger.stat().st_mtime <= previous.stat().st_mtime:
+        ledger.unlink()  # a forced re-run of a finished run: that run's translations are not this one's
     with contextlib.nullcontext() if same else FolderLock(folder, "translation store", "give store=DIR"):
         store = T.Store(folder)
         translator = make_translator(cfg, run_dir)
         report = T.translate_selection(
             pool, langs, translator, store, n=cfg.n, sets=cfg.sets, seed=cfg.seed, level_weights=cfg.level_weights,
             batch_size=cfg.batch_size, retry_rejected=cfg.retry_rejected, max_rounds=cfg.max_rounds,
-            model=cfg.model)
+            model=cfg.model, ledger=ledger)
     report.pop("selected_ids")
     considered = set(report.pop("considered_ids"))  # every problem a round selected
     rejected = [rec for (pid, lang), rec in sorted(store.rejected.items())

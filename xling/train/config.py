@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .. import sampling
+from ..checks import OPTIMIZERS, SCHEDULERS, finite_problem, norm_problem, tokens_problem, workers_problem
 from ..config import Invalid, Recipe
 from ..plan import PLAN_KEYS, PlanConfig
 from ..trainset import TrainData
@@ -87,8 +88,18 @@ class TrainConfig:
             raise Invalid("grad_accum", "must be at least 1 (or null: derived from questions_per_step)")
         if self.save_total_limit is not None and self.save_total_limit < 1:
             raise Invalid("save_total_limit", "must be at least 1, or null to keep every checkpoint")
-        if self.warmup < 0:
-            raise Invalid("warmup", "must be 0 or more")
+        for key in ("warmup", "weight_decay"):
+            if (problem := finite_problem(getattr(self, key))) is not None:
+                raise Invalid(key, problem)
+        if (problem := norm_problem(self.max_grad_norm)) is not None:
+            raise Invalid("max_grad_norm", problem)
+        for key, names, what in (("optim", OPTIMIZERS, "optimizer"), ("lr_scheduler", SCHEDULERS, "scheduler")):
+            if getattr(self, key) not in names:
+                from difflib import get_close_matches
+
+                near = get_close_matches(getattr(self, key), names, n=1)
+                raise Invalid(key, f"'{getattr(self, key)}' is not a transformers {what}"
+                              + (f" (did you mean '{near[0]}'?)" if near else "") + f"; choose one of: {', '.join(names)}")
         bad = [r for r in self.report_to if r not in REPORT_TO]
         if bad:
             raise Invalid("report_to", f"'{bad[0]}' is not supported; choose from: {', '.join(REPORT_TO)}")
@@ -142,6 +153,8 @@ class VllmConfig:
             raise Invalid("max_lora_rank", f"vLLM accepts only {', '.join(map(str, VLLM_LORA_RANKS))}")
         if self.max_model_len is not None and self.max_model_len < 16:
             raise Invalid("max_model_len", "must be at least the prompt plus completion length")
+        if self.max_model_len is not None and (problem := tokens_problem(self.max_model_len, "tokens of context")):
+            raise Invalid("max_model_len", problem)
 
 
 @dataclass(kw_only=True)
@@ -174,6 +187,9 @@ class GrpoConfig:
         for key in ("max_prompt_length", "max_completion_length", "num_iterations"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
+        for key in ("max_prompt_length", "max_completion_length"):
+            if (problem := tokens_problem(getattr(self, key))) is not None:
+                raise Invalid(key, problem)
         for key in ("beta", "epsilon", "epsilon_high"):
             value = getattr(self, key)
             if value is not None and not math.isfinite(value):
@@ -219,8 +235,8 @@ class RewardsConfig:
         problem = timeout_problem(self.timeout)
         if problem:
             raise Invalid("timeout", problem)
-        if self.workers is not None and self.workers < 0:
-            raise Invalid("workers", "must be 0 or more")
+        if self.workers is not None and (problem := workers_problem(self.workers, "grader processes")):
+            raise Invalid("workers", problem)
         mix = self.weights or REWARD_SETS.get(self.set, {})
         if "pivot_translate" in mix and not self.translator:
             raise Invalid("translator", "reward pivot_translate translates answers into English: give "
@@ -266,6 +282,8 @@ class RftConfig:
         for key in ("samples", "keep", "max_tokens", "chunk"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
+        if (problem := tokens_problem(self.max_tokens)) is not None:
+            raise Invalid("max_tokens", problem)
         found = sampling.problem(temperature=self.temperature, top_p=self.top_p, n=self.samples,
                                  max_tokens=self.max_tokens)
         if found:

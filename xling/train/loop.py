@@ -35,7 +35,7 @@ from typing import Any
 
 from .. import hub, versions
 from ..config import to_dict
-from ..console import console, fmt, print_table
+from ..console import console, err_console, fmt, print_table
 from ..errors import XlingError
 from ..io import atomic_write_json, read_json, read_jsonl
 from ..plan import preflight
@@ -220,19 +220,117 @@ def write_train_env(cfg: Any, run_dir: Path, plan: backends.Plan, warnings: list
 
 
 def checkpoints(output_dir: Path) -> list[Path]:
-    """Complete checkpoint folders (with trainer_state.json), oldest first."""
+    """Complete checkpoint folders (every file the trainer reads to continue exactly), oldest first."""
+    return [p for p, problem in _checkpoint_folders(output_dir) if problem is None]
+
+
+def damaged_checkpoints(output_dir: Path) -> list[tuple[Path, str]]:
+    """(folder, what is wrong) for each checkpoint folder that cannot be continued from, oldest first."""
+    return [(p, problem) for p, problem in _checkpoint_folders(output_dir) if problem is not None]
+
+
+def _checkpoint_folders(output_dir: Path) -> list[tuple[Path, str | None]]:
     if not output_dir.is_dir():
         return []
     found = []
     for p in output_dir.iterdir():
         m = re.fullmatch(r"checkpoint-(\d+)", p.name)
-        if m and p.is_dir() and (p / "trainer_state.json").is_file():
-            try:  # written last by the trainer; one cut short by a kill marks an incomplete checkpoint
-                json.loads((p / "trainer_state.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
+        if m and p.is_dir():
             found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
+    return [(p, checkpoint_problem(p)) for _, p in sorted(found)]
+
+
+def _zip_problem(path: Path) -> str | None:
+    """torch.save writes a zip archive: a file cut short has no central directory at its end."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            if path.stat().st_size <= 64 * 2**20 and z.testzip() is not None:
+                return f"{path.name} is damaged (a checksum does not match)"
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as e:
+        return f"{path.name} is damaged ({type(e).__name__}: {str(e)[:80]})"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:  # checks that the header's tensors cover the file exactly
+            f.keys()
+    except Exception as e:  # SafetensorError, OSError: a file cut short or not safetensors at all
+        return f"{path.name} is damaged ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__})"
+    return None
+
+
+def _json_problem(path: Path) -> str | None:
+    if not path.is_file():
+        return f"{path.name} is missing"
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return f"{path.name} is damaged (not readable JSON: {type(e).__name__})"
+    return None
+
+
+def _weights_problem(path: Path, stem: str) -> str | None:
+    """The weights a checkpoint holds as `stem`.safetensors (one file or shards with an index) or `stem`.bin."""
+    single, index, legacy = path / f"{stem}.safetensors", path / f"{stem}.safetensors.index.json", path / f"{stem}.bin"
+    if single.is_file():
+        return _safetensors_problem(single)
+    if index.is_file():
+        if (problem := _json_problem(index)) is not None:
+            return problem
+        shards = sorted(set((json.loads(index.read_text(encoding="utf-8")).get("weight_map") or {}).values()))
+        for shard in shards:
+            if not (path / shard).is_file():
+                return f"{shard} is missing"
+            if (problem := _safetensors_problem(path / shard)) is not None:
+                return problem
+        return None if shards else f"{index.name} lists no weight files"
+    if legacy.is_file():
+        return _zip_problem(legacy)
+    return f"{single.name} is missing"
+
+
+def checkpoint_problem(path: Path, processes: int | None = None) -> str | None:
+    """What keeps a checkpoint from continuing a run exactly (e.g. "optimizer.pt is missing"), or None.
+
+    The trainer resumes from the weights (adapter or model), trainer_state.json (step, logs, written
+    last), optimizer.pt, scheduler.pt and the random state (rng_state.pth, or rng_state_R.pth per
+    process): without one of them it would continue silently differently. Each is opened, not only
+    looked for: a file cut short by a kill or a full disk counts as missing.
+    """
+    path = Path(path)
+    if (problem := _json_problem(path / "trainer_state.json")) is not None:
+        return problem
+    adapter = (path / "adapter_config.json").is_file() or any(path.glob("adapter_model.*"))
+    if adapter and (problem := _json_problem(path / "adapter_config.json")) is not None:
+        return problem
+    if (problem := _weights_problem(path, "adapter_model" if adapter else "model")) is not None:
+        if not adapter and (path / "pytorch_model.bin").is_file():
+            problem = _zip_problem(path / "pytorch_model.bin")
+        if problem is not None:
+            return problem
+    optimizer = path / "optimizer.pt"
+    if optimizer.is_file():
+        if (problem := _zip_problem(optimizer)) is not None:
+            return problem
+    elif not ((path / "optimizer.bin").is_file() or any(path.glob("rank*-of-*-optimizer.pt"))):
+        return "optimizer.pt is missing"
+    scheduler = path / "scheduler.pt"
+    if not scheduler.is_file():
+        return "scheduler.pt is missing"
+    if (problem := _zip_problem(scheduler)) is not None:
+        return problem
+    procs = processes or world_size()
+    for name in (["rng_state.pth"] if procs == 1 else [f"rng_state_{i}.pth" for i in range(procs)]):
+        if not (path / name).is_file():
+            return f"{name} is missing"
+        if (problem := _zip_problem(path / name)) is not None:
+            return problem
+    return None
 
 
 def checkpoint_step(path: str | Path | None) -> int:
@@ -256,6 +354,9 @@ def _choose_checkpoint(cfg: Any, output_dir: Path) -> str | None:
     if not (path / "trainer_state.json").is_file():
         raise XlingError(f"resume={mode}: not a checkpoint folder (no trainer_state.json); give "
                          f"resume=auto, resume=never, or a {CHECKPOINTS}/checkpoint-N folder")
+    if (problem := checkpoint_problem(path)) is not None:
+        raise XlingError(f"resume={mode}: {problem}, so the run cannot continue from it exactly; give "
+                         "resume=auto (the last complete checkpoint), resume=never, or another checkpoint folder")
     return str(path)
 
 
@@ -286,6 +387,14 @@ def resume_point(cfg: Any, output_dir: Path) -> str | None:
     if beyond and str(cfg.resume).strip() == "auto" and is_main():
         console.print(f"note: {', '.join(beyond)} went past train.max_steps={cfg.train.max_steps}; "
                       f"{'continuing from ' + Path(chosen).name if chosen else 'starting over'}", markup=False)
+    if str(cfg.resume).strip() == "auto" and is_main():
+        after = int(Path(chosen).name.rsplit("-", 1)[1]) if chosen else -1
+        skipped = [f"{p.name}: {problem}" for p, problem in damaged_checkpoints(output_dir)
+                   if after < int(p.name.rsplit("-", 1)[1]) and not 0 < cfg.train.max_steps < int(p.name.rsplit("-", 1)[1])]
+        if skipped:
+            err_console.print(f"warning: cannot resume from {'; '.join(skipped)}; "
+                              f"{'resuming from ' + Path(chosen).name if chosen else 'starting over'}",
+                              markup=False, soft_wrap=True)
     if is_main():
         output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(key_file, {"key": fingerprint(key), "recipe": key})
@@ -351,6 +460,7 @@ def fit(trainer: Any, tokenizer: Any, run_dir: Path, resume_from: str | None, in
             log_path.unlink()
     quiet_trainer(trainer)
     trainer.callback_handler.callbacks.insert(0, _stop_when_done(resume_from))
+    trainer.add_callback(_log_at_saves())  # after transformers' flow callback, which decides the saves
     t0 = time.time()
     try:
         output = trainer.train(resume_from_checkpoint=resume_from)
@@ -364,10 +474,42 @@ def fit(trainer: Any, tokenizer: Any, run_dir: Path, resume_from: str | None, in
     state = trainer.state
     info = {**info, "recipe_key": fingerprint(final_key(cfg)), "steps": state.global_step,
             "resumed_from_step": start or None,
-            "train_runtime_s": round(wall, 2), "train_loss": getattr(output, "training_loss", None),
+            "train_runtime_s": round(wall, 2), "train_loss": run_loss(state.log_history),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     save_final(trainer, tokenizer, run_dir, {**info, "recipe": final_key(cfg)})
     return info
+
+
+def run_loss(log_history: list[dict]) -> float | None:
+    """The mean training loss per step over the whole run, from the trainer's log (kept in every checkpoint).
+
+    Each logged `loss` is the mean over the steps since the previous log; weighted by those steps it
+    gives what an uninterrupted run's trainer reports, however many times the run was resumed (the
+    trainer's own figure covers only the steps of the last session).
+    """
+    total, last = 0.0, 0
+    for rec in log_history:
+        step, loss = rec.get("step"), rec.get("loss")
+        if isinstance(loss, (int, float)) and isinstance(step, int) and step > last:
+            total += float(loss) * (step - last)
+            last = step
+    return total / last if last else None
+
+
+def _log_at_saves():
+    """A callback that logs the loss at every checkpoint and at the last step (with train.logging_steps > 1).
+
+    The trainer's running loss is not in a checkpoint: steps after the last log would be lost from
+    the run's loss by a resume, and the steps after the last log of a run are never logged at all.
+    """
+    from transformers import TrainerCallback
+
+    class LogAtSaves(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if control.should_save or (state.max_steps > 0 and state.global_step >= state.max_steps):
+                control.should_log = True
+
+    return LogAtSaves()
 
 
 class _NoStepsLeft(Exception):

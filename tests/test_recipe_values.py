@@ -1,0 +1,92 @@
+"""Recipe values every task shares are checked where their key is declared, before any work: seeds,
+optimizer and scheduler names, gradient norms, worker counts, token counts and context lengths,
+bootstrap replicates within memory. Each refusal is one line, exit 2, and leaves no run folder."""
+
+from __future__ import annotations
+
+import pytest
+
+from xling import checks
+
+
+@pytest.mark.parametrize("args, message", [
+    (["evaluate", "model=tiny", "seed=-1"], "recipe key 'seed': must be a whole number from 0 to 4294967295"),
+    (["transfer", "table=t.csv", "base=a", "trained=b", "seed=-1"], "recipe key 'seed': must be a whole number"),
+    (["analyze", "table=t.csv", "seed=4294967296"], "recipe key 'seed': must be a whole number"),
+    (["grpo-en", "seed=-1"], "recipe key 'seed': must be a whole number"),
+    (["grpo-en", "data.seed=-3"], "recipe key 'data.seed': must be a whole number"),
+    (["grpo-en", "train.optim=sgdx"], "recipe key 'train.optim': 'sgdx' is not a transformers optimizer (did you "
+                                      "mean 'sgd'?)"),
+    (["sft", "train.lr_scheduler=wobbly"], "recipe key 'train.lr_scheduler': 'wobbly' is not a transformers "
+                                              "scheduler; choose one of: linear, cosine"),
+    (["grpo-en", "train.max_grad_norm=nan"], "recipe key 'train.max_grad_norm': must be a finite number above 0"),
+    (["grpo-en", "train.max_grad_norm=-1"], "recipe key 'train.max_grad_norm': must be a finite number above 0"),
+    (["grpo-en", "train.weight_decay=inf"], "recipe key 'train.weight_decay': must be a finite number"),
+    (["grade", "input=x.jsonl", "workers=1000000"], "recipe key 'workers': 1000000 worker processes is more than "),
+    (["evaluate", "model=tiny", "score.workers=1000000"], "recipe key 'score.workers': 1000000 worker processes"),
+    (["grpo-en", "rewards.workers=1000000"], "recipe key 'rewards.workers': 1000000 grader processes is more than"),
+    (["evaluate", "model=tiny", "gen.max_tokens=1e15"], "recipe key 'gen.max_tokens': 1,000,000,000,000,000 tokens "
+                                                        "is more than any model handles"),
+    (["evaluate", "model=tiny", "gen.max_model_len=0"], "recipe key 'gen.max_model_len': must be at least 1, got 0"),
+    (["evaluate", "model=tiny", "gen.max_model_len=100", "gen.max_tokens=200"],
+     "recipe key 'gen.max_model_len': 100 tokens of context cannot hold answers of max_tokens=200"),
+    (["rft", "rft.max_tokens=1e12"], "recipe key 'rft.max_tokens': 1,000,000,000,000 tokens is more than"),
+    (["grpo-en", "grpo.max_completion_length=1e12"], "recipe key 'grpo.max_completion_length': 1,000,000,000,000"),
+    (["pivot", "pivot.max_tokens=1e12"], "recipe key 'pivot.max_tokens': 1,000,000,000,000 tokens"),
+    (["translate", "max_new_tokens=1e12"], "recipe key 'max_new_tokens': 1,000,000,000,000 tokens"),
+    (["demo", "max_tokens=1e12"], "recipe key 'max_tokens': 1,000,000,000,000 tokens is more than any model"),
+    (["evaluate", "model=tiny", "n_boot=1e12"], "recipe key 'n_boot': 1,000,000,000,000 bootstrap replicates need "
+                                                "at least 14.6 TiB of memory (16 bytes each), more than the"),
+    (["demo", "n_boot=1e12"], "recipe key 'n_boot': 1,000,000,000,000 bootstrap replicates need at least"),
+    (["transfer", "table=t.csv", "base=a", "trained=b", "n_boot=1e12"], "recipe key 'n_boot': 1,000,000,000,000"),
+    (["analyze", "table=t.csv", "n_boot=1e12"], "recipe key 'n_boot': 1,000,000,000,000 bootstrap replicates"),
+    (["parallel-scaling", "analyze.n_boot=1e12"], "recipe key 'analyze.n_boot': 1,000,000,000,000 bootstrap"),
+])
+def test_bad_values_are_refused_in_one_line_before_work(run_cli, tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.setattr(checks, "available_memory", lambda: 64 * 2**30)
+    monkeypatch.setattr(checks, "cores", lambda: 4)
+    rc = run_cli(*args, "out=run")
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith(f"error: {message}"), err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_bounds_say_their_reason():
+    assert checks.workers_problem(17) is None or checks.cores() * 4 < 17
+    assert checks.seed_problem(0) is None and checks.seed_problem(2**32 - 1) is None
+    assert checks.seed_problem(2**32) is not None
+    assert checks.norm_problem(0) is None and checks.norm_problem(1.0) is None
+    assert checks.tokens_problem(checks.MAX_TOKENS) is None and checks.tokens_problem(checks.MAX_TOKENS + 1)
+    assert checks.length_problem(100, None) is None and checks.length_problem(100, 100) is None
+
+
+def test_workers_bound_is_four_per_core(monkeypatch):
+    monkeypatch.setattr(checks, "cores", lambda: 3)
+    assert checks.workers_problem(12) is None
+    assert checks.workers_problem(13) == ("13 worker processes is more than 12 (4 × the 3 cores here): each is a "
+                                          "process of its own, and more than the cores only slows the work down; "
+                                          "give at most 12")
+
+
+def test_optimizer_and_scheduler_names_are_transformers_own():
+    """The lists are copies (a recipe is checked without importing torch): they must stay equal."""
+    from transformers.trainer_utils import SchedulerType
+    from transformers.training_args import OptimizerNames
+
+    assert sorted(checks.OPTIMIZERS) == sorted(o.value for o in OptimizerNames)
+    assert sorted(checks.SCHEDULERS) == sorted(s.value for s in SchedulerType)
+
+
+def test_the_bootstrap_refuses_what_memory_cannot_hold_before_allocating(monkeypatch):
+    from xling import metrics as M
+    from xling.errors import XlingError
+
+    items = M.ItemScores.from_records([{"model": m, "benchmark": "mgsm", "lang": l, "id": str(i), "score": i % 2}
+                                       for m in ("a", "b") for l in ("en", "de") for i in range(10)])
+    monkeypatch.setattr(checks, "available_memory", lambda: 10**6)
+    with pytest.raises(XlingError, match=r"^n_boot=100000: the bootstrap needs about 3\.1 MiB of memory \(4 "
+                                         r"accuracies per replicate\), more than the 976\.6 KiB available"):
+        M.bootstrap(items, lambda acc: acc["a"]["mgsm"]["en"], n_boot=100_000)
+    assert M.bootstrap(items, lambda acc: acc["a"]["mgsm"]["en"], n_boot=1000) is not None
