@@ -201,7 +201,13 @@ def test_study_runs_end_to_end_at_toy_scale(recipe, run_cli, tmp_path, capsys, m
     for member in names:
         if m["gen_avg"][member] is not None:
             assert interval(m["gen_avg_ci"][member])
-        assert 0 <= m["mean_off_target"][member] <= 100 and interval(m["mean_off_target_ci"][member])
+        # undetermined (None) where no cell had enough judged answers; the count it rests on is given either way
+        judged = m["mean_off_target_judged"][member]
+        if m["mean_off_target"][member] is None:
+            assert judged == 0
+        else:
+            assert judged > 0 and 0 <= m["mean_off_target"][member] <= 100
+            assert interval(m["mean_off_target_ci"][member])
     # the contrasts: a − b, Gen and accuracy, with intervals
     assert list(m["contrasts"]) == list(study.contrasts)
     for label, (a, b) in study.contrasts.items():
