@@ -262,7 +262,7 @@ def test_saving_the_toy_shows_no_shard_progress_bar(tmp_path, monkeypatch, capfd
     from transformers.utils import logging as hf_logging
 
     monkeypatch.setenv("XLING_CACHE", str(tmp_path))
-    assert hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()  # as in a fresh process (other tests' loaders switch it off for good)
     toy.build_toy(toy.ToyConfig(**SMALL), quiet=True)
     out, err = capfd.readouterr()
     assert "Writing model shards" not in out + err and "it/s" not in err
