@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from xling.generate.completions import stable_seed
+
 from xling.config import build
 from xling.errors import XlingError
 from xling.io import read_jsonl
@@ -84,7 +86,8 @@ class FakeGenerator:
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise KeyboardInterrupt
         self.calls.append({"n": n, "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens,
-                           "seed": seed, "questions": [c[-1]["content"] for c in conversations]})
+                           "seed": seed, "seeds": list(seeds) if seeds is not None else None,
+                           "questions": [c[-1]["content"] for c in conversations]})
         out = []
         for conv in conversations:
             gold = self.answers[conv[-1]["content"]]
@@ -111,7 +114,11 @@ def test_rft_keeps_correct_answers_and_trains(tiny_model, tmp_path):
 
     metrics = rft.run(rft_cfg(tiny_model), run_dir, make_generator=make)
     gen = gens[0]
-    assert gen.closed and [c["seed"] for c in gen.calls] == [0, 1, 2]  # 6 problems in chunks of 2
+    assert gen.closed and len(gen.calls) == 3  # 6 problems in chunks of 2
+    # each problem seeded from the run's seed and its id and language, whatever chunk it falls in
+    records = read_jsonl(run_dir / "trainset.jsonl")
+    assert [s for c in gen.calls for s in c["seeds"]] == [stable_seed(0, "rft", r["id"], r["lang"]) for r in records]
+    assert len({s for c in gen.calls for s in c["seeds"]}) == 6
     assert {(c["n"], c["temperature"], c["max_tokens"]) for c in gen.calls} == {(4, 1.0, 32)}
     samples = read_jsonl(run_dir / "rft_samples.jsonl")
     assert len(samples) == 6 and all(s["correct"] == 3 for s in samples)  # the cut-off one is graded correct...
@@ -197,7 +204,8 @@ def test_rft_sampling_resumes_after_an_interruption(tiny_model, tmp_path):
     assert len(read_jsonl(run_dir / rft.PARTIAL)) == 2 and not (run_dir / rft.SAMPLES).exists()
     second = FakeGenerator(answers_of(run_dir))
     rows = rft.sample_stage(cfg, run_dir, records, lambda: second)
-    assert [c["seed"] for c in second.calls] == [1, 2]  # the finished chunk is not sampled again
+    assert [s for c in second.calls for s in c["seeds"]] == [stable_seed(0, "rft", r["id"], r["lang"])
+                                                             for r in records[2:]]  # the finished chunk is not sampled again
     assert [(r["id"], r["lang"]) for r in rows] == [(r["id"], r["lang"]) for r in records]
     assert not (run_dir / rft.PARTIAL).exists()
     rft.sample_stage(cfg, run_dir, records, lambda: pytest.fail("the finished stage is reused"))
