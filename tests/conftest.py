@@ -42,6 +42,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture
+def in_tmp(monkeypatch, tmp_path):
+    """Run the test from its own temporary folder (run folders land there)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real MGSM / GSM8K / MSVAMP files at ../shared/data (present in CI)."""

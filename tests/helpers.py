@@ -35,3 +35,12 @@ def grade_number(text: str):
     from xling.answers import Grader, grade
 
     return grade(text, "5", "en", "number", grader=Grader(workers=0))
+
+
+def run_cli_captured(capsys, *args):
+    """`python run.py ARGS` in this process: (exit code, stdout, stderr)."""
+    from xling import cli
+
+    rc = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err

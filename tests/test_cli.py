@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import run_cli_captured as run
 import yaml
 
 from xling import cli
@@ -18,16 +20,6 @@ from xling.config import available_recipes
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def in_tmp(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def run(capsys, *args):
-    rc = cli.main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def test_usage_and_list(capsys):

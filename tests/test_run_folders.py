@@ -11,6 +11,8 @@ import stat
 from pathlib import Path
 
 import pytest
+
+from helpers import run_cli_captured as run
 import yaml
 
 from xling import cli, io
@@ -21,16 +23,6 @@ EXAMPLE = REPO / "recipes" / "examples" / "grade-example.jsonl"
 GRADE = ["grade", f"input={EXAMPLE}", "workers=0", "out=g"]
 
 
-@pytest.fixture
-def in_tmp(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def run(capsys, *args):
-    rc = cli.main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 # -- a finished marker counts only when it parses and names its recipe -------------------------------
