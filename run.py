@@ -9,7 +9,7 @@ import sys
 # when torch loads OpenMP, so it is set before anything imports torch; a value already set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from xling.cli import exit_with, main  # noqa: E402
+from xling.runs.cli import exit_with, main  # noqa: E402
 
 if __name__ == "__main__":
     exit_with(main())

@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(config, items):
     vllm_items = [item for item in items if "vllm" in item.keywords]
     if vllm_items:
         from xling.generate.core import cuda_available
-        from xling.versions import vllm_distribution
+        from xling.common.versions import vllm_distribution
 
         dist = vllm_distribution()
         if dist is None or (dist[0] == "vllm" and not cuda_available()):
@@ -60,7 +60,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random Qwen2 'instruct' model (ChatML template) in a temporary folder."""
-    from xling.tiny import build_tiny_model
+    from xling.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-instruct"), chat_template=True)
 
@@ -68,7 +68,7 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_base_model(tmp_path_factory) -> Path:
     """A tiny random Qwen2 'base' model: its tokenizer has no chat template."""
-    from xling.tiny import build_tiny_model
+    from xling.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-base"), chat_template=False, seed=1)
 
@@ -76,7 +76,7 @@ def tiny_base_model(tmp_path_factory) -> Path:
 @pytest.fixture
 def run_cli(monkeypatch, tmp_path):
     """Run `python run.py ARGS` in-process from a temporary working folder; returns (rc, out, err)."""
-    from xling import cli
+    from xling.runs import cli
 
     def _run(*args: str, capsys=None):
         monkeypatch.chdir(tmp_path)

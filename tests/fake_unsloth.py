@@ -183,7 +183,7 @@ def install(monkeypatch, capability: tuple[int, int] = (8, 0)):
     that one GPU of this compute capability is visible."""
     import trl
 
-    from xling import versions
+    from xling.common import versions
     from xling.train import backends
 
     fake = types.ModuleType("unsloth")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xling.config import build
+from xling.common.config import build
 
 
 def with_overrides(config_cls, data: dict, over: dict):
@@ -32,14 +32,14 @@ def never_returns(*args, **kwargs):
 
 def grade_number(text: str):
     """`text` graded in-process against the number 5 (a module-level function, for worker processes)."""
-    from xling.answers import Grader, grade
+    from xling.grading.answers import Grader, grade
 
     return grade(text, "5", "en", "number", grader=Grader(workers=0))
 
 
 def run_cli_captured(capsys, *args):
     """`python run.py ARGS` in this process: (exit code, stdout, stderr)."""
-    from xling import cli
+    from xling.runs import cli
 
     rc = cli.main(list(args))
     out, err = capsys.readouterr()

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from xling import analysis as A
-from xling import cli
-from xling.errors import XlingError
+from xling.report import study as A
+from xling.runs import cli
+from xling.common.errors import XlingError
 from xling.tasks.paper_replay import load_numbers
 
 from test_report import items_for
@@ -150,7 +150,7 @@ def test_analyze_on_the_paper_replay_table(run_cli, tmp_path, capsys):
 
 def test_analyze_table_with_items_and_inline_members(run_cli, tmp_path):
     items, members, langs = _study_items(n=20)
-    from xling import report as R
+    from xling.report import results as R
 
     study = A.analyze(items, members, langs, n_boot=10)
     R.write_outputs(tmp_path / "src", items, study.summary)
@@ -237,7 +237,7 @@ def test_contrasts_table_languages_and_on_target_rate(tmp_path, capsys):
 
 
 def test_a_fit_interval_beyond_a_thousand_times_the_data_is_shown_unbounded():
-    from xling.analysis import bounded_ci
+    from xling.report.study import bounded_ci
 
     r = {"y": [0.5, None, -2.0]}
     assert bounded_ci([-2001.0, 1999.0], r) == [float("-inf"), 1999.0]

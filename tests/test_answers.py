@@ -9,12 +9,12 @@ from fractions import Fraction
 
 import pytest
 
-from xling.answers import (
+from xling.grading.answers import (
     TIMEOUT, UNPARSEABLE_GOLD, Grader, WorkerPool, boxes, extract, format_value, grade, grade_batch,
     last_boxed, normalize_digits, number_tokens, parse_choice, parse_number,
 )
-from xling.errors import XlingError
-from xling.languages import CODES
+from xling.common.errors import XlingError
+from xling.data.languages import CODES
 
 NNBSP = "\u202f"
 
@@ -281,7 +281,7 @@ def test_bad_kind_and_language_are_errors():
 
 def test_hanging_verification_is_wrong_within_the_timeout(monkeypatch):
     """A verification that never returns: the worker is killed at the timeout and another takes over."""
-    import xling.answers as answers
+    import xling.grading.answers as answers
     from helpers import never_returns
 
     with Grader(workers=1, timeout=1.0) as g:
@@ -363,7 +363,7 @@ def test_in_process_timeout_is_hard_when_the_verifier_swallows_every_exception(m
     swallows both, for ever, must still be stopped at the timeout, at its first try."""
     from math_verify.errors import TimeoutException
 
-    import xling.answers as answers
+    import xling.grading.answers as answers
 
     answers._warm_up()
     calls = []
@@ -404,7 +404,7 @@ def test_the_callers_alarm_handler_and_timer_are_restored():
 
 
 def test_in_process_grading_off_the_main_thread_has_a_hard_timeout_too(monkeypatch):
-    import xling.answers as answers
+    import xling.grading.answers as answers
     from helpers import never_returns
 
     out = {}
@@ -485,7 +485,7 @@ def test_malformed_math_gold_is_unparseable_not_a_string_match(gold):
 
 def test_a_worker_whose_caller_is_gone_stops_quietly():
     """After a SIGKILL of the grading process its workers' answers meet a closed pipe: they stop, no traceback."""
-    from xling.answers import _serve
+    from xling.grading.answers import _serve
 
     class Gone:
         sent = 0

@@ -1,7 +1,7 @@
 """Bootstrap intervals pinned to the last digit: a whole-study case and a 25,000-item case.
 
 The expected intervals were computed by the gather-per-cell bootstrap that xling used before
-the bootstrap from draw counts (the reference kept in `xling.bench.analysis`); any change of draws,
+the bootstrap from draw counts (the reference kept in `xling.perf.analysis`); any change of draws,
 grouping, ordering or arithmetic shows here as a different float.
 """
 
@@ -12,8 +12,8 @@ import json
 import numpy as np
 import pytest
 
-from xling import metrics as M
-from xling.bench.analysis import ReferenceItemScores, reference_bootstrap
+from xling.analysis import metrics as M
+from xling.perf.analysis import ReferenceItemScores, reference_bootstrap
 
 
 def study_records():
@@ -280,7 +280,7 @@ def test_the_statistic_sees_each_replicate_once_and_a_scalar_statistic_gets_one_
 
 
 def test_analysis_benchmark_compares_with_the_reference_and_says_what_it_skipped(capsys, tmp_path):
-    from xling.bench import analysis
+    from xling.perf import analysis
 
     # 30 items × 6 cells: the reference needs ~1.4e-4 GB at 20 replicates, ~2.7e-4 GB at 300
     argv = ["--sizes", "30", "--boots", "20,300", "--langs", "3", "--ref-max-gb", "0.0002",

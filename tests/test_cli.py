@@ -14,8 +14,9 @@ import pytest
 from helpers import run_cli_captured as run
 import yaml
 
-from xling import cli
-from xling.config import available_recipes
+from xling.runs import folder
+from xling.runs import cli
+from xling.common.config import available_recipes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -132,7 +133,7 @@ def test_subprocess_error_has_no_traceback(tmp_path):
 
 
 def test_import_xling_is_light():
-    code = "import sys, xling, xling.cli, xling.metrics; print(sorted(m for m in ('torch','trl','vllm','unsloth','transformers','datasets') if m in sys.modules))"
+    code = "import sys, xling, xling.runs.cli, xling.analysis.metrics; print(sorted(m for m in ('torch','trl','vllm','unsloth','transformers','datasets') if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
@@ -190,7 +191,7 @@ KILLED_AT_TASK_START = """
 import os, signal, sys
 import xling.tasks.paper_replay as task
 task.run = lambda cfg, run_dir: os.kill(os.getpid(), signal.SIGKILL)
-from xling.cli import main
+from xling.runs.cli import main
 sys.exit(main({args!r}))
 """
 
@@ -216,7 +217,7 @@ def test_a_killed_forced_rerun_never_passes_off_the_old_results(capsys, in_tmp):
     assert "already holds" not in out
     metrics = json.loads((in_tmp / "r" / "metrics.json").read_text())
     assert metrics["fit"]["mti"]["x"] == [3, 4, 5, 6, 7, 8]
-    assert metrics["recipe_fingerprint"] == cli.recipe_fingerprint(yaml.safe_load((in_tmp / "r" / "recipe.yaml")
+    assert metrics["recipe_fingerprint"] == folder.recipe_fingerprint(yaml.safe_load((in_tmp / "r" / "recipe.yaml")
                                                                                   .read_text()))
     assert not (in_tmp / "r" / "metrics.previous.json").exists()
     rc, out, _ = run(capsys, *args)

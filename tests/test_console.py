@@ -12,7 +12,7 @@ LINE = "1. A plain line of what to look at, longer than 160 columns, " * 4
 
 
 def test_in_a_log_no_line_is_wrapped_or_cut(tmp_path):
-    code = (f"from xling.console import print_table, console\n"
+    code = (f"from xling.common.console import print_table, console\n"
             f"print_table({TITLE!r}, ['member', 'train', 'eval'], [['en+ru', 'done', 'partial']], note={NOTE!r})\n"
             f"print_table('wide', ['c%d' % i for i in range(30)], [['%d.123456' % i for i in range(30)]])\n"
             f"console.print({LINE!r}, markup=False)\n")

@@ -16,8 +16,8 @@ from xling.data import (
     source_langs, write_examples,
 )
 from xling.data import readers
-from xling.errors import XlingError
-from xling.languages import CODES, unknown_language_message
+from xling.common.errors import XlingError
+from xling.data.languages import CODES, unknown_language_message
 
 FIX = Path(__file__).parent / "fixtures" / "data"
 
@@ -264,7 +264,7 @@ def test_hub_failure_says_how_to_use_a_local_path(monkeypatch):
         raise ConnectionError("Couldn't reach 'juletxara/mgsm' on the Hub (offline)")
 
     monkeypatch.setattr(datasets, "load_dataset", fail)
-    monkeypatch.setattr("xling.hub.offline_reason", lambda: None)  # the hub is reached, the load fails anyway
+    monkeypatch.setattr("xling.data.hub.offline_reason", lambda: None)  # the hub is reached, the load fails anyway
     with pytest.raises(XlingError) as e:
         load("mgsm", langs=["en"])
     msg = str(e.value)
@@ -277,7 +277,7 @@ def test_hub_failure_says_how_to_use_a_local_path(monkeypatch):
 def test_hub_offline_for_real(tmp_path):
     """With HF_HUB_OFFLINE=1 the hub is not asked at all; the message says what to do."""
     code = ("from xling.data import load\n"
-            "from xling.errors import XlingError\n"
+            "from xling.common.errors import XlingError\n"
             "try:\n    load('msvamp', langs=['en'])\n"
             "except XlingError as e:\n    print('ERR', e)\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "XLING_CACHE": str(tmp_path),
@@ -313,7 +313,7 @@ def fake_hub(monkeypatch):
 
     def install(tables):
         hub = FakeHub(tables)
-        monkeypatch.setattr("xling.hub.offline_reason", lambda: None)  # the fake hub is reachable
+        monkeypatch.setattr("xling.data.hub.offline_reason", lambda: None)  # the fake hub is reachable
         monkeypatch.setattr(datasets, "load_dataset", hub.load_dataset)
         monkeypatch.setattr(datasets, "get_dataset_config_names", hub.config_names)
         return hub

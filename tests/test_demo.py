@@ -75,8 +75,8 @@ def test_a_model_that_is_not_there_is_refused_before_anything_runs(run_cli, caps
 
 
 def test_a_partial_mixture_changes_only_the_shares_given(tmp_path):
-    from xling.config import build
-    from xling.toy import MIXTURE
+    from xling.common.config import build
+    from xling.models.toy import MIXTURE
 
     cfg = build(D.Config, {"task": "demo", "toy": {"mixture": {"en": 0.5, "te": 0}}})
     assert cfg.toy_config().mixture == {**MIXTURE, "en": 0.5, "te": 0}
@@ -211,7 +211,7 @@ def test_a_shrunken_demo_runs_end_to_end_reproducibly_and_resumes(run_cli, capsy
 def test_the_demos_own_toy_solves_problems_in_every_language(run_cli, capsys, tmp_path, monkeypatch):
     """The real toy (ToyConfig(), pretrained as the demo pretrains it: about two minutes on two cores), its base
     evaluated on 60 held-out problems in each of the 11 languages; one GRPO step stands in for the training."""
-    from xling.languages import CODES
+    from xling.data.languages import CODES
 
     monkeypatch.setenv("XLING_CACHE", str(tmp_path / "cache"))
     assert run_cli("demo", "ks=0", "problems=60", "n_boot=50", "set.train.max_steps=1", "out=d") == 0

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from xling import cli, versions
+from xling.runs import cli
+from xling.common import versions
 
 
 def test_doctor_reports_versions_cuda_and_backends(capsys, monkeypatch, tmp_path):

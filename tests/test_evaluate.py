@@ -6,8 +6,8 @@ import json
 import pytest
 
 import xling.generate
-from xling import cli
-from xling.table import AccuracyTable
+from xling.runs import cli
+from xling.report.table import AccuracyTable
 
 LOAD_GENERATOR = xling.generate.load_generator
 
@@ -264,7 +264,7 @@ def test_a_changed_template_regenerates_the_items(capsys, synth, tmp_path, monke
 
 
 def test_local_paths_are_checked_before_data_is_loaded(capsys, synth, tmp_path, monkeypatch):
-    import xling.tasks.evaluate as E
+    import xling.evaluation.runner as E
 
     def no_data(*a, **k):
         raise AssertionError("benchmark data loaded before the model paths were checked")

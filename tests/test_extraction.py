@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from xling.answers import HEDGE, Grader, gold_numbers
-from xling.extraction import extract, gap_kind
-from xling.languages import CODES, LANGUAGES
+from xling.grading.answers import HEDGE, Grader, gold_numbers
+from xling.grading.extraction import extract, gap_kind
+from xling.data.languages import CODES, LANGUAGES
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-from xling.errors import XlingError
+from xling.common.errors import XlingError
 from xling.generate import Sample, load_generator, lora_rank_for, read_adapter
 from xling.generate.completions import Shard, append_records, generate_shards, read_shard, repair_tail
 from xling.generate.core import sample_seed
-from xling.prompts import build_messages, render
+from xling.data.prompts import build_messages, render
 
 EX = {"id": "q1", "lang": "de", "question": "Wie viel ist 2 + 3?"}
 

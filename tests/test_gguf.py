@@ -1,5 +1,5 @@
 """GGUF checkpoints: a small GGUF file written here (with the `gguf` package) loads through
-transformers' GGUF support (`xling.gguf`), gives the logits of the model it was written from, and is
+transformers' GGUF support (`xling.models.gguf`), gives the logits of the model it was written from, and is
 accepted wherever a model is (training `model.name`, evaluate `model`/`base`)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from xling import gguf as G
-from xling.errors import XlingError
+from xling.models import gguf as G
+from xling.common.errors import XlingError
 
 TEXT = "James has 23 oranges. How many oranges does James have now? The answer is \\boxed{25}."
 
@@ -22,7 +22,7 @@ def tiny_llama(seed: int = 0):
     """A random Llama model (64 wide, 2 layers, tied embeddings) with the tiny byte-level BPE tokenizer."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from xling.tiny import build_tokenizer
+    from xling.models.tiny import build_tokenizer
 
     tokenizer = build_tokenizer(chat_template=True, vocab_size=512)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -163,9 +163,9 @@ def test_without_the_gguf_package_the_error_says_what_to_install(written, monkey
 
 def test_converted_once_into_the_cache_and_accepted_wherever_a_model_is(written, tmp_path, monkeypatch):
     from xling.generate.hf import HFGenerator
-    from xling.prompts import build_messages
-    from xling.tasks.evaluate import materialize
-    from xling.train.loop import model_path
+    from xling.data.prompts import build_messages
+    from xling.evaluation.models import materialize
+    from xling.train.lifecycle import model_path
 
     model, tokenizer, file = written
     monkeypatch.setenv("XLING_CACHE", str(tmp_path / "cache"))
@@ -192,7 +192,7 @@ def test_converted_once_into_the_cache_and_accepted_wherever_a_model_is(written,
 
 
 def test_the_planner_reads_the_shape_from_the_gguf_metadata(written, tmp_path):
-    from xling.hardware import model_shape
+    from xling.planning.hardware import model_shape
 
     model, _, path = written
     c = model.config

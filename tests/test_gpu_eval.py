@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from xling import cli
+from xling.runs import cli
 
 pytestmark = pytest.mark.gpu
 MODEL = os.environ.get("XLING_GPU_MODEL", "Qwen/Qwen2.5-0.5B-Instruct")
@@ -20,7 +20,7 @@ def test_vllm_generates_with_prefix_and_adapter(tmp_path, tiny_model):
     from transformers import AutoModelForCausalLM
 
     from xling.generate import load_generator
-    from xling.prompts import build_messages
+    from xling.data.prompts import build_messages
 
     net = AutoModelForCausalLM.from_pretrained(MODEL)
     adapter = tmp_path / "adapter"
@@ -36,7 +36,7 @@ def test_vllm_generates_with_prefix_and_adapter(tmp_path, tiny_model):
 
 def test_vllm_and_hf_render_the_same_prompt():
     from xling.generate.hf import load_tokenizer
-    from xling.prompts import build_messages, render
+    from xling.data.prompts import build_messages, render
 
     tok = load_tokenizer(MODEL)
     msgs = build_messages({"lang": "de", "question": "2 + 3 = ?"}, prefix=True)

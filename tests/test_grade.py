@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from xling.cli import main
-from xling.languages import CODES
+from xling.runs.cli import main
+from xling.data.languages import CODES
 
 ROOT = Path(__file__).resolve().parents[1]
 MGSM = ROOT.parent / "shared" / "data" / "mgsm"
@@ -155,7 +155,7 @@ def test_shipped_recipe_and_example(tmp_path, capsys, monkeypatch):
 
 
 def test_benchmark_runs_tiny(tmp_path, capsys):
-    from xling.bench.grading import corpus, main as bench
+    from xling.perf.grading import corpus, main as bench
 
     texts, golds, langs = corpus(22, 1500, "number", seed=1)
     assert set(langs) == set(CODES) and all(1300 <= len(t) <= 1800 for t in texts)
@@ -170,7 +170,7 @@ def test_benchmark_runs_tiny(tmp_path, capsys):
 
 
 def test_accuracy_benchmark_prints_both_graders_per_kind(tmp_path, capsys):
-    from xling.bench.grading import main as bench
+    from xling.perf.grading import main as bench
 
     out = tmp_path / "accuracy.json"
     assert bench(["--only", "accuracy", "--sample", "9", "--json", str(out)]) == 0
@@ -184,8 +184,8 @@ def test_accuracy_benchmark_prints_both_graders_per_kind(tmp_path, capsys):
 
 
 def test_the_grader_agrees_with_the_labelled_set_and_is_never_generous():
-    from xling.answers import Grader
-    from xling.bench.labelled import cases
+    from xling.grading.answers import Grader
+    from xling.perf.labelled import cases
 
     every = cases()
     assert {c.kind for c in every} == {"math", "number", "choice"} and {c.lang for c in every} == set(CODES)
@@ -248,7 +248,7 @@ def test_a_killed_grade_resumes_where_it_stopped(tmp_path, capsys, monkeypatch):
 
 
 def test_graded_lines_of_another_input_or_settings_are_not_reused(tmp_path, monkeypatch):
-    from xling import score
+    from xling.evaluation import score
     from xling.tasks.grade import Config, graded_so_far, grading_key
 
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"

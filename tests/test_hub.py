@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from xling import cli, hub
-from xling.errors import XlingError
+from xling.runs import cli
+from xling.data import hub
+from xling.common.errors import XlingError
 
 REPO = Path(__file__).resolve().parent.parent
 NO_HUB = "http://127.0.0.1:9"  # nothing listens on the discard port: the connection is refused at once

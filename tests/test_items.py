@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from xling import items as I
-from xling.bench.analysis import reference_intervals
-from xling.errors import XlingError
-from xling.io import atomic_write_jsonl, read_jsonl
-from xling.score import item_record
+from xling.analysis import items as I
+from xling.perf.analysis import reference_intervals
+from xling.common.errors import XlingError
+from xling.common.io import atomic_write_jsonl, read_jsonl
+from xling.evaluation.score import item_record
 from xling.tasks import transfer
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from xling.answers import WorkerPool
-from xling.errors import XlingError
-from xling.langid import BACKENDS, clean, detect, detect_batch, letter_counts, normalize_code, reasoning_part
-from xling.languages import CODES
+from xling.grading.answers import WorkerPool
+from xling.common.errors import XlingError
+from xling.grading.langid import BACKENDS, clean, detect, detect_batch, letter_counts, normalize_code, reasoning_part
+from xling.data.languages import CODES
 
 LONG = {
     "en": "First we count how many apples the farmer picks in one week. He fills twelve baskets every day, "

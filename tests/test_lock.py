@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from xling import cli
-from xling.errors import XlingError
-from xling.lock import LOCK_NAME, FolderLock, read_holder
+from xling.runs import cli
+from xling.common.errors import XlingError
+from xling.runs.lock import LOCK_NAME, FolderLock, read_holder
 
 REPO = Path(__file__).resolve().parent.parent
 ARGS = ["paper-replay", "plot=false", "out=r"]
@@ -33,7 +33,7 @@ def waiting(cfg, run_dir):
 
 task.run = waiting
 sys.argv = ["run.py", *{args!r}]
-from xling.cli import main
+from xling.runs.cli import main
 sys.exit(main())
 """
 

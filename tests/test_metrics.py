@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from xling import metrics as M
+from xling.analysis import metrics as M
 from xling.tasks.paper_replay import load_numbers
 
 

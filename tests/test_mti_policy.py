@@ -26,7 +26,7 @@ import json
 
 import pytest
 
-from xling import metrics as M
+from xling.analysis import metrics as M
 
 BASE = {"math500": {"en": 50, "es": 0, "ru": 0, "de": 0, "fr": 20}, "aime24": {"en": 10, "es": 10}}
 TRAINED = {"math500": {"en": 60, "es": 5, "ru": 2, "de": 0, "fr": 30}, "aime24": {"en": 20, "es": 15}}

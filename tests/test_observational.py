@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from xling import cli
+from xling.runs import cli
 from test_evaluate import Spy
 
 
@@ -96,7 +96,7 @@ def test_the_shipped_recipe_is_the_papers_study(run_cli, capsys, monkeypatch, tm
     refused before any model is looked at, with the command that makes one."""
     import yaml
 
-    from xling.config import RECIPES_DIR
+    from xling.common.config import RECIPES_DIR
 
     recipe = yaml.safe_load((RECIPES_DIR / "observational.yaml").read_text())
     assert len(recipe["pairs"]) == 13 and recipe["benchmarks"] == ["math500", "aime24", "aime25", "gpqa"]

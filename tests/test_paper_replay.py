@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from xling import cli
+from xling.runs import cli
 from xling.tasks.paper_replay import load_numbers
-from xling.errors import XlingError
+from xling.common.errors import XlingError
 
 
 def test_paper_replay_end_to_end(capsys, tmp_path, monkeypatch):

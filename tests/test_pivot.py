@@ -8,13 +8,13 @@ import math
 
 import pytest
 
-from xling import pivot as P
+from xling.derived import pivot as P
 from xling.data import Example
-from xling.errors import XlingError
-from xling.io import read_jsonl
-from xling.rewards import (DEFAULT_EMBEDDING_MODEL, EMBEDDING_LANGUAGES, brief, build_rewards, load_models,
+from xling.common.errors import XlingError
+from xling.common.io import read_jsonl
+from xling.train.rewards import (DEFAULT_EMBEDDING_MODEL, EMBEDDING_LANGUAGES, brief, build_rewards, load_models,
                            preflight)
-from xling.trainset import TrainData, build, to_records
+from xling.data.trainset import TrainData, build, to_records
 
 
 @pytest.fixture(autouse=True)
@@ -134,7 +134,7 @@ def test_the_training_set_takes_the_references_and_leaves_out_problems_without_o
 # -- the semantic rewards -------------------------------------------------------------------------
 
 def test_the_default_embedding_model_covers_every_language():
-    from xling.languages import CODES
+    from xling.data.languages import CODES
 
     assert set(EMBEDDING_LANGUAGES[DEFAULT_EMBEDDING_MODEL]) == set(CODES)
     assert {"bn", "sw", "te"}.isdisjoint(
@@ -207,7 +207,7 @@ def test_brief_error_messages_never_cut_a_url():
 def test_pivot_translate_needs_a_translator_in_the_recipe():
     from xling.tasks import train_grpo
     from helpers import with_overrides
-    from xling.errors import ConfigError
+    from xling.common.errors import ConfigError
 
     with pytest.raises(ConfigError, match="rewards.translator"):
         with_overrides(train_grpo.Config, {"task": "train-grpo"}, {"rewards.set": "pivot-translate"})

@@ -11,10 +11,13 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from xling import cli, hardware, plan
-from xling.errors import XlingError
-from xling.hardware import GIB, GPUS, Gpu, match_gpu, model_shape
-from xling.plan import Estimate, estimate_evaluation, estimate_training, preflight
+from xling.runs import registry
+from xling.runs import folder
+from xling.runs import cli
+from xling.planning import hardware, plan
+from xling.common.errors import XlingError
+from xling.planning.hardware import GIB, GPUS, Gpu, match_gpu, model_shape
+from xling.planning.plan import Estimate, estimate_evaluation, estimate_training, preflight
 
 REPO = Path(__file__).resolve().parent.parent
 N_15B = 1_543_714_304  # Qwen2.5-1.5B: its published parameter count
@@ -278,12 +281,12 @@ def test_first_step_time_is_printed_as_soon_as_it_ends(capsys, monkeypatch, tmp_
 
 def test_plan_keys_may_change_in_a_run_folder(tmp_path):
     cfg, _ = cli.resolve("grpo-en", ["data.source=synth"])
-    cli.prepare_run_dir(cfg, tmp_path, False, cli.load_task(cfg.task).RESUMABLE)
+    folder.prepare_run_dir(cfg, tmp_path, False, registry.load_task(cfg.task).RESUMABLE)
     (tmp_path / "trainset.jsonl").write_text("{}\n")  # work in progress
     again, _ = cli.resolve("grpo-en", ["data.source=synth", "plan.gpu=l4-24gb"])
-    assert cli.prepare_run_dir(again, tmp_path, False, cli.load_task(cfg.task).RESUMABLE)
-    assert cli.default_out(Path("recipes/grpo-en.yaml"), ["plan.gpu=l4-24gb"],
-                           cli.load_task(cfg.task).RESUMABLE) == Path("runs/grpo-en")
+    assert folder.prepare_run_dir(again, tmp_path, False, registry.load_task(cfg.task).RESUMABLE)
+    assert folder.default_out(Path("recipes/grpo-en.yaml"), ["plan.gpu=l4-24gb"],
+                           registry.load_task(cfg.task).RESUMABLE) == Path("runs/grpo-en")
 
 
 def test_readme_table_is_the_planners():
@@ -293,7 +296,7 @@ def test_readme_table_is_the_planners():
 @pytest.mark.skipif(not sys.platform.startswith("linux") or Path("/dev/nvidiactl").exists(),
                     reason="the shortcut is for Linux machines without a GPU driver")
 def test_detecting_no_gpu_imports_no_torch():
-    code = "import sys; from xling.hardware import detect_gpu; d = detect_gpu(); print(d.key, 'torch' in sys.modules)"
+    code = "import sys; from xling.planning.hardware import detect_gpu; d = detect_gpu(); print(d.key, 'torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["cpu", "False"]

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from xling import probes as PR
+from xling.evaluation import probes as PR
 
 
 @pytest.fixture(autouse=True)

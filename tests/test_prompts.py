@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from xling.data import Example
-from xling.errors import XlingError
-from xling.languages import CODES, LANGUAGES
-from xling.prompts import (
+from xling.common.errors import XlingError
+from xling.data.languages import CODES, LANGUAGES
+from xling.data.prompts import (
     CHATML, R1_SYSTEM, SOLVE, VARIANTS, build_messages, chat_flags, chat_template_for, continues, render, system_prompt,
 )
 

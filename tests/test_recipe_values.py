@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from xling import checks
+from xling.common import checks
 
 
 @pytest.mark.parametrize("args, message", [
@@ -80,8 +80,8 @@ def test_optimizer_and_scheduler_names_are_transformers_own():
 
 
 def test_the_bootstrap_refuses_what_memory_cannot_hold_before_allocating(monkeypatch):
-    from xling import metrics as M
-    from xling.errors import XlingError
+    from xling.analysis import metrics as M
+    from xling.common.errors import XlingError
 
     items = M.ItemScores.from_records([{"model": m, "benchmark": "mgsm", "lang": l, "id": str(i), "score": i % 2}
                                        for m in ("a", "b") for l in ("en", "de") for i in range(10)])

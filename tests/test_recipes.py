@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from xling import cli
-from xling.config import available_recipes
+from xling.runs import cli
+from xling.common.config import available_recipes
 
 
 @pytest.mark.parametrize("name", sorted(available_recipes()))

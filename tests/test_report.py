@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from xling import metrics as M
-from xling import report as R
-from xling.table import AccuracyTable
+from xling.analysis import metrics as M
+from xling.report import results as R
+from xling.report.table import AccuracyTable
 
 LANGS = ["en", "de", "zh", "te"]
 
@@ -99,7 +99,7 @@ def test_scaling_figure_and_groups(tmp_path):
     groups = {"RL": [n for i, n in enumerate(names) if i % 2], "SFT": [n for i, n in enumerate(names) if not i % 2]}
     s = R.summarize(items, [*names, "base"], {"mgsm": list(base)}, comps, n_boot=100, groups=groups)
     assert set(s.groups["mti"]) == {"RL", "SFT", "RL - SFT"}
-    from xling import analysis as A
+    from xling.report import study as A
 
     members = [A.Member(n, "base", train[n], scaling[n], "RL" if i % 2 else "SFT") for i, n in enumerate(names)]
     study = A.analyze(items, members, {"mgsm": list(base)}, n_boot=100)
@@ -161,13 +161,13 @@ def test_a_rate_judged_on_too_few_answers_is_undetermined_everywhere(tmp_path, c
     md = R.write_markdown(tmp_path, s, {}, title="T").read_text()
     assert re.search(r"^\| te \| 20\.0 \[[\d.]+, [\d.]+\] \(n=40\) \| undetermined \(n=3\) \|$", md, re.M)
     figures = []
-    monkeypatch.setattr("xling.plots.save_figure", lambda fig, path: figures.append(fig) or path)
+    monkeypatch.setattr("xling.report.plots.save_figure", lambda fig, path: figures.append(fig) or path)
     R.plot_off_target_bars(s, tmp_path / "off.png")
     fig = figures[0]
     marks = [line for ax in fig.axes for line in ax.lines if line.get_marker() == "x"]
     assert len(marks) == 1 and len(marks[0].get_xdata()) == 1  # one cross: rl in te, no bar
     assert any("undetermined (fewer than 10" in t.get_text() for t in fig.texts)
-    from xling import analysis as A
+    from xling.report import study as A
 
     study = A.analyze(items, [A.Member("rl", "base", ["en"], None)], {"mgsm": ["en", "de", "te"]}, n_boot=50)
     row = A.member_rows(study)[0]

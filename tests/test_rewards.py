@@ -7,9 +7,9 @@ from collections import defaultdict
 
 import pytest
 
-from xling.answers import Grader
-from xling.errors import XlingError
-from xling.rewards import (
+from xling.grading.answers import Grader
+from xling.common.errors import XlingError
+from xling.train.rewards import (
     REWARD_FUNCTIONS, REWARD_SETS, assistant_prefix, build_rewards, combine, completion_text,
 )
 

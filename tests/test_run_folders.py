@@ -15,8 +15,10 @@ import pytest
 from helpers import run_cli_captured as run
 import yaml
 
-from xling import cli, io
-from xling.errors import XlingError
+from xling.runs import folder
+from xling.runs import cli
+from xling.common import io
+from xling.common.errors import XlingError
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "recipes" / "examples" / "grade-example.jsonl"
@@ -36,7 +38,7 @@ def test_a_damaged_finished_marker_is_an_unfinished_run(capsys, in_tmp, garbage)
     assert rc == 0, err
     assert "already holds" not in out
     marker = json.loads((in_tmp / "g" / "metrics.json").read_text())
-    assert marker["recipe_fingerprint"] == cli.recipe_fingerprint(yaml.safe_load((in_tmp / "g" / "recipe.yaml")
+    assert marker["recipe_fingerprint"] == folder.recipe_fingerprint(yaml.safe_load((in_tmp / "g" / "recipe.yaml")
                                                                                    .read_text()))
     assert (in_tmp / "g" / "graded.jsonl").read_text() == graded
     assert not (in_tmp / "g" / "metrics.previous.json").exists()
@@ -73,9 +75,9 @@ def test_a_forced_rerun_leaves_no_figure_of_the_run_it_replaced(capsys, in_tmp):
     assert rc == 0, err
     assert not (in_tmp / "r" / "parallel_scaling.png").exists()
     assert not (in_tmp / "r" / "figures" / "ti_zh.png").exists()
-    assert not (in_tmp / "r" / cli.ASIDE).exists()
+    assert not (in_tmp / "r" / folder.ASIDE).exists()
     assert (in_tmp / "r" / "accuracy.csv").is_file()  # written again by this run
-    assert json.loads((in_tmp / "r" / "metrics.json").read_text())["recipe_fingerprint"] == cli.recipe_fingerprint(
+    assert json.loads((in_tmp / "r" / "metrics.json").read_text())["recipe_fingerprint"] == folder.recipe_fingerprint(
         yaml.safe_load((in_tmp / "r" / "recipe.yaml").read_text()))
 
 
@@ -92,7 +94,7 @@ def test_a_refused_forced_rerun_puts_the_old_results_back(capsys, in_tmp, monkey
     rc, _, err = run(capsys, "paper-replay", "plot=false", "out=r", "--force")
     assert rc == 2 and err == "error: refused\n"
     after = {p.name: p.read_bytes() for p in (in_tmp / "r").iterdir() if p.is_file() and p.name != "env.json"}
-    assert after == before and not (in_tmp / "r" / cli.ASIDE).exists()
+    assert after == before and not (in_tmp / "r" / folder.ASIDE).exists()
 
 
 def test_member_folders_of_a_sweep_are_not_its_results(in_tmp):
@@ -100,11 +102,11 @@ def test_member_folders_of_a_sweep_are_not_its_results(in_tmp):
     (in_tmp / "s" / "members" / "k0" / "eval" / "recipe.yaml").write_text("task: evaluate\n")
     (in_tmp / "s" / "members" / "k0" / "eval" / "accuracy.csv").write_text("a\n")
     (in_tmp / "s" / "report.md").write_text("# old\n")
-    cli.set_aside_results(in_tmp / "s")
+    folder.set_aside_results(in_tmp / "s")
     assert (in_tmp / "s" / "members" / "k0" / "eval" / "accuracy.csv").is_file()  # another run's: untouched
     assert not (in_tmp / "s" / "report.md").exists()
-    cli.restore_results(in_tmp / "s")
-    assert (in_tmp / "s" / "report.md").read_text() == "# old\n" and not (in_tmp / "s" / cli.ASIDE).exists()
+    folder.restore_results(in_tmp / "s")
+    assert (in_tmp / "s" / "report.md").read_text() == "# old\n" and not (in_tmp / "s" / folder.ASIDE).exists()
 
 
 # -- a refused run leaves no folder of its own making ------------------------------------------------
@@ -136,7 +138,7 @@ def test_only_on_a_recipe_that_is_no_sweep_is_an_unknown_option(capsys, in_tmp):
 
 
 def test_a_local_model_path_that_does_not_exist_is_said_so(monkeypatch):
-    from xling import hub
+    from xling.data import hub
 
     monkeypatch.setattr(hub, "_answer", "huggingface.co:443 cannot be reached: offline")
     for name in ("./nope/model", "/nope/model", "~/nope", "a/b/c"):
@@ -209,7 +211,7 @@ def test_a_grade_run_on_a_full_disk_says_so_in_one_line(capsys, in_tmp, monkeypa
 
 @pytest.mark.parametrize("refuse", [no_space, read_only])
 def test_a_full_or_read_only_cache_is_one_line_naming_it(tmp_path, monkeypatch, refuse):
-    from xling import tiny
+    from xling.models import tiny
 
     monkeypatch.setenv("XLING_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(tiny, "build_tiny_model", lambda path, **kw: refuse())
@@ -222,14 +224,14 @@ def test_a_full_or_read_only_cache_is_one_line_naming_it(tmp_path, monkeypatch, 
 
 def test_a_cache_write_refused_in_words_by_a_library_is_one_line_too(tmp_path, monkeypatch):
     """torch writes through C++: a full disk comes back as a RuntimeError whose text says so."""
-    from xling.tasks import evaluate
+    from xling.evaluation import models as evaluate
 
     def torch_like(path, **kw):
         raise RuntimeError("[enforce fail at inline_container.cc:595] . PytorchStreamWriter failed writing file "
                            "data/0: file write failed: No space left on device")
 
     monkeypatch.setenv("XLING_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("xling.tiny.build_tiny_model", torch_like)
+    monkeypatch.setattr("xling.models.tiny.build_tiny_model", torch_like)
     with pytest.raises(XlingError, match=r"^cannot write .*tiny-base: no space left on the device; set XLING_CACHE"):
         evaluate.materialize("tiny-base")
 
@@ -239,7 +241,7 @@ def test_a_killed_build_leaves_a_temporary_folder_that_the_next_build_removes(tm
     import subprocess
     import sys
 
-    from xling import tiny
+    from xling.models import tiny
 
     monkeypatch.setenv("XLING_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "cache" / "tiny"
@@ -272,7 +274,7 @@ def test_result_files_get_the_mode_of_the_umask(tmp_path):
 
 def test_a_tiny_model_cached_with_narrower_heads_is_built_again(tmp_path, monkeypatch):
     """The tiny models' heads became 32 wide (what vLLM's CPU build runs): an older cache is replaced."""
-    from xling import tiny
+    from xling.models import tiny
 
     monkeypatch.setenv("XLING_CACHE", str(tmp_path / "cache"))
     old = tmp_path / "cache" / "tiny" / "tiny-base"

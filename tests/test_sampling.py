@@ -1,4 +1,4 @@
-"""Sampling limits (vLLM 0.30.0's, `xling.sampling`) checked where recipes accept sampling settings.
+"""Sampling limits (vLLM 0.30.0's, `xling.generate.sampling`) checked where recipes accept sampling settings.
 
 Every setting vLLM's SamplingParams would refuse after an engine is up — a temperature outside
 [0, 2] or not finite, greedy decoding with several samples — is refused by the recipe check
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from xling import sampling
+from xling.generate import sampling
 
 PAIR = "pairs=[{trained: tiny, initial: tiny-base, paradigm: RL, gen: {temperature: 3.0}}]"
 

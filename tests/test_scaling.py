@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from xling.errors import XlingError
-from xling.scaling import fit_power_law
+from xling.common.errors import XlingError
+from xling.analysis.scaling import fit_power_law
 from xling.tasks.paper_replay import load_numbers, replay
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from xling.answers import Grader
-from xling.score import ScoreSettings, cell_summary, item_record, off_target_records, score_samples
+from xling.grading.answers import Grader
+from xling.evaluation.score import ScoreSettings, cell_summary, item_record, off_target_records, score_samples
 
 DE = "Zuerst rechnen wir die Anzahl der Eier aus und dann ziehen wir die gegessenen Eier ab. Die Antwort lautet"
 EN = "First we count all the eggs and then we subtract the eggs that were eaten for breakfast, so the answer is"
@@ -59,7 +59,7 @@ def test_unparseable_gold_is_left_out_of_accuracy(grader):
 def test_read_scored_reuses_only_matching_rows(grader, tmp_path):
     """A scored row is reused only for one of the shard's ids, with the shard's n and the digest of
     the completions, gold answer and settings it was computed from; anything else is re-scored."""
-    from xling.score import read_scored, scored_key, write_scored
+    from xling.evaluation.score import read_scored, scored_key, write_scored
 
     settings = ScoreSettings(workers=0)
     samples = {f"q{i}": [sample(f"{EN} \\boxed{{{i}}}", k) for k in range(3)] for i in range(3)}

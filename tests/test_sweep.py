@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xling import cli
-from xling.config import build
-from xling.errors import ConfigError
-from xling.sweep import expand, flatten, product_name
+from xling.runs import cli
+from xling.common.config import build
+from xling.common.errors import ConfigError
+from xling.studies.sweep import expand, flatten, product_name
 from xling.tasks import sweep as T
 
 

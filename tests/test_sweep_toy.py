@@ -77,7 +77,7 @@ def test_toy_sweep_killed_inside_a_member_resumes_and_redoes_nothing(tmp_path):
 def test_a_forced_toy_sweep_reruns_the_stages_whose_recipe_changed(tmp_path, monkeypatch, capsys):
     """--force on a sweep means what it means on a stage: the members whose recipe changed run again
     (a resumable key such as train.max_steps included), with what comes after them; the rest is kept."""
-    from xling import cli
+    from xling.runs import cli
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XLING_CACHE", str(tmp_path / "cache"))

@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 
 from xling.data import load
-from xling.languages import CODES
-from xling.synth import NAMES, NOUNS, OBJECTS, TEMPLATES, TYPES, count_phrase, generate, problem, ru_form
-from xling.translate import numbers
+from xling.data.languages import CODES
+from xling.data.synth import NAMES, NOUNS, OBJECTS, TEMPLATES, TYPES, count_phrase, generate, problem, ru_form
+from xling.derived.translate import numbers
 
 N = 300
 
@@ -80,8 +80,8 @@ def test_answers_exact_and_solutions_check_out(data):
 def test_solutions_are_in_the_problem_language(data):
     """SFT in a language learns from solutions that end in that language: the English steps'
     calculations, one per line, then the final answer with the language's own words."""
-    from xling.answers import grade
-    from xling.synth import FINAL_ANSWER
+    from xling.grading.answers import grade
+    from xling.data.synth import FINAL_ANSWER
 
     en = {e.id: e.meta["solution"] for e in data if e.lang == "en"}
     for ex in data:

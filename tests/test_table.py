@@ -2,8 +2,8 @@
 
 import pytest
 
-from xling.errors import XlingError
-from xling.table import AccuracyTable, Row, write_table
+from xling.common.errors import XlingError
+from xling.report.table import AccuracyTable, Row, write_table
 
 
 def write(tmp_path, text, name="acc.csv"):

@@ -1,4 +1,4 @@
-"""The toy world of the classroom demo (xling.toy): the pretraining mixture, the held-apart
+"""The toy world of the classroom demo (xling.models.toy): the pretraining mixture, the held-apart
 problems, the tokenizer, the cache, and `toy` as a model name."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from xling import synth, toy
-from xling.config import Invalid
+from xling.data import synth
+from xling.models import toy
+from xling.common.config import Invalid
 from xling.data import load
-from xling.errors import XlingError
-from xling.languages import CODES
+from xling.common.errors import XlingError
+from xling.data.languages import CODES
 
 # A toy small enough to pretrain in a few seconds (it answers nothing; the real one is ToyConfig()).
 SMALL = dict(examples=48, vocab_size=400, hidden_size=32, layers=1, heads=2, kv_heads=1, intermediate_size=64,
@@ -108,7 +109,7 @@ def test_pretraining_training_and_evaluation_problems_are_held_apart():
 
 
 def test_synth_training_sets_leave_out_the_evaluation_problems():
-    from xling.trainset import TrainData, build
+    from xling.data.trainset import TrainData, build
 
     test = synth.generate(synth.DEFAULT_SIZE, ["en", "ru"], split="test")
     repeated = synth.repeats(2000)
@@ -121,7 +122,7 @@ def test_synth_training_sets_leave_out_the_evaluation_problems():
 
 
 def test_the_chat_rendering_matches_the_prompts_module():
-    from xling.prompts import render
+    from xling.data.prompts import render
 
     examples = toy.corpus(toy.ToyConfig(examples=40))
     tokenizer = toy.build_tokenizer(toy.tokenizer_texts(examples), 500)
@@ -211,8 +212,8 @@ def test_the_cache_reuses_rebuilds_and_never_keeps_half_a_build(tmp_path, monkey
 
 
 def test_toy_is_a_model_name_for_training_and_evaluation(tmp_path, monkeypatch):
-    from xling.tasks.evaluate import ModelSpec, check_paths, materialize
-    from xling.train.loop import model_path
+    from xling.evaluation.models import ModelSpec, check_paths, materialize
+    from xling.train.lifecycle import model_path
 
     built = tmp_path / "cache" / "toy" / "abc"
     monkeypatch.setattr(toy, "build_toy", lambda cfg=None, quiet=False: built)
@@ -226,7 +227,7 @@ def test_a_shrunken_pretraining_answers_what_it_was_shown(tmp_path, monkeypatch)
     """End to end at toy scale: pretraining (tokenizer, chat format, loss on the answers), the cached
     folder, generation with the hf backend and the one grader. 32 problems learned by heart in a few
     seconds; the real toy (ToyConfig()) takes minutes and generalizes (see README: the toy world)."""
-    from xling.answers import Grader
+    from xling.grading.answers import Grader
     from xling.generate.hf import HFGenerator
 
     monkeypatch.setenv("XLING_CACHE", str(tmp_path))

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from xling import cli
-from xling.config import build
-from xling.errors import ConfigError, XlingError
+from xling.runs import cli
+from xling.common.config import build
+from xling.common.errors import ConfigError, XlingError
 from xling.tasks import train_grpo, train_rft, train_sft
 from xling.train import backends
-from xling.train.config import batch_plan
+from xling.planning.batches import batch_plan
 from helpers import with_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,8 +142,8 @@ def test_nothing_heavy_is_imported_before_the_backend():
     """run.py and the training modules import no trl/transformers/peft before unsloth could go first."""
     code = (
         "import sys\n"
-        "from xling.cli import resolve\n"
-        "from xling.train import backends, loop, grpo, sft, rft, callbacks, prompts\n"
+        "from xling.runs.cli import resolve\n"
+        "from xling.train import backends, lifecycle, grpo, sft, rft, callbacks, prompts\n"
         "from xling.tasks import smoke, doctor, train_sft, train_rft\n"
         "cfg, _ = resolve('grpo-en', [])\n"
         "plan = backends.resolve(cfg, 'grpo', cfg.grpo.num_generations)\n"

@@ -15,9 +15,9 @@ import types
 
 import pytest
 
-from xling import versions
-from xling.config import ConfigError, build
-from xling.errors import XlingError
+from xling.common import versions
+from xling.common.config import ConfigError, build
+from xling.common.errors import XlingError
 from xling.tasks import train_grpo, train_sft
 from xling.train import backends, grpo, sft
 from helpers import with_overrides

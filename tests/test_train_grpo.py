@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from xling.errors import XlingError
-from xling.io import read_jsonl
+from xling.common.errors import XlingError
+from xling.common.io import read_jsonl
 from xling.tasks import train_grpo
 from xling.train import grpo
 from helpers import with_overrides
@@ -126,8 +126,8 @@ def test_grpo_full_parameter_mode(tiny_model, tmp_path):
 def test_string_prompts_with_prefix_and_length_filter(tiny_model):
     from transformers import AutoTokenizer
 
-    from xling.languages import LANGUAGES
-    from xling.prompts import build_messages
+    from xling.data.languages import LANGUAGES
+    from xling.data.prompts import build_messages
     from xling.train.prompts import adds_bos, prompt_template, string_prompts
 
     tok = AutoTokenizer.from_pretrained(tiny_model)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from xling.errors import XlingError
-from xling.io import read_jsonl
+from xling.runs import folder
+from xling.common.errors import XlingError
+from xling.common.io import read_jsonl
 from xling.tasks import train_grpo
 from xling.train import grpo
 from helpers import with_overrides
@@ -128,7 +129,7 @@ def test_resume_refuses_checkpoints_of_another_recipe_and_never_starts_over(tiny
 
 def test_run_py_lets_a_run_continue_with_more_steps(tiny_model, tmp_path, monkeypatch, capsys):
     """Changing a resumable key (train.max_steps) reuses the folder through run.py; others are refused."""
-    from xling import cli
+    from xling.runs import cli
 
     monkeypatch.chdir(tmp_path)
     base = ["grpo-en", f"model.name={tiny_model}", "data.source=synth", "data.n=4", "data.langs=en",
@@ -151,8 +152,8 @@ def test_run_py_lets_a_run_continue_with_more_steps(tiny_model, tmp_path, monkey
     assert "resuming from" in capsys.readouterr().out
     rc = cli.main(base + ["train.max_steps=2", "lora.r=16"])
     assert rc == 2 and "holds work of a different recipe (differs in: lora.r)" in capsys.readouterr().err
-    assert cli.default_out(cli.recipe_path("grpo-en"), ["train.max_steps=5"], train_grpo.RESUMABLE) == \
-        cli.default_out(cli.recipe_path("grpo-en"), [], train_grpo.RESUMABLE)
+    assert folder.default_out(cli.recipe_path("grpo-en"), ["train.max_steps=5"], train_grpo.RESUMABLE) == \
+        folder.default_out(cli.recipe_path("grpo-en"), [], train_grpo.RESUMABLE)
 
 
 def _damage(checkpoint: Path, how: str) -> None:
@@ -179,16 +180,16 @@ def _damage(checkpoint: Path, how: str) -> None:
 def test_a_checkpoint_missing_or_damaging_a_file_is_not_complete(trained_checkpoints, tmp_path, how, problem):
     import shutil
 
-    from xling.train import loop
+    from xling.train import lifecycle
 
     folder = tmp_path / "checkpoints"
     shutil.copytree(trained_checkpoints, folder)
-    assert loop.checkpoint_problem(folder / "checkpoint-4") is None
+    assert lifecycle.checkpoint_problem(folder / "checkpoint-4") is None
     _damage(folder / "checkpoint-4", how)
-    assert loop.checkpoint_problem(folder / "checkpoint-4").startswith(problem)
-    assert [p.name for p in loop.checkpoints(folder)] == ["checkpoint-2"]
-    assert [(p.name, why) for p, why in loop.damaged_checkpoints(folder)] == \
-        [("checkpoint-4", loop.checkpoint_problem(folder / "checkpoint-4"))]
+    assert lifecycle.checkpoint_problem(folder / "checkpoint-4").startswith(problem)
+    assert [p.name for p in lifecycle.checkpoints(folder)] == ["checkpoint-2"]
+    assert [(p.name, why) for p, why in lifecycle.damaged_checkpoints(folder)] == \
+        [("checkpoint-4", lifecycle.checkpoint_problem(folder / "checkpoint-4"))]
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +245,6 @@ def test_a_damaged_last_checkpoint_resumes_from_the_one_before_to_the_same_weigh
 
 
 def loop_checkpoints(run_dir: Path) -> list[str]:
-    from xling.train import loop
+    from xling.train import lifecycle
 
-    return [p.name for p in loop.checkpoints(run_dir / "checkpoints")]
+    return [p.name for p in lifecycle.checkpoints(run_dir / "checkpoints")]

@@ -8,9 +8,9 @@ import pytest
 
 from xling.generate.completions import stable_seed
 
-from xling.config import build
-from xling.errors import XlingError
-from xling.io import read_jsonl
+from xling.common.config import build
+from xling.common.errors import XlingError
+from xling.common.io import read_jsonl
 from xling.tasks import train_rft, train_sft
 from xling.train import rft, sft
 
@@ -50,7 +50,7 @@ def test_sft_trains_on_the_reference_solutions(tiny_model, tmp_path):
 def test_sft_targets_and_prompts(tiny_model):
     from transformers import AutoTokenizer
 
-    from xling.prompts import build_messages
+    from xling.data.prompts import build_messages
     from xling.train.prompts import prompt_template
 
     records = [{"prompt": build_messages({"question": "2+2?", "lang": "en"}, prefix=True), "lang": "en", "id": "a",
@@ -194,10 +194,10 @@ def test_sft_killed_after_its_last_checkpoint_ends_with_exactly_max_steps(tiny_m
 def test_rft_sampling_resumes_after_an_interruption(tiny_model, tmp_path):
     cfg = rft_cfg(tiny_model)
     run_dir = tmp_path / "rft"
-    from xling.train import loop
+    from xling.train import lifecycle
 
     run_dir.mkdir()
-    records = loop.trainset_stage(cfg, run_dir)
+    records = lifecycle.trainset_stage(cfg, run_dir)
     first = FakeGenerator(answers_of(run_dir), fail_after=1)
     with pytest.raises(KeyboardInterrupt):
         rft.sample_stage(cfg, run_dir, records, lambda: first)
@@ -225,11 +225,11 @@ def test_rft_with_nothing_correct_says_what_to_do(tiny_model, tmp_path):
 def test_rft_samples_through_the_real_hf_generator(tiny_model, tmp_path):
     pytest.importorskip("xling.generate")
     cfg = rft_cfg(tiny_model, samples=2, keep=1, max_tokens=4)
-    from xling.train import loop
+    from xling.train import lifecycle
 
     run_dir = tmp_path / "rft"
     run_dir.mkdir()
-    records = loop.trainset_stage(cfg, run_dir)[:2]
+    records = lifecycle.trainset_stage(cfg, run_dir)[:2]
     rows = rft.sample_stage(cfg, run_dir, records, lambda: rft.open_generator(cfg, "hf", str(tiny_model)))
     assert len(rows) == 2 and all(len(r["samples"]) == 2 for r in rows)
     assert all(s["finish_reason"] in ("stop", "length") and isinstance(s["correct"], bool)
@@ -238,19 +238,19 @@ def test_rft_samples_through_the_real_hf_generator(tiny_model, tmp_path):
 
 def test_rft_sampling_in_its_own_process(tiny_model, tmp_path):
     """The vLLM path samples in a fresh process (python -m xling.train.rft RUN_DIR); here with hf on CPU."""
-    from xling.config import dump_yaml
-    from xling.train import loop
+    from xling.common.config import dump_yaml
+    from xling.train import lifecycle
 
     cfg = rft_cfg(tiny_model, samples=2, keep=1, max_tokens=4, generator="hf")
     cfg.data.n = 1
     run_dir = tmp_path / "rft"
     run_dir.mkdir()
     (run_dir / "recipe.yaml").write_text(dump_yaml(cfg))
-    records = loop.trainset_stage(cfg, run_dir)
+    records = lifecycle.trainset_stage(cfg, run_dir)
     rft.sample_in_subprocess(run_dir)
     rows = read_jsonl(run_dir / rft.SAMPLES)
     assert [(r["id"], r["lang"]) for r in rows] == [(r["id"], r["lang"]) for r in records]
-    assert loop.stage_done(run_dir, "rft_samples", rft.samples_key(cfg))
+    assert lifecycle.stage_done(run_dir, "rft_samples", rft.samples_key(cfg))
     (run_dir / "recipe.yaml").write_text("task: train-rft\nrft: {samples: 0}\n")
     with pytest.raises(XlingError, match=r"RFT sampling stopped \(exit code 2\)"):
         rft.sample_in_subprocess(run_dir)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from xling.config import ConfigError, build as build_config
+from xling.common.config import ConfigError, build as build_config
 from xling.data import Example, load, write_examples
-from xling.errors import XlingError
-from xling.trainset import (
+from xling.common.errors import XlingError
+from xling.data.trainset import (
     TrainData, allocate, build, load_saved, quotas, save, select_sets, stratum, summarize, to_dataset, to_records,
 )
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from xling import cli
+from xling.runs import cli
 
 TABLE = """model,benchmark,lang,accuracy,n
 base,math500,en,50,500

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from xling.data import Example, load
-from xling.errors import XlingError
-from xling.translate import (
+from xling.common.errors import XlingError
+from xling.derived.translate import (
     Store, clean, hf_translator, numbers, rejection, script_share, translate, translate_selection,
     translation_messages, vllm_translator,
 )
-from xling.trainset import TrainData, build, select_sets
+from xling.data.trainset import TrainData, build, select_sets
 
 FIX = Path(__file__).parent / "fixtures" / "data"
 WORDS = {"ru": ("Переведённая задача с числами", "и"), "ja": ("翻訳された問題の数は次のとおりです", "と"),

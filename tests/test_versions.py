@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from xling import versions
-from xling.errors import XlingError
+from xling.common import versions
+from xling.common.errors import XlingError
 
 ROOT = Path(__file__).resolve().parent.parent
 GPU_PINS = {"unsloth": "2026.10.7", "unsloth-zoo": "2026.10.7", "vllm": "0.30.0", "bitsandbytes": "0.50.2",

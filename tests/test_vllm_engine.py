@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from xling.errors import XlingError
+from xling.common.errors import XlingError
 
 pytestmark = pytest.mark.vllm
 
@@ -88,7 +88,7 @@ def test_a_call_past_the_batched_token_budget_survives(engine):
 def test_rft_samples_differ_between_questions(engine):
     from types import SimpleNamespace
 
-    from xling.answers import Grader
+    from xling.grading.answers import Grader
     from xling.train.rft import sample_chunk
 
     prompt = convs(["Give a number."])[0]
@@ -107,8 +107,8 @@ def test_rft_samples_differ_between_questions(engine):
 
 def test_the_pivot_stage_and_a_translator_generate_through_the_engine(engine, tmp_path):
     from xling.data import Example
-    from xling.pivot import ReferenceStore, Settings, write_references
-    from xling.translate import generator_translator
+    from xling.derived.pivot import ReferenceStore, Settings, write_references
+    from xling.derived.translate import generator_translator
 
     class Kept:  # the module's engine outlives the stage (which closes what it opened)
         def __getattr__(self, name):
@@ -152,7 +152,7 @@ def test_the_fakes_refuse_as_the_real_engine_does(engine, tiny_model):
 def test_refusals_before_the_engine_starts(tmp_path, tiny_model):
     """A head size vLLM's CPU attention cannot run, and an engine keyword vLLM does not have: one line each."""
     from xling.generate import load_generator
-    from xling.tiny import build_tiny_model
+    from xling.models.tiny import build_tiny_model
 
     narrow = build_tiny_model(tmp_path / "narrow", hidden_size=64)
     config = json.loads((narrow / "config.json").read_text())
@@ -167,7 +167,7 @@ def test_refusals_before_the_engine_starts(tmp_path, tiny_model):
 
 def test_grpo_with_vllm_rollouts_is_refused_on_the_cpu(tmp_path, monkeypatch, capsys):
     """TRL's vLLM rollouts cannot run on the CPU build (its weight sync fails): refused up front, saying why."""
-    from xling import cli
+    from xling.runs import cli
 
     monkeypatch.chdir(tmp_path)
     rc = cli.main(["grpo-en", "model.name=tiny", "vllm.enabled=true", "out=g"])
@@ -177,7 +177,7 @@ def test_grpo_with_vllm_rollouts_is_refused_on_the_cpu(tmp_path, monkeypatch, ca
 
 
 def evaluate(tmp_path: Path, backend: str, *extra: str) -> list[dict]:
-    from xling import cli
+    from xling.runs import cli
 
     out = tmp_path / backend
     rc = cli.main(["evaluate", "model=tiny", "benchmarks=synth", "langs=en,de", "limit=4", "gen.max_tokens=24",
@@ -203,7 +203,7 @@ def lora_adapter(tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from xling.tasks.evaluate import materialize
+    from xling.evaluation.models import materialize
 
     base = AutoModelForCausalLM.from_pretrained(materialize("tiny"))
     model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))

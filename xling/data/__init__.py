@@ -9,10 +9,10 @@
 `langs` it lacks (evaluation checks this up front: MSVAMP has no te).
 """
 
-from .core import (
+from xling.data.core import (
     KINDS, Example, last_boxed, normalize_choice, normalize_number, read_examples, write_examples,
 )
-from .sources import (
+from xling.data.sources import (
     SOURCES, Source, by_lang, cache_root, check_langs, get_source, load, missing_langs, source_langs,
 )
 

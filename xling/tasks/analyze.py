@@ -11,7 +11,7 @@ training languages, its X on the scaling curve and its paradigm — come from `m
 members file (`models=`, the models.csv that evaluations, sweeps and paper-replay write; one next
 to the table or in an evaluation folder is read by default), the evaluations' own metadata, or
 `base=` (every other model compared with it, trained on `train_langs`). Everything is computed by
-`xling.analysis`: accuracy, off-target, gains, TI, MTI (avg / ID / OOD), Gen, paradigm means and,
+`xling.report.study`: accuracy, off-target, gains, TI, MTI (avg / ID / OOD), Gen, paradigm means and,
 where members differ in X, the scaling fits, leap and gap — each with paired bootstrap 95% intervals.
 Run folder: accuracy.csv, off_target.csv and items.jsonl (merged), models.csv, figures/, report.md,
 metrics.json.
@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .. import metrics as M
-from ..config import Invalid, Recipe
-from ..console import console
-from ..errors import XlingError
-from ..io import read_json
-from ..languages import LANGUAGES, unknown_language_message
+from xling.analysis import metrics as M
+from xling.common.config import Invalid, Recipe
+from xling.common.console import console
+from xling.common.errors import XlingError
+from xling.common.io import read_json
+from xling.data.languages import LANGUAGES, unknown_language_message
 
 
 @dataclass
@@ -86,7 +86,7 @@ class Config(Recipe):
                 raise Invalid(f"members[{i}].train_langs", "give at least one training language")
             if str(m.x).lower() not in ("auto", "none", "null", "") and not str(m.x).isdigit():
                 raise Invalid(f"members[{i}].x", f"'{m.x}': give auto, a number of training languages, or none")
-        from ..checks import n_boot_problem
+        from xling.common.checks import n_boot_problem
 
         if (problem := n_boot_problem(self.n_boot)) is not None:
             raise Invalid("n_boot", problem)
@@ -102,7 +102,7 @@ class Config(Recipe):
 
 def read_items(path: Path, source: str) -> list[dict]:
     """Per-item records of one file, checked: the fields analysis needs and valid scores."""
-    from ..io import read_jsonl
+    from xling.common.io import read_jsonl
 
     need = ("model", "benchmark", "lang", "id")
     rows = read_jsonl(path)
@@ -118,7 +118,7 @@ def read_items(path: Path, source: str) -> list[dict]:
 
 def load_evals(folders: list[str]) -> tuple[list[dict], list[str], list, list[str]]:
     """Items, model order, members (from each folder's models.csv) and the folders' settings notes."""
-    from ..analysis import read_members
+    from xling.report.study import read_members
 
     items: list[dict] = []
     owner: dict[str, str] = {}
@@ -156,7 +156,7 @@ def _has_rows(path: Path) -> bool:
 def cell_langs(present: dict[str, dict[str, set[str]]], models: list[str], benchmarks: list[str],
                langs: list[str]) -> dict[str, list[str]]:
     """Benchmark -> languages that every model has (restricted to `langs` when given; any gap named)."""
-    from ..languages import CODES
+    from xling.data.languages import CODES
 
     out: dict[str, list[str]] = {}
     all_b = list(dict.fromkeys(b for m in models for b in present.get(m, {})))
@@ -182,7 +182,7 @@ def cell_langs(present: dict[str, dict[str, set[str]]], models: list[str], bench
 
 
 def resolve_members(cfg: Config, found: list, models: list[str]) -> list:
-    from ..analysis import Member, read_members
+    from xling.report.study import Member, read_members
 
     if cfg.members:
         out = []
@@ -203,9 +203,9 @@ def resolve_members(cfg: Config, found: list, models: list[str]) -> list:
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
-    from .. import analysis as A
-    from .. import report as R
-    from ..table import AccuracyTable, Row, write_table
+    from xling.report import study as A
+    from xling.report import results as R
+    from xling.report.table import AccuracyTable, Row, write_table
 
     items = None
     accuracies = n = None

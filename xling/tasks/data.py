@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..config import ConfigError, Invalid, Recipe
-from ..console import print_table
-from ..data import SOURCES, load, write_examples
-from ..languages import CODES, LANGUAGES, PARALLEL_ORDER, unknown_language_message
-from ..prompts import Variant
+from xling.common.config import ConfigError, Invalid, Recipe
+from xling.common.console import print_table
+from xling.data import SOURCES, load, write_examples
+from xling.data.languages import CODES, LANGUAGES, PARALLEL_ORDER, unknown_language_message
+from xling.data.prompts import Variant
 
 
 @dataclass(kw_only=True)
@@ -38,7 +38,7 @@ class Config(Recipe):
     require_langs: list[str] = field(default_factory=list)
     level_weights: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])
     prefix: bool = False  # training set: pre-fill the assistant turn (prompt hacking)
-    variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.prompts)
+    variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.data.prompts)
 
     def check(self) -> None:
         if self.source not in SOURCES:
@@ -56,7 +56,7 @@ class Config(Recipe):
 
 
 def train_spec(cfg: Config):
-    from ..trainset import TrainData
+    from xling.data.trainset import TrainData
 
     split = cfg.split or ("train" if "train" in SOURCES[cfg.source].splits else SOURCES[cfg.source].split)
     return TrainData(source=cfg.source, path=cfg.path, hub=cfg.hub, split=split, n=cfg.n,
@@ -68,7 +68,7 @@ def train_spec(cfg: Config):
 
 def run(cfg: Config, run_dir: Path) -> dict:
     if cfg.build != "none":
-        from .. import trainset
+        from xling.data import trainset
 
         spec = train_spec(cfg)
         try:

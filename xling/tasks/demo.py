@@ -3,9 +3,9 @@
     python run.py demo                       # the toy world: pretrain (cached), 4 GRPO runs, evaluation, analysis
     python run.py demo model=NAME            # the same pipeline on any causal LM (hub id, folder, GGUF file)
 
-Phases: (1) the base model — `toy` (`xling.toy`: a small model pretrained on CPU on the built-in
+Phases: (1) the base model — `toy` (`xling.models.toy`: a small model pretrained on CPU on the built-in
 problems with an English-heavy mixture; cached, so a second run starts from it), or the model given;
-(2) a sweep (`xling.sweep`) of GRPO with the paper's rewards on English only and English + 1, 2 and 3
+(2) a sweep (`xling.studies.sweep`) of GRPO with the paper's rewards on English only and English + 1, 2 and 3
 parallel languages (X = 1…4, so that the scaling law can be fitted on X = 2…4), on `synth` training
 problems held apart from the evaluation problems; every member and the base evaluated once in all 11
 languages with the `hf` backend on `problems` held-out problems per language; (3) the analysis: accuracy, off-target, MTI and Gen per run with bootstrap 95%
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Invalid, Recipe
-from ..console import console
-from ..languages import LANGUAGES, parallel_languages, unknown_language_message
+from xling.common.config import Invalid, Recipe
+from xling.common.console import console
+from xling.data.languages import LANGUAGES, parallel_languages, unknown_language_message
 
 # GRPO for every member (synth problems, CPU-sized); `train.*`, `grpo.*`, ... override any of it.
 GRPO = {
@@ -49,7 +49,7 @@ class Config(Recipe):
     max_tokens: int = 64  # generated tokens per answer, in GRPO's rollouts and in the evaluation (a real model: 256)
     batch_size: int = 64  # answers generated at once
     n_boot: int = 1000
-    toy: dict[str, Any] = field(default_factory=dict)  # the toy model's settings (xling.toy.ToyConfig), e.g. slip: 0
+    toy: dict[str, Any] = field(default_factory=dict)  # the toy model's settings (xling.models.toy.ToyConfig), e.g. slip: 0
     plan: dict[str, Any] = field(default_factory=dict)  # what --dry-run's estimates assume (e.g. plan.gpu=h100-80gb)
 
     def check(self) -> None:
@@ -66,7 +66,7 @@ class Config(Recipe):
         for key in ("problems", "max_tokens", "batch_size"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
-        from ..checks import BYTES_PER_REPLICATE, n_boot_problem, tokens_problem
+        from xling.common.checks import BYTES_PER_REPLICATE, n_boot_problem, tokens_problem
 
         if (problem := tokens_problem(self.max_tokens)) is not None:
             raise Invalid("max_tokens", problem)
@@ -74,8 +74,8 @@ class Config(Recipe):
         per = BYTES_PER_REPLICATE + 8 * self.problems
         if (problem := n_boot_problem(self.n_boot, per, f": {self.problems} problems drawn")) is not None:
             raise Invalid("n_boot", problem)
-        from .. import synth
-        from ..sweep import flatten
+        from xling.data import synth
+        from xling.studies.sweep import flatten
 
         if self.problems > synth.HELD_APART:
             raise Invalid("problems", f"at most {synth.HELD_APART}: the toy's pretraining leaves out only the first "
@@ -87,15 +87,15 @@ class Config(Recipe):
             self.toy_config()
         else:
             check_model(self.model)
-        from ..sweep import expand
+        from xling.studies.sweep import expand
 
         expand(sweep_config(self, self.model), Path("runs") / "demo")  # every member's GRPO recipe, checked now
 
     def toy_config(self):
         """The toy model's settings, each checked (an unknown one, a wrong type) under its `toy.` key; shares
         given in `toy.mixture` replace those languages' shares in the default mixture (0 leaves one out)."""
-        from ..config import build
-        from ..toy import MIXTURE, ToyConfig
+        from xling.common.config import build
+        from xling.models.toy import MIXTURE, ToyConfig
 
         data = dict(self.toy)
         if isinstance(data.get("mixture"), dict):
@@ -105,7 +105,7 @@ class Config(Recipe):
     def base_path(self) -> str:
         """Where the base model is, or will be once built: the toy's cache folder, or the model as given."""
         if self.model == "toy":
-            from ..toy import cache_dir
+            from xling.models.toy import cache_dir
 
             return str(cache_dir(self.toy_config()))
         return self.model
@@ -132,9 +132,9 @@ def member_name(k: int, order: list[str]) -> str:
 
 def sweep_config(cfg: Config, model: str):
     """The sweep the demo runs: one GRPO member per k, evaluated on held-out synth problems."""
-    from ..config import build
-    from ..sweep import flatten
-    from .sweep import Config as SweepConfig
+    from xling.common.config import build
+    from xling.studies.sweep import flatten
+    from xling.tasks.sweep import Config as SweepConfig
 
     # rollouts as long as the evaluation's answers; a real model's prompts (system turn, chat template) are longer
     common = {**GRPO, "grpo.max_completion_length": cfg.max_tokens,
@@ -155,11 +155,11 @@ def sweep_config(cfg: Config, model: str):
 
 
 def describe_plan(cfg: Config) -> list[str]:
-    from . import sweep
+    from xling.tasks import sweep
 
     model = cfg.model
     if cfg.model == "toy":
-        from ..toy import is_built
+        from xling.models.toy import is_built
 
         if is_built(Path(cfg.base_path())):  # the path the members' recipes will name
             model = cfg.base_path()
@@ -174,7 +174,7 @@ def describe_plan(cfg: Config) -> list[str]:
 def base_model(cfg: Config) -> str:
     """Phase 1: the base model's path (the toy pretrained here, or a GGUF file converted once) or hub id."""
     if cfg.model == "toy":
-        from ..toy import build_toy
+        from xling.models.toy import build_toy
 
         console.rule("phase 1: the toy base model", style="dim")
         return str(build_toy(cfg.toy_config()))
@@ -182,15 +182,15 @@ def base_model(cfg: Config) -> str:
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
-    from . import sweep
+    from xling.tasks import sweep
 
     t0 = time.monotonic()
     model = base_model(cfg)
     console.rule("phase 2: GRPO on English + k parallel languages, and the evaluation of every model", style="dim")
     metrics = sweep.run(sweep_config(cfg, model), run_dir)
-    from ..console import print_table
-    from ..io import atomic_write_text
-    from ..report import md_table
+    from xling.common.console import print_table
+    from xling.common.io import atomic_write_text
+    from xling.report.results import md_table
 
     taught = cfg.model == "toy" and cfg.toy_config().slip > 0  # the toy was pretrained with the habit
     items = habit_items(run_dir, list(metrics["comparisons"])) if taught else {}
@@ -243,7 +243,7 @@ def habit_items(run_dir: Path, names: list[str]) -> dict[str, dict[str, dict[str
     import json
     import re
 
-    from ..generate.completions import read_shard
+    from xling.generate.completions import read_shard
 
     out: dict[str, dict[str, dict[str, int]]] = {}
     folders = {"base": run_dir / "bases" / "base"} | {n: run_dir / "members" / n / "eval" for n in names}
@@ -282,7 +282,7 @@ def habit_figure(items: dict, langs: list[str], path: Path, n_boot: int, seed: i
 
     import numpy as np
 
-    from ..report import plot_bars
+    from xling.report.results import plot_bars
 
     rng = np.random.default_rng(seed)
     values, cis = {}, {}
@@ -385,7 +385,7 @@ def explain(m: dict, cfg: Config, habit: dict | None = None, scores: dict | None
     if sc.get("note"):
         out.append(f"   Scaling fit: {sc['note']}.")
     elif sc.get("alpha") is not None:
-        from ..analysis import bounded_ci
+        from xling.report.study import bounded_ci
 
         ci = dict(sc.get("ci") or {})
         ci.update({k: bounded_ci(ci.get(k), sc) for k in ("alpha", "gap")})
@@ -415,7 +415,7 @@ def explain(m: dict, cfg: Config, habit: dict | None = None, scores: dict | None
                 out.append(f"   {name}: " + ", ".join(parts) + ".")
             if unseen and _excludes_zero(unseen["ci"]) < 0:
                 carried.append(name)
-    from ..report import MIN_JUDGED
+    from xling.report.results import MIN_JUDGED
 
     off = m.get("off_target") or {}
     cells = [v for per_b in off.values() for per_l in per_b.values() for v in per_l.values()]

@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Recipe
-from ..console import console, print_table
-from ..errors import XlingError
+from xling.common.config import Recipe
+from xling.common.console import console, print_table
+from xling.common.errors import XlingError
 
 
 ALWAYS_RUN = True  # it describes the machine now: never skipped as "already finished"
@@ -35,7 +35,7 @@ class Config(Recipe):
     check_timeout: int = 240  # seconds each GPU check may run
 
     def check(self) -> None:
-        from ..config import Invalid
+        from xling.common.config import Invalid
 
         if self.check_timeout < 1:
             raise Invalid("check_timeout", "must be at least 1 second")
@@ -82,7 +82,7 @@ def run_checks(run_dir: Path, timeout: int) -> list[dict]:
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
-    from .. import versions
+    from xling.common import versions
 
     rows = versions.compare_lock()
     print_table("packages (locked: requirements.txt + requirements-gpu.txt)",
@@ -132,7 +132,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
             raise XlingError("doctor gpu_check=true runs the GPU checks and needs a CUDA GPU (none is visible here); run it "
                              "on a CUDA host with the GPU lock set (pip install -r requirements-gpu.txt)")
         checks = run_checks(run_dir, cfg.check_timeout)
-        from ..io import atomic_write_json
+        from xling.common.io import atomic_write_json
 
         atomic_write_json(run_dir / "gpu_check.json", checks)
         print_table("GPU checks", ["check", "result", "seconds"],

@@ -20,15 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .. import metrics as M
-from .. import score as S
-from ..answers import KINDS, TIMEOUT, UNPARSEABLE_GOLD, Grader, timeout_problem
-from ..config import Invalid, Recipe, shipped_path
-from ..console import console, fmt, print_table
-from ..errors import XlingError
-from ..io import append_jsonl, atomic_write_jsonl, input_file, iter_jsonl
-from ..langid import detect_batch
-from ..languages import CODES, LANGUAGES
+from xling.analysis import metrics as M
+from xling.evaluation import score as S
+from xling.grading.answers import KINDS, TIMEOUT, UNPARSEABLE_GOLD, Grader, timeout_problem
+from xling.common.config import Invalid, Recipe, shipped_path
+from xling.common.console import console, fmt, print_table
+from xling.common.errors import XlingError
+from xling.common.io import append_jsonl, atomic_write_jsonl, input_file, iter_jsonl
+from xling.grading.langid import detect_batch
+from xling.data.languages import CODES, LANGUAGES
 
 REQUIRED = ("completion", "answer", "lang")
 SHOW_BAD = 10
@@ -54,7 +54,7 @@ class Config(Recipe):
         problem = timeout_problem(self.timeout)
         if problem:
             raise Invalid("timeout", problem)
-        from ..checks import workers_problem
+        from xling.common.checks import workers_problem
 
         if (problem := workers_problem(self.workers)) is not None:
             raise Invalid("workers", problem)
@@ -114,7 +114,7 @@ def _grade_with(grader: Grader, records: list[dict], cfg: Config, note: str = ""
 
 def grading_key(path: Path, cfg: Config) -> str:
     """What graded lines depend on: the input file's bytes, the grading settings and the grader's
-    version (`xling.score.SCORE_VERSION`: lines graded by an earlier grader are graded again)."""
+    version (`xling.evaluation.score.SCORE_VERSION`: lines graded by an earlier grader are graded again)."""
     digest = hashlib.sha1()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -16,16 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .. import metrics as M
-from ..config import Invalid, Recipe
-from ..console import console
-from ..errors import XlingError
-from ..languages import LANGUAGES, unknown_language_message
-from ..prompts import Variant
-from .evaluate import (
-    GenConfig, ModelSpec, ScoreConfig, check_common, check_comparisons, check_sampling_keys, default_name,
-    evaluate_specs, preflight, show_plan,
-)
+from xling.analysis import metrics as M
+from xling.common.config import Invalid, Recipe
+from xling.common.console import console
+from xling.common.errors import XlingError
+from xling.data.languages import LANGUAGES, unknown_language_message
+from xling.data.prompts import Variant
+from xling.evaluation.settings import GenConfig, ScoreConfig, check_common, check_sampling_keys
+from xling.evaluation.models import ModelSpec, default_name
+from xling.evaluation.runner import check_comparisons, evaluate_specs, preflight, show_plan
 
 
 @dataclass
@@ -70,7 +69,7 @@ class Config(Recipe):
     limit: int | None = None
     template_from: str | None = None
     prefix: bool = True
-    variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.prompts)
+    variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.data.prompts)
     gen: GenConfig = field(default_factory=GenConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
@@ -150,8 +149,8 @@ def plan_models(cfg: Config) -> tuple[list[ModelSpec], list[tuple[str, str, str,
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
-    from .. import analysis as A
-    from .. import report as R
+    from xling.report import study as A
+    from xling.report import results as R
 
     specs, pairs = plan_models(cfg)
     by_name = {s.name: s for s in specs}

@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import metrics as M
-from ..config import Invalid, Recipe
-from ..console import console, fmt, print_table
-from ..errors import XlingError
-from ..io import read_json
-from ..languages import check_codes
-from ..scaling import PowerLawFit
-from ..table import Row, write_table
+from xling.analysis import metrics as M
+from xling.common.config import Invalid, Recipe
+from xling.common.console import console, fmt, print_table
+from xling.common.errors import XlingError
+from xling.common.io import read_json
+from xling.data.languages import check_codes
+from xling.analysis.scaling import PowerLawFit
+from xling.report.table import Row, write_table
 
 BUILT_IN = Path(__file__).resolve().parent.parent / "resources" / "paper_parallel_scaling.json"
 
@@ -60,14 +60,14 @@ def load_numbers(path: str | Path | None) -> dict:
 
 def members(data: dict) -> list:
     """k0…kK: English + the first k languages of the paper's order, compared with `base`; X = k + 1."""
-    from ..analysis import Member
+    from xling.report.study import Member
 
     return [Member.of(f"k{k}", "base", ["en", *data["order"][:k]], k + 1) for k in sorted(data["trained"])]
 
 
 def study(data: dict, fit_from: int = 2):
-    """The published table as a study (`xling.analysis`): the same code that analyses every evaluation."""
-    from .. import analysis as A
+    """The published table as a study (`xling.report.study`): the same code that analyses every evaluation."""
+    from xling.report import study as A
 
     langs = list(data["langs"])
     bench = data.get("benchmark", "math500")
@@ -78,7 +78,7 @@ def study(data: dict, fit_from: int = 2):
 
 def replay(data: dict, fit_from: int = 2) -> dict:
     """Everything the paper derives from its parallel-scaling table."""
-    from ..analysis import scaling_of
+    from xling.report.study import scaling_of
 
     result = study(data, fit_from)
     bench = next(iter(result.summary.langs))
@@ -173,14 +173,14 @@ def run(cfg: Config, run_dir: Path) -> dict:
     result = replay(data, cfg.fit_from)
     show(data, result)
     table = write_accuracy_table(data, run_dir / "accuracy.csv")
-    from ..analysis import write_members
+    from xling.report.study import write_members
 
     write_members(run_dir / "models.csv", members(data))
     console.print(f"accuracy table: {table}, its members: {run_dir / 'models.csv'}  (try: python run.py analyze "
                   f"table={table}, or python run.py transfer table={table} base=base trained=k1 train_langs=en,ru)",
                   markup=False)
     if cfg.plot:
-        from ..plots import ScalingPanel, plot_scaling
+        from xling.report.plots import ScalingPanel, plot_scaling
 
         per_k = result["per_k"]
         xs = [r["X"] for r in per_k.values()]

@@ -3,7 +3,7 @@
     python run.py pivot data.source=gsm8k-parallel data.langs=de,zh data.n=1000 pivot.model=Qwen/Qwen2.5-7B-Instruct
 
 It selects the training problems exactly as training will (the `data` section is a training
-recipe's), has the pivot model answer each one in English (`xling.pivot`: vLLM on a GPU,
+recipe's), has the pivot model answer each one in English (`xling.derived.pivot`: vLLM on a GPU,
 transformers elsewhere; cached per problem, resumable), and prints where the references are. Give
 that folder to a training recipe as `data.references=DIR`: every training row then carries its
 problem's `reference`, which the `pivot` and `pivot_translate` rewards read. The `pivot-reward`
@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..config import Invalid, Recipe
-from ..console import console
-from ..errors import XlingError
-from ..trainset import TrainData
+from xling.common.config import Invalid, Recipe
+from xling.common.console import console
+from xling.common.errors import XlingError
+from xling.data.trainset import TrainData
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 LEDGER = "references_written.jsonl"  # in the run folder: each reference this run wrote (its counts survive kills)
@@ -57,7 +57,7 @@ class PivotConfig:
         for key in ("max_tokens", "chunk", "batch_size"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
-        from ..checks import tokens_problem
+        from xling.common.checks import tokens_problem
 
         if (problem := tokens_problem(self.max_tokens)) is not None:
             raise Invalid("max_tokens", problem)
@@ -76,7 +76,7 @@ class Config(Recipe):
 
 
 def settings(p: PivotConfig, seed: int):
-    from ..pivot import Settings
+    from xling.derived.pivot import Settings
 
     return Settings(temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens, seed=seed, chunk=p.chunk,
                     keep_truncated=p.keep_truncated)
@@ -85,7 +85,7 @@ def settings(p: PivotConfig, seed: int):
 def model_path(p: PivotConfig) -> str:
     """The pivot model as a local path or hub id ('tiny' built under the xling cache); a missing local
     folder is refused before anything is loaded."""
-    from .evaluate import ModelSpec, check_paths, materialize
+    from xling.evaluation.models import ModelSpec, check_paths, materialize
 
     check_paths(ModelSpec("pivot", p.model, role="pivot"))
     return materialize(p.model)
@@ -94,9 +94,9 @@ def model_path(p: PivotConfig) -> str:
 def store_dir(p: PivotConfig, data: TrainData, seed: int) -> Path:
     if p.store:
         return Path(p.store).expanduser()
-    from ..data import cache_root
-    from ..generate.completions import fingerprint, local_fingerprint, slug
-    from ..prompts import SOLVE
+    from xling.data import cache_root
+    from xling.generate.completions import fingerprint, local_fingerprint, slug
+    from xling.data.prompts import SOLVE
 
     s = settings(p, seed)
     key = {"model": p.model, "model_files": local_fingerprint(model_path(p)), "template_from": p.template_from,
@@ -107,13 +107,13 @@ def store_dir(p: PivotConfig, data: TrainData, seed: int) -> Path:
 
 
 def backend_of(p: PivotConfig) -> str:
-    from ..generate import resolve_backend
+    from xling.generate import resolve_backend
 
     return resolve_backend(p.backend, "pivot.backend")
 
 
 def make_generator(p: PivotConfig, backend: str, seed: int):
-    from ..generate import load_generator
+    from xling.generate import load_generator
 
     options: dict = {"template_from": p.template_from, "dtype": p.dtype, "seed": seed}
     if backend == "hf":
@@ -126,8 +126,8 @@ def make_generator(p: PivotConfig, backend: str, seed: int):
 
 def stage(data: TrainData, p: PivotConfig, seed: int, run_dir: Path | None = None) -> tuple[Path, dict]:
     """Write the missing references of the training set `data`; returns (store folder, report)."""
-    from .. import pivot as P
-    from ..io import atomic_write_jsonl
+    from xling.derived import pivot as P
+    from xling.common.io import atomic_write_jsonl
 
     backend = backend_of(p)
     problems, asked = P.pivot_problems(data)

@@ -17,11 +17,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import Invalid
-from ..errors import XlingError
-from ..train.config import RESUMABLE_CHANGES
-from .pivot import PivotConfig
-from .train_grpo import Config as GrpoTaskConfig
+from xling.common.config import Invalid
+from xling.common.errors import XlingError
+from xling.train.config import RESUMABLE_CHANGES
+from xling.tasks.pivot import PivotConfig
+from xling.tasks.train_grpo import Config as GrpoTaskConfig
 
 RESUMABLE = RESUMABLE_CHANGES
 SEMANTIC = ("pivot", "pivot_translate")
@@ -33,7 +33,7 @@ class Config(GrpoTaskConfig):
 
     def check(self) -> None:
         super().check()
-        from ..rewards import REWARD_SETS
+        from xling.train.rewards import REWARD_SETS
 
         mix = self.rewards.weights or REWARD_SETS.get(self.rewards.set, {})
         if not any(mix.get(name) for name in SEMANTIC):
@@ -48,7 +48,7 @@ class Config(GrpoTaskConfig):
 
 
 def check_reward_models(cfg: Config) -> None:
-    from ..rewards import load_models
+    from xling.train.rewards import load_models
 
     load_models(cfg.rewards.mix(), cfg.data.languages(), **cfg.rewards.options())
 
@@ -57,7 +57,7 @@ def pivot_in_subprocess(run_dir: Path) -> None:
     """The pivot stage in a fresh process (vLLM then frees all its GPU memory on exit)."""
     import os
 
-    from ..config import ROOT
+    from xling.common.config import ROOT
 
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
@@ -71,7 +71,7 @@ def pivot_in_subprocess(run_dir: Path) -> None:
 
 def describe_plan(cfg: Config) -> list[str]:
     """The plan --dry-run prints: the GRPO run's (estimates); the pivot stage comes on top."""
-    from ..plan import estimate_training
+    from xling.planning.plan import estimate_training
 
     est = estimate_training(cfg)
     est.assumptions.append("not counted either: the pivot stage (an English reference answer per problem) and the "
@@ -80,18 +80,18 @@ def describe_plan(cfg: Config) -> list[str]:
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
-    from ..train import grpo, loop
-    from . import pivot as stage
+    from xling.train import grpo, lifecycle
+    from xling.tasks import pivot as stage
 
     run_dir = Path(run_dir)
     report: dict = {}
     # Always: the references are cached per problem (a finished run generates nothing), and the finished
     # model is recognised by its recipe, which includes where its references came from.
     check_reward_models(cfg)
-    with loop.main_first():
+    with lifecycle.main_first():
         if stage.backend_of(cfg.pivot) == "vllm":
             pivot_in_subprocess(run_dir)  # then everything is cached: nothing loads vLLM here
-        folder, report = stage.stage(cfg.data, cfg.pivot, cfg.seed, run_dir if loop.is_main() else None)
+        folder, report = stage.stage(cfg.data, cfg.pivot, cfg.seed, run_dir if lifecycle.is_main() else None)
     cfg.data.references = str(folder)
     metrics = grpo.run(cfg, run_dir)
     return {**metrics, "pivot": report} if report else metrics
@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m xling.tasks.pivot_reward RUN_DIR`: the pivot stage of the pivot-reward run in RUN_DIR."""
     import yaml
 
-    from ..config import build
-    from ..console import print_error
-    from . import pivot as stage
+    from xling.common.config import build
+    from xling.common.console import print_error
+    from xling.tasks import pivot as stage
 
     args = sys.argv[1:] if argv is None else argv
     try:

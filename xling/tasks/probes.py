@@ -4,7 +4,7 @@
         benchmark=mgsm path=../shared/data/mgsm langs=en,zh,de,ja limit=100
 
 For a base model and one or more trained models (hub ids, folders, LoRA adapters on the base: the
-model specs and checks of `evaluate`), on a benchmark's problems per language (`xling.probes`):
+model specs and checks of `evaluate`), on a benchmark's problems per language (`xling.evaluation.probes`):
 - perplexity of the problems (the question text);
 - self-BLEU of `samples` answers sampled per problem (through evaluation's resumable completion
   cache: `cache=` shares it with an `evaluate` run of the same settings);
@@ -22,11 +22,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Literal
 
-from ..config import Invalid, Recipe
-from ..console import console, fmt, fmt_ci, print_table
-from ..errors import XlingError
-from ..languages import LANGUAGES, unknown_language_message
-from .evaluate import Extra, GenConfig, ModelSpec, default_name
+from xling.common.config import Invalid, Recipe
+from xling.common.console import console, fmt, fmt_ci, print_table
+from xling.common.errors import XlingError
+from xling.data.languages import LANGUAGES, unknown_language_message
+from xling.evaluation.settings import Extra, GenConfig
+from xling.evaluation.models import ModelSpec, default_name
 
 
 @dataclass(kw_only=True)
@@ -67,7 +68,7 @@ class Config(Recipe):
         for key in ("batch_size", "max_length"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
-        from ..checks import n_boot_problem
+        from xling.common.checks import n_boot_problem
 
         if (problem := n_boot_problem(self.n_boot)) is not None:
             raise Invalid("n_boot", problem)
@@ -87,8 +88,9 @@ def model_specs(cfg: Config) -> list[ModelSpec]:
 
 def preflight(cfg: Config, specs: list[ModelSpec]) -> tuple[str, dict]:
     """Backend, benchmark languages, data, models and adapters: every check before anything runs."""
-    from ..generate import resolve_backend
-    from .evaluate import benchmark_langs, check_model, check_paths, load_benchmarks, materialize
+    from xling.generate import resolve_backend
+    from xling.evaluation.benchmarks import benchmark_langs, load_benchmarks
+    from xling.evaluation.models import check_model, check_paths, materialize
 
     backend = resolve_backend(cfg.gen.backend, "gen.backend")
     data_paths = {cfg.benchmark: cfg.path} if cfg.path else {}
@@ -107,8 +109,8 @@ def preflight(cfg: Config, specs: list[ModelSpec]) -> tuple[str, dict]:
 # -- forward passes (perplexity, hidden states), one unit per model and language -----------------------
 
 def unit_key(spec: ModelSpec, cfg: Config) -> str:
-    from ..generate.completions import fingerprint, local_fingerprint, slug
-    from ..generate.core import cuda_available
+    from xling.generate.completions import fingerprint, local_fingerprint, slug
+    from xling.generate.core import cuda_available
 
     settings = {"model": spec.model, "model_files": local_fingerprint(spec.model),
                 "adapter": str(Path(spec.adapter).resolve()) if spec.adapter else None,
@@ -119,7 +121,7 @@ def unit_key(spec: ModelSpec, cfg: Config) -> str:
 
 
 def _unit_done(json_path: Path, ids: list[str]) -> dict | None:
-    from ..io import read_json
+    from xling.common.io import read_json
 
     if not json_path.is_file() or not json_path.with_suffix(".npy").is_file():
         return None
@@ -136,9 +138,9 @@ def forward_passes(spec: ModelSpec, cfg: Config, per_lang: dict, folder: Path) -
 
     import numpy as np
 
-    from ..io import atomic_write_bytes, atomic_write_json
-    from ..probes import hidden_states, token_nll
-    from ..prompts import build_messages
+    from xling.common.io import atomic_write_bytes, atomic_write_json
+    from xling.evaluation.probes import hidden_states, token_nll
+    from xling.data.prompts import build_messages
 
     out: dict[str, dict] = {}
     todo = []
@@ -150,7 +152,7 @@ def forward_passes(spec: ModelSpec, cfg: Config, per_lang: dict, folder: Path) -
         else:
             out[lang] = {**rec, "hidden": np.load(folder / f"{lang}.npy")}
     if todo:
-        from ..generate.hf import HFGenerator
+        from xling.generate.hf import HFGenerator
 
         console.print(f"probes: forward passes of {spec.name} in {', '.join(todo)}", markup=False)
         gen = HFGenerator(spec.model, spec.adapter, template_from=spec.template_from, dtype=cfg.gen.dtype)
@@ -177,7 +179,7 @@ def forward_passes(spec: ModelSpec, cfg: Config, per_lang: dict, folder: Path) -
 # -- the metrics ----------------------------------------------------------------------------------------
 
 def perplexity_table(passes: dict, cfg: Config) -> dict:
-    from ..probes import corpus_perplexity, perplexity_ci
+    from xling.evaluation.probes import corpus_perplexity, perplexity_ci
 
     return {m: {lang: {"value": corpus_perplexity(u["nll"]), "n": len(u["nll"]), "tokens": sum(n for _, n in u["nll"]),
                        "ci": perplexity_ci(u["nll"], n_boot=cfg.n_boot, seed=cfg.seed)}
@@ -185,7 +187,7 @@ def perplexity_table(passes: dict, cfg: Config) -> dict:
 
 
 def self_bleu_table(samples: dict, cfg: Config) -> dict:
-    from ..probes import mean_ci, self_bleu
+    from xling.evaluation.probes import mean_ci, self_bleu
 
     out: dict = {}
     for m, per in samples.items():
@@ -202,7 +204,7 @@ def drift_table(passes: dict, base: str, trained: list[str], langs: list[str], c
     drifts; the share of Σ‖d‖² each component holds)."""
     import numpy as np
 
-    from ..probes import drift, drift_summary, mean_ci, pca
+    from xling.evaluation.probes import drift, drift_summary, mean_ci, pca
 
     drifts = {(m, lang): drift(passes[m][lang]["hidden"], passes[base][lang]["hidden"])
               for m in trained for lang in langs}
@@ -232,8 +234,8 @@ def plot_bars(table: dict, langs: list[str], ylabel: str, path: Path, title: str
     """Grouped bars: languages on x, one bar per model, 95% CI error bars."""
     import numpy as np
 
-    from ..plots import _pyplot, save_figure
-    from ..report import BASE_COLOR, TRAINED_COLORS, _err
+    from xling.report.plots import _pyplot, save_figure
+    from xling.report.results import BASE_COLOR, TRAINED_COLORS, _err
 
     plt = _pyplot()
     models = list(table)
@@ -261,7 +263,7 @@ def plot_bars(table: dict, langs: list[str], ylabel: str, path: Path, title: str
 def plot_drift_pca(coords: dict, trained: list[str], langs: list[str], ratios: list, path: Path) -> Path:
     """One panel per setup: every problem's drift in the shared PCA plane, colored by language; the
     language means as large markers."""
-    from ..plots import _pyplot, save_figure
+    from xling.report.plots import _pyplot, save_figure
 
     plt = _pyplot()
     cmap = plt.get_cmap("tab20" if len(langs) > 10 else "tab10")
@@ -298,7 +300,7 @@ def _rows(table: dict, langs: list[str], key: str = "value", ci: str = "ci", dig
 
 
 def write_report(run_dir: Path, metrics: dict, figures: dict, langs: list[str]) -> Path:
-    from ..io import atomic_write_text
+    from xling.common.io import atomic_write_text
 
     ex = metrics["pca"]["explained"]
     parts = [f"# Probes: {', '.join(metrics['models'])} on {metrics['benchmark']}", "",
@@ -332,7 +334,7 @@ def show(metrics: dict, langs: list[str]) -> None:
 # -- the task ------------------------------------------------------------------------------------------
 
 def run(cfg: Config, run_dir: Path) -> dict:
-    from . import evaluate as E
+    from xling.evaluation import runner as E
 
     run_dir = Path(run_dir)
     specs = model_specs(cfg)

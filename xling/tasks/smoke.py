@@ -1,6 +1,6 @@
 """Task `smoke`: the proof that the training path runs, on CPU in about a minute.
 
-It builds the tiny random model (`xling.tiny`) into the run folder, runs a handful of GRPO steps
+It builds the tiny random model (`xling.models.tiny`) into the run folder, runs a handful of GRPO steps
 with the real reward functions (`paper` set: accuracy, format, language) on the built-in `synth`
 problems in two languages through the same code as `train-grpo`, saves the adapter, then loads it
 back with PEFT on the tiny model and generates once. It prints what it did and the per-language
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..config import Invalid, Recipe
-from ..console import console
-from ..languages import LANGUAGES, unknown_language_message
+from xling.common.config import Invalid, Recipe
+from xling.common.console import console
+from xling.data.languages import LANGUAGES, unknown_language_message
 
 
 @dataclass(kw_only=True)
@@ -44,9 +44,9 @@ class Config(Recipe):
 
 def grpo_config(cfg: Config):
     """The train-grpo recipe the smoke run trains with: tiny model, synth data, CPU-sized."""
-    from ..trainset import TrainData
-    from ..train.config import GrpoConfig, LoraConfig, ModelConfig, RewardsConfig, TrainConfig, VllmConfig
-    from .train_grpo import Config as GrpoTask
+    from xling.data.trainset import TrainData
+    from xling.train.config import GrpoConfig, LoraConfig, ModelConfig, RewardsConfig, TrainConfig, VllmConfig
+    from xling.tasks.train_grpo import Config as GrpoTask
 
     task = GrpoTask(
         task="train-grpo", description="smoke", out=cfg.out, seed=cfg.seed,
@@ -70,7 +70,7 @@ def reload_and_generate(run_dir: Path, backend: str, lang: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..prompts import build_messages, render
+    from xling.data.prompts import build_messages, render
 
     final, base = run_dir / "final", run_dir / "tiny-model"
     tokenizer = AutoTokenizer.from_pretrained(final)
@@ -95,13 +95,13 @@ def reload_and_generate(run_dir: Path, backend: str, lang: str) -> dict:
 
 def describe_plan(cfg: Config) -> list[str]:
     """The plan --dry-run prints: that of the train-grpo recipe the smoke run trains with (estimates)."""
-    from ..plan import describe
+    from xling.planning.plan import describe
 
     return describe(grpo_config(cfg))
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
-    from ..train import grpo
+    from xling.train import grpo
 
     t0 = time.time()
     task = grpo_config(cfg)

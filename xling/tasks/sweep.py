@@ -5,7 +5,7 @@
     python run.py parallel-scaling --dry-run         # members, their overrides, what is done, the plan
     python run.py parallel-scaling toy=true          # the same study at toy scale, on a CPU, in minutes
 
-The machinery is `xling.sweep`; the analysis is the `analyze` task over the sweep's evaluations.
+The machinery is `xling.studies.sweep`; the analysis is the `analyze` task over the sweep's evaluations.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .. import metrics as M
-from ..config import Invalid, Recipe
-from ..console import console, print_table
-from ..errors import Unfinished, XlingError
-from ..plan import PlanConfig
+from xling.analysis import metrics as M
+from xling.common.config import Invalid, Recipe
+from xling.common.console import console, print_table
+from xling.common.errors import Unfinished, XlingError
+from xling.planning.plan import PlanConfig
 
 # Keys that may change between runs of one sweep folder: which members to run and where they run.
 RESUMABLE = frozenset({"only", "sweep.executor", "sweep.gpus", "sweep.gpus_per_member", "sweep.slurm", "sweep.isolate",
@@ -73,7 +73,7 @@ class Config(Recipe):
             raise Invalid("sweep.members", "give the members (name: {key: value}) or a sweep.product")
         if s.gpus_per_member < 1:
             raise Invalid("sweep.gpus_per_member", "must be at least 1")
-        from ..checks import n_boot_problem
+        from xling.common.checks import n_boot_problem
 
         if (problem := n_boot_problem(self.analyze.n_boot)) is not None:
             raise Invalid("analyze.n_boot", problem)
@@ -82,7 +82,7 @@ class Config(Recipe):
 
 
 def plan_of(cfg: Config):
-    from ..sweep import expand
+    from xling.studies.sweep import expand
 
     return expand(cfg, Path(cfg.out))
 
@@ -119,7 +119,7 @@ def selected(cfg: Config, plan) -> list:
 
 def describe_plan(cfg: Config) -> list[str]:
     """--dry-run: the members, their overrides, what is already done, and the cost of what is left."""
-    from ..sweep import show_value, stage_state
+    from xling.studies.sweep import show_value, stage_state
 
     plan = plan_of(cfg)
     stages = selected(cfg, plan)
@@ -165,7 +165,7 @@ def _with_plan(stage_cfg, plan):
     import copy
     from dataclasses import fields
 
-    from ..plan import PlanConfig
+    from xling.planning.plan import PlanConfig
 
     c = copy.copy(stage_cfg)
     own = getattr(stage_cfg, "plan", None) or PlanConfig()
@@ -176,10 +176,10 @@ def _with_plan(stage_cfg, plan):
 
 def eval_estimate(stage, plan, model: str | None = None):
     """The plan of one evaluation stage: its prompts counted from the benchmarks' sizes and languages."""
-    from .. import plan as P
-    from .. import synth
-    from ..data import SOURCES
-    from ..languages import CODES
+    from xling.planning import plan as P
+    from xling.data import synth
+    from xling.data import SOURCES
+    from xling.data.languages import CODES
 
     e = stage.cfg
     prompts = samples = 0
@@ -198,7 +198,7 @@ def eval_estimate(stage, plan, model: str | None = None):
 
 def plan_lines(cfg: Config, plan, todo: list) -> list[str]:
     """The planner's estimate of every stage still to run (one line each), the total and its assumptions."""
-    from .. import plan as P
+    from xling.planning import plan as P
 
     estimates = []
     lines = ["", "plan (estimates, not measurements; " + (f"for {cfg.plan.gpu}" if cfg.plan.gpu else
@@ -233,14 +233,14 @@ def plan_lines(cfg: Config, plan, todo: list) -> list[str]:
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
-    from .. import sweep as S
-    from ..io import atomic_write_json
-    from ..versions import cuda_available
+    from xling.studies import sweep as S
+    from xling.common.io import atomic_write_json
+    from xling.common.versions import cuda_available
 
     plan = plan_of(cfg)
     stages = selected(cfg, plan)
     state = {s.id: S.stage_state(s) for s in plan.stages()}
-    from ..cli import forced
+    from xling.runs.folder import forced
 
     changed = [s for s in stages if state[s.id] == "conflict" or s.changed]
     if forced():  # --force: the stages whose recipe changed run again with it, as a stage would, and those after them
@@ -260,7 +260,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
                          "add --force to re-run the stages whose recipe changed, or give the sweep another out=DIR")
     S.write_stage_files(plan)
     atomic_write_json(run_dir / "sweep.json", S.sweep_record(plan))
-    from ..analysis import Member, write_members
+    from xling.report.study import Member, write_members
 
     members = [Member(m.name, m.base, m.train_langs, m.x, m.paradigm) for m in plan.members if m.eval is not None]
     if members:
@@ -304,8 +304,8 @@ def show_status(plan, state: dict, cfg: Config) -> None:
 
 def aggregate(cfg: Config, plan, run_dir: Path) -> dict:
     """The analysis of every evaluation of the sweep (the `analyze` task, written into the sweep folder)."""
-    from ..config import build
-    from . import analyze
+    from xling.common.config import build
+    from xling.tasks import analyze
 
     a = cfg.analyze
     evals = [str(b.run_dir) for b in plan.bases.values()] + [str(m.eval.run_dir) for m in plan.members if m.eval]

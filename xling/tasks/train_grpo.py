@@ -1,6 +1,6 @@
 """Task `train-grpo`: GRPO on a training set with the paper's rewards (LoRA/QLoRA or full-parameter).
 
-Sections: model, data (xling.trainset), train, lora, vllm, grpo, rewards; `resume`. The work is
+Sections: model, data (xling.data.trainset), train, lora, vllm, grpo, rewards; `resume`. The work is
 in `xling.train.grpo`; this module only declares the keys and checks them across sections.
 """
 
@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import Invalid
-from ..train.config import RESUMABLE_CHANGES, GrpoConfig, RewardsConfig, TrainRecipe, VllmConfig, batch_plan
+from xling.common.config import Invalid
+from xling.train.config import RESUMABLE_CHANGES, GrpoConfig, RewardsConfig, TrainRecipe, VllmConfig
+from xling.planning.batches import batch_plan
 
 RESUMABLE = RESUMABLE_CHANGES  # run.py lets these keys change in a run folder: the run resumes
 
@@ -34,12 +35,12 @@ class Config(TrainRecipe):
 
 def describe_plan(cfg: Config) -> list[str]:
     """The plan --dry-run prints: steps, rollouts, tokens, GPU-hours, peak VRAM (estimates)."""
-    from ..plan import describe
+    from xling.planning.plan import describe
 
     return describe(cfg)
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
-    from ..train import grpo
+    from xling.train import grpo
 
     return grpo.run(cfg, run_dir)

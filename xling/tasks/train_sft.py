@@ -1,6 +1,6 @@
 """Task `train-sft`: supervised fine-tuning on the training set's reference solutions (the SFT baseline).
 
-Sections: model, data (xling.trainset), train, lora, sft; `resume`. The work is in `xling.train.sft`.
+Sections: model, data (xling.data.trainset), train, lora, sft; `resume`. The work is in `xling.train.sft`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..train.config import RESUMABLE_CHANGES, SftConfig, TrainRecipe, batch_plan
+from xling.train.config import RESUMABLE_CHANGES, SftConfig, TrainRecipe
+from xling.planning.batches import batch_plan
 
 RESUMABLE = RESUMABLE_CHANGES  # run.py lets these keys change in a run folder: the run resumes
 
@@ -24,12 +25,12 @@ class Config(TrainRecipe):
 
 def describe_plan(cfg: Config) -> list[str]:
     """The plan --dry-run prints: steps, rollouts, tokens, GPU-hours, peak VRAM (estimates)."""
-    from ..plan import describe
+    from xling.planning.plan import describe
 
     return describe(cfg)
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
-    from ..train import sft
+    from xling.train import sft
 
     return sft.run(cfg, run_dir)

@@ -8,13 +8,13 @@ from typing import Literal
 
 import numpy as np
 
-from .. import metrics as M
-from ..config import Invalid, Recipe
-from ..console import console, fmt, fmt_ci, print_table
-from ..errors import XlingError
-from ..items import read_items
-from ..languages import LANGUAGES, unknown_language_message
-from ..table import AccuracyTable
+from xling.analysis import metrics as M
+from xling.common.config import Invalid, Recipe
+from xling.common.console import console, fmt, fmt_ci, print_table
+from xling.common.errors import XlingError
+from xling.analysis.items import read_items
+from xling.data.languages import LANGUAGES, unknown_language_message
+from xling.report.table import AccuracyTable
 
 
 @dataclass(kw_only=True)
@@ -41,7 +41,7 @@ class Config(Recipe):
         both = set(self.in_domain) & set(self.out_of_domain)
         if both:
             raise Invalid("out_of_domain", f"{', '.join(sorted(both))} cannot be both in- and out-of-domain")
-        from ..checks import n_boot_problem
+        from xling.common.checks import n_boot_problem
 
         if (problem := n_boot_problem(self.n_boot)) is not None:
             raise Invalid("n_boot", problem)

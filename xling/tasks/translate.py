@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..config import Invalid, Recipe
-from ..console import console, print_table
-from ..data import SOURCES, cache_root, load
-from ..errors import XlingError
-from ..io import atomic_write_jsonl
-from ..languages import LANGUAGES, PARALLEL_ORDER, check_codes, unknown_language_message
-from ..lock import FolderLock
+from xling.common.config import Invalid, Recipe
+from xling.common.console import console, print_table
+from xling.data import SOURCES, cache_root, load
+from xling.common.errors import XlingError
+from xling.common.io import atomic_write_jsonl
+from xling.data.languages import LANGUAGES, PARALLEL_ORDER, check_codes, unknown_language_message
+from xling.runs.lock import FolderLock
 
 
 @dataclass(kw_only=True)
@@ -63,7 +63,7 @@ class Config(Recipe):
         for key in ("max_new_tokens", "batch_size", "max_rounds", "tensor_parallel_size"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
-        from ..checks import tokens_problem
+        from xling.common.checks import tokens_problem
 
         if (problem := tokens_problem(self.max_new_tokens)) is not None:
             raise Invalid("max_new_tokens", problem)
@@ -82,13 +82,13 @@ def store_dir(cfg: Config) -> Path:
 
 
 def make_translator(cfg: Config, run_dir: Path):
-    from ..generate import resolve_backend
-    from .evaluate import ModelSpec, check_paths, materialize
+    from xling.generate import resolve_backend
+    from xling.evaluation.models import ModelSpec, check_paths, materialize
 
     check_paths(ModelSpec("translation", cfg.model, template_from=cfg.template_from, role="translation"))
     backend = resolve_backend("hf" if cfg.backend == "transformers" else cfg.backend, "backend")
     model = materialize(cfg.model)  # tiny / toy built once, a GGUF file converted once
-    from .. import translate as T
+    from xling.derived import translate as T
 
     console.print(f"translating with {cfg.model} ({backend})", markup=False)
     if backend == "vllm":
@@ -100,7 +100,7 @@ def make_translator(cfg: Config, run_dir: Path):
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
-    from .. import translate as T
+    from xling.derived import translate as T
 
     langs = [c for c in check_codes(cfg.langs) if c != "en"]
     if not langs:

@@ -3,7 +3,8 @@
     config.py     recipe sections (model, train, lora, vllm, grpo, rewards, sft, rft) and their checks
     backends.py   which backend runs (unsloth | peft | full), device and precision, model loading
     prompts.py    training prompts as strings (chat template + assistant prefix), length filter
-    loop.py       the shared run: training-set stage, trainer, checkpoints/resume, final save
+    lifecycle.py  a training run's life, shared by the methods: training-set stage, trainer, checkpoints/resume, final save
+    rewards.py    the reward functions (accuracy, format, language, consistency, pivot) and reward sets
     callbacks.py  rich progress bar, train_log.jsonl, per-language reward metrics
     grpo.py       GRPOConfig arguments and the GRPO run
     sft.py        SFT on reference solutions

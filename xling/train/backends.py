@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import versions
-from ..console import console
-from ..errors import XlingError
-from .config import VLLM_LORA_RANKS, BatchPlan, batch_plan, world_size
+from xling.common import versions
+from xling.common.console import console
+from xling.common.errors import XlingError
+from xling.train.config import VLLM_LORA_RANKS
+from xling.planning.batches import BatchPlan, batch_plan, world_size
 
 GPU_HINT = versions.GPU_HINT
 
@@ -42,7 +43,7 @@ def bf16_supported() -> bool:
     """Native bf16 on every visible GPU (compute capability >= 8.0), decided as Unsloth decides it.
 
     Not `torch.cuda.is_bf16_supported()`: it says yes on T4/V100 through emulation, where Unsloth
-    loads float16 and its trainer then refuses bf16 training (see `xling.versions.bf16_native`).
+    loads float16 and its trainer then refuses bf16 training (see `xling.common.versions.bf16_native`).
     """
     return versions.bf16_native()
 
@@ -284,7 +285,7 @@ def set_template(tokenizer: Any, template_from: Any) -> None:
     """Give a base model's tokenizer the instruct template it is prompted with (saved with the model)."""
     if template_from is None:
         return
-    from ..prompts import chat_template_for
+    from xling.data.prompts import chat_template_for
 
     tokenizer.chat_template = chat_template_for(tokenizer, template_from)
 
@@ -415,7 +416,7 @@ def ran(trainer: Any) -> dict:
 
 def record_ran(run_dir: Path, trainer: Any) -> dict:
     """Add `ran` (see `ran`) to train_env.json, written atomically by the main process."""
-    from ..io import atomic_write_json, read_json
+    from xling.common.io import atomic_write_json, read_json
 
     info = ran(trainer)
     path = Path(run_dir) / "train_env.json"

@@ -22,10 +22,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..console import console
-from ..io import append_jsonl, atomic_write_text, iter_jsonl
-from ..languages import LANGUAGES
-from ..plan import duration
+from xling.common.console import console
+from xling.common.io import append_jsonl, atomic_write_text, iter_jsonl
+from xling.data.languages import LANGUAGES
+from xling.planning.plan import duration
 
 LANG_METRICS = ("reward", "accuracy", "on_target")
 clock = time.time  # what the progress line times steps with

@@ -1,6 +1,6 @@
 """Recipe sections of the training tasks, their defaults (the paper's, SPEC §3) and their checks.
 
-Sections: `model`, `data` (the training-set builder's `xling.trainset.TrainData`), `train`,
+Sections: `model`, `data` (the training-set builder's `xling.data.trainset.TrainData`), `train`,
 `lora`, `vllm`, `grpo`, `rewards`, `sft`, `rft`. Every value is checked here, with a message that
 names the key, before TRL (or Unsloth, which silently rewrites some values) sees it.
 
@@ -14,15 +14,15 @@ For SFT and RFT, G is 1 and "questions" are training examples.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .. import sampling
-from ..checks import OPTIMIZERS, SCHEDULERS, finite_problem, norm_problem, tokens_problem, workers_problem
-from ..config import Invalid, Recipe
-from ..plan import PLAN_KEYS, PlanConfig
-from ..trainset import TrainData
+from xling.generate import sampling
+from xling.common.checks import OPTIMIZERS, SCHEDULERS, finite_problem, norm_problem, tokens_problem, workers_problem
+from xling.common.config import Invalid, Recipe
+from xling.planning.batches import batch_plan
+from xling.planning.plan import PLAN_KEYS, PlanConfig
+from xling.data.trainset import TrainData
 
 BACKENDS = ("auto", "unsloth", "peft", "full")
 # Keys a training run may change and still resume in the same folder (run.py lets them differ).
@@ -36,8 +36,8 @@ REPORT_TO = ("none", "tensorboard", "wandb")
 # vLLM 0.30 accepts only these LoRA ranks (vllm/config/lora.py MaxLoRARanks).
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-TINY = "tiny"  # model.name=tiny: build xling.tiny's random model into the run folder (CPU runs, tests)
-TOY = "toy"  # model.name=toy: the pretrained toy model of the classroom demo (xling.toy, cached)
+TINY = "tiny"  # model.name=tiny: build xling.models.tiny's random model into the run folder (CPU runs, tests)
+TOY = "toy"  # model.name=toy: the pretrained toy model of the classroom demo (xling.models.toy, cached)
 
 
 @dataclass(kw_only=True)
@@ -211,7 +211,7 @@ class GrpoConfig:
 
 @dataclass(kw_only=True)
 class RewardsConfig:
-    set: str = "paper"  # a reward set of xling.rewards.REWARD_SETS (paper: 0.8 acc + 0.1 format + 0.1 lang)
+    set: str = "paper"  # a reward set of xling.train.rewards.REWARD_SETS (paper: 0.8 acc + 0.1 format + 0.1 lang)
     weights: dict[str, float] = field(default_factory=dict)  # or your own mix, e.g. {accuracy: 1.0}
     langid: Literal["langdetect", "lingua", "langid"] = "langdetect"
     min_chars: int = 20
@@ -223,14 +223,14 @@ class RewardsConfig:
     translator: str | None = None  # pivot_translate: the model translating answers into English ('tiny')
 
     def check(self) -> None:
-        from ..rewards import REWARD_FUNCTIONS, REWARD_SETS
+        from xling.train.rewards import REWARD_FUNCTIONS, REWARD_SETS
 
         if not self.weights and self.set not in REWARD_SETS:
             raise Invalid("set", f"unknown reward set '{self.set}'; choose one of: {', '.join(REWARD_SETS)}")
         for name in self.weights:
             if name not in REWARD_FUNCTIONS:
                 raise Invalid("weights", f"unknown reward '{name}'; choose from: {', '.join(REWARD_FUNCTIONS)}")
-        from ..answers import timeout_problem
+        from xling.grading.answers import timeout_problem
 
         problem = timeout_problem(self.timeout)
         if problem:
@@ -243,7 +243,7 @@ class RewardsConfig:
                           "rewards.translator=MODEL (a local instruct model folder or hub id)")
 
     def options(self) -> dict:
-        """Keyword options for `xling.rewards.build_rewards`."""
+        """Keyword options for `xling.train.rewards.build_rewards`."""
         opts = {"langid": self.langid, "min_chars": self.min_chars, "reasoning_only": self.reasoning_only,
                 "require_think": self.require_think, "timeout": self.timeout, "workers": self.workers}
         if self.embedding_model:
@@ -308,47 +308,6 @@ class TrainRecipe(Recipe):
         check_common(self)
 
 
-def world_size() -> int:
-    """Processes of this run: WORLD_SIZE under `accelerate launch`, else 1."""
-    try:
-        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    except ValueError:
-        return 1
-
-
-@dataclass(frozen=True)
-class BatchPlan:
-    grad_accum: int
-    questions_per_step: int
-    completions_per_step: int
-    processes: int
-
-
-def batch_plan(train: TrainConfig, generations: int = 1, processes: int | None = None) -> BatchPlan:
-    """Gradient accumulation and step sizes, or Invalid naming the key to change."""
-    procs = processes or world_size()
-    micro = train.batch_size * procs
-    if train.grad_accum is None:
-        total = train.questions_per_step * generations
-        if total % micro:
-            what = (f"train.questions_per_step × grpo.num_generations = {train.questions_per_step} × {generations} "
-                    f"= {total} completions" if generations > 1 else f"train.questions_per_step = {total} examples")
-            divisors = [d for d in range(1, min(total, 64) + 1) if total % (d * procs) == 0]
-            raise Invalid("train.batch_size",
-                          f"a step holds {what}, which micro-batches of train.batch_size × processes = "
-                          f"{train.batch_size} × {procs} = {micro} do not divide; "
-                          f"use a batch_size among {', '.join(map(str, divisors[-6:]))}")
-        return BatchPlan(total // micro, train.questions_per_step, total, procs)
-    total = micro * train.grad_accum
-    if total % generations:
-        raise Invalid("train.grad_accum",
-                      f"train.batch_size × processes × train.grad_accum = {train.batch_size} × {procs} × "
-                      f"{train.grad_accum} = {total} completions per step is not divisible by "
-                      f"grpo.num_generations = {generations}: each question needs all of its rollouts in one step; "
-                      f"make it a multiple of {generations}")
-    return BatchPlan(train.grad_accum, total // generations, total, procs)
-
-
 def check_common(cfg: TrainRecipe) -> None:
     """Checks across sections, shared by the training tasks."""
     backend = cfg.train.backend
@@ -366,3 +325,17 @@ def check_common(cfg: TrainRecipe) -> None:
         raise Invalid("resume", "give auto, never, or the path of a checkpoint folder")
     if cfg.data.k is None and not cfg.data.langs:
         raise Invalid("data.langs", "give at least one training language")
+
+
+@dataclass(kw_only=True)
+class RftRecipe(TrainRecipe):
+    """The recipe of task `train-rft`."""
+
+    sft: SftConfig = field(default_factory=SftConfig)
+    rft: RftConfig = field(default_factory=RftConfig)
+
+    def check(self) -> None:
+        super().check()
+        batch_plan(self.train, 1)
+        if self.rft.keep > self.rft.samples:
+            raise Invalid("rft.keep", f"keeps more answers ({self.rft.keep}) than are sampled ({self.rft.samples})")

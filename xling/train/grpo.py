@@ -1,4 +1,4 @@
-"""GRPO through TRL's GRPOTrainer, with the real rewards (`xling.rewards`), on any backend.
+"""GRPO through TRL's GRPOTrainer, with the real rewards (`xling.train.rewards`), on any backend.
 
 `grpo_args()` maps a recipe onto GRPOConfig's fields — every hyperparameter explicitly, because
 Unsloth's GRPOConfig silently changes TRL's defaults (learning rate, optimizer, seed, batch, loss
@@ -14,11 +14,11 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..console import console
-from ..errors import XlingError
-from . import backends, loop
-from .callbacks import callbacks as make_callbacks, per_language_rewards
-from .prompts import prompt_template, string_prompts
+from xling.common.console import console
+from xling.common.errors import XlingError
+from xling.train import backends, lifecycle
+from xling.train.callbacks import callbacks as make_callbacks, per_language_rewards
+from xling.train.prompts import prompt_template, string_prompts
 
 
 def report_to(train: Any, run_dir: Path) -> list[str] | str:
@@ -62,7 +62,7 @@ def check_steps(prompts: int, per_step: int) -> int:
                          f"train.questions_per_step={per_step}: nothing would be trained; lower "
                          "train.questions_per_step or raise data.n")
     left = prompts % per_step
-    if left and loop.is_main():
+    if left and lifecycle.is_main():
         console.print(f"note: each epoch trains on {prompts - left} of {prompts} prompts ({prompts // per_step} steps "
                       f"of {per_step}); the other {left} are left out of it (TRL drops an incomplete step)", markup=False)
     return left
@@ -136,16 +136,16 @@ def grpo_args(cfg: Any, plan: backends.Plan, output_dir: Path, run_dir: Path, we
 
 def build_rewards(cfg: Any):
     """(the reward functions as given to TRL, wrapped for per-language logging; weights; the raw functions)."""
-    from ..rewards import build_rewards as build
+    from xling.train.rewards import build_rewards as build
 
     funcs, weights = build(cfg.rewards.mix(), **cfg.rewards.options())
     return per_language_rewards(funcs, weights), weights, funcs
 
 
 def check_rewards(cfg: Any, records: Sequence[dict]) -> None:
-    """Every column the rewards read is in the training rows and every model they need loads (`xling.rewards.preflight`)."""
-    from ..rewards import preflight
-    from ..trainset import pivot_hint
+    """Every column the rewards read is in the training rows and every model they need loads (`xling.train.rewards.preflight`)."""
+    from xling.train.rewards import preflight
+    from xling.data.trainset import pivot_hint
 
     preflight(cfg.rewards.mix(), records, {"reference": f"write them with: {pivot_hint(cfg.data)}"},
               **cfg.rewards.options())
@@ -162,19 +162,19 @@ def close_rewards(funcs: Sequence[Any]) -> None:
 def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict:
     """Train with GRPO; returns the run's metrics (written to metrics.json by run.py)."""
     run_dir = Path(run_dir)
-    plan = loop.prepare(cfg, run_dir, "grpo", cfg.grpo.num_generations, standby=cfg.vllm.standby)
-    if (done := loop.reuse_final(cfg, run_dir)) is not None:
-        return loop.summary(run_dir, done)
-    loop.check_checkpoints(cfg, run_dir)
+    plan = lifecycle.prepare(cfg, run_dir, "grpo", cfg.grpo.num_generations, standby=cfg.vllm.standby)
+    if (done := lifecycle.reuse_final(cfg, run_dir)) is not None:
+        return lifecycle.summary(run_dir, done)
+    lifecycle.check_checkpoints(cfg, run_dir)
 
-    model_path = loop.model_path(cfg, run_dir)
-    records = loop.trainset_stage(cfg, run_dir)
+    model_path = lifecycle.model_path(cfg, run_dir)
+    records = lifecycle.trainset_stage(cfg, run_dir)
     check_rewards(cfg, records)  # before the model loads: missing columns, unloadable reward models
     g = cfg.grpo
     loaded = backends.load(cfg, plan, model_path, g.max_prompt_length + g.max_completion_length)
     template = prompt_template(loaded.tokenizer, cfg.model.template_from)
     records, prompt_report = string_prompts(records, loaded.tokenizer, template, g.max_prompt_length)
-    if prompt_report["dropped"] and loop.is_main():
+    if prompt_report["dropped"] and lifecycle.is_main():
         console.print(f"dropped {prompt_report['dropped']} prompt(s) longer than {g.max_prompt_length} tokens "
                       f"({prompt_report['dropped_by_lang']}); {prompt_report['kept']} left", markup=False)
     prompt_report["unused_per_epoch"] = check_steps(len(records), plan.batch.questions_per_step)
@@ -185,8 +185,8 @@ def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict
 
     dataset = datasets.Dataset.from_list(records)
     rewards, weights, raw = build_rewards(cfg)
-    output_dir = run_dir / loop.CHECKPOINTS
-    resume_from = loop.resume_point(cfg, output_dir)
+    output_dir = run_dir / lifecycle.CHECKPOINTS
+    resume_from = lifecycle.resume_point(cfg, output_dir)
     try:
         args = GRPOConfig(**grpo_args(cfg, plan, output_dir, run_dir, weights))
         set_seed(cfg.seed)  # before the trainer: it initialises the LoRA weights
@@ -197,7 +197,7 @@ def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict
             kwargs["quantization_config"] = loaded.quantization_config
         trainer = GRPOTrainer(model=loaded.model, reward_funcs=rewards, args=args, train_dataset=dataset,
                               processing_class=loaded.tokenizer,
-                              callbacks=[*make_callbacks(run_dir / loop.LOG), *extra_callbacks], **kwargs)
+                              callbacks=[*make_callbacks(run_dir / lifecycle.LOG), *extra_callbacks], **kwargs)
         info = {"method": "grpo", "backend": plan.backend, "model": cfg.model.name, "base_model": model_path,
                 "lora": plan.lora, "use_vllm": plan.use_vllm, "seed": cfg.seed,
                 "reward_weights": dict(zip([f.__name__ for f in rewards], weights)),
@@ -205,7 +205,7 @@ def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict
                           "completions_per_step": plan.batch.completions_per_step, "processes": plan.processes},
                 "prompts": prompt_report}
         info["ran"] = backends.record_ran(run_dir, trainer)
-        info = loop.fit(trainer, loaded.tokenizer, run_dir, resume_from, info, cfg)
+        info = lifecycle.fit(trainer, loaded.tokenizer, run_dir, resume_from, info, cfg)
     finally:
         close_rewards(raw)
-    return loop.summary(run_dir, info)
+    return lifecycle.summary(run_dir, info)

@@ -2,7 +2,7 @@
 
 TRL's GRPOTrainer always renders conversational prompts with `add_generation_prompt=True`, so a
 pre-filled assistant turn (prompt hacking) would be closed and a new turn opened. xling therefore
-hands GRPO (and SFT, RFT) *string* prompts rendered by `xling.prompts.render` — the template with
+hands GRPO (and SFT, RFT) *string* prompts rendered by `xling.data.prompts.render` — the template with
 the assistant turn left open and the prefix in it — which the model continues. TRL 1.14 has no
 `max_prompt_length`: prompts longer than the limit are dropped here and counted per language.
 """
@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable
 
-from ..errors import XlingError
+from xling.common.errors import XlingError
 
 
 def prompt_template(tokenizer: Any, template_from: Any = None) -> str:
     """The Jinja chat template the prompts are rendered with (raises XlingError for a base model without one)."""
-    from ..prompts import chat_template_for
+    from xling.data.prompts import chat_template_for
 
     return chat_template_for(tokenizer, template_from)
 
@@ -33,7 +33,7 @@ def adds_bos(tokenizer: Any) -> bool:
 
 def render_prompts(messages: Iterable[list[dict]], tokenizer: Any, template: str) -> list[str]:
     """Each conversation as the text the model continues, without a BOS the tokenizer adds again."""
-    from ..prompts import render
+    from xling.data.prompts import render
 
     strip = tokenizer.bos_token if adds_bos(tokenizer) else None
     out = []

@@ -3,7 +3,7 @@
 The baseline between SFT and RL in "Beyond English-Centric Training". Stages, each resumable:
 
 1. sampling — `rft.samples` answers per training problem from the model being trained (through
-   `xling.generate`, backend `hf` or `vllm`), graded with the one grader (`xling.answers`), written
+   `xling.generate`, backend `hf` or `vllm`), graded with the one grader (`xling.grading.answers`), written
    chunk by chunk to `rft_samples.partial.jsonl` (an interrupted run continues after the last
    complete chunk) and then to `rft_samples.jsonl`. With vLLM the sampling runs in its own process
    (`python -m xling.train.rft RUN_DIR`), so that its GPU memory is free for training;
@@ -21,11 +21,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..console import console, print_table
-from ..errors import XlingError
-from ..io import append_jsonl, atomic_write_jsonl, iter_jsonl, read_jsonl
-from . import backends, loop
-from .sft import fit_sft
+from xling.common.console import console, print_table
+from xling.common.errors import XlingError
+from xling.common.io import append_jsonl, atomic_write_jsonl, iter_jsonl, read_jsonl
+from xling.train import backends, lifecycle
+from xling.train.sft import fit_sft
 
 SAMPLES = "rft_samples.jsonl"
 PARTIAL = "rft_samples.partial.jsonl"
@@ -39,7 +39,7 @@ def generator_backend(cfg: Any, plan: backends.Plan) -> str:
 
 def open_generator(cfg: Any, backend: str, model_path: str):
     """The model being trained (and its starting adapter) behind `xling.generate`'s interface."""
-    from ..generate import load_generator
+    from xling.generate import load_generator
 
     options: dict = {"seed": cfg.seed}
     if cfg.model.template_from is not None:
@@ -53,9 +53,9 @@ def open_generator(cfg: Any, backend: str, model_path: str):
 
 def samples_key(cfg: Any) -> str:
     r = cfg.rft
-    return loop.fingerprint({"model": cfg.model.name, "adapter": cfg.model.adapter, "template": cfg.model.template_from,
+    return lifecycle.fingerprint({"model": cfg.model.name, "adapter": cfg.model.adapter, "template": cfg.model.template_from,
                              "dtype": cfg.model.dtype,
-                             "data": loop.fingerprint(asdict(cfg.data)), "samples": r.samples, "seed": cfg.seed,
+                             "data": lifecycle.fingerprint(asdict(cfg.data)), "samples": r.samples, "seed": cfg.seed,
                              "temperature": r.temperature, "top_p": r.top_p, "max_tokens": r.max_tokens,
                              "chunk": r.chunk, "seeds": "per problem"})
 
@@ -70,17 +70,17 @@ def _done(path: Path) -> dict[tuple[str, str], dict]:
 
 def sample_stage(cfg: Any, run_dir: Path, records: Sequence[dict], make_generator: Callable[[], Any]) -> list[dict]:
     """k graded samples per problem, resumable chunk by chunk; the finished file is reused on re-run."""
-    from ..answers import Grader
+    from xling.grading.answers import Grader
 
     r = cfg.rft
     final, partial = run_dir / SAMPLES, run_dir / PARTIAL
     key = samples_key(cfg)
-    if final.is_file() and loop.stage_done(run_dir, "rft_samples", key):
+    if final.is_file() and lifecycle.stage_done(run_dir, "rft_samples", key):
         console.print(f"RFT samples: reusing {final}", markup=False)
         return read_jsonl(final)
-    if partial.is_file() and not loop.stage_done(run_dir, "rft_samples.partial", key):
+    if partial.is_file() and not lifecycle.stage_done(run_dir, "rft_samples.partial", key):
         partial.unlink()  # made with other settings
-    loop.mark_stage(run_dir, "rft_samples.partial", key)
+    lifecycle.mark_stage(run_dir, "rft_samples.partial", key)
     done = _done(partial)
     chunks = [list(records[i:i + r.chunk]) for i in range(0, len(records), r.chunk)]
     todo = [(ci, ch) for ci, ch in enumerate(chunks) if not all((x["id"], x["lang"]) in done for x in ch)]
@@ -108,7 +108,7 @@ def sample_stage(cfg: Any, run_dir: Path, records: Sequence[dict], make_generato
                 close()
     rows = [done[(x["id"], x["lang"])] for x in records]
     atomic_write_jsonl(final, rows)
-    loop.mark_stage(run_dir, "rft_samples", key)
+    lifecycle.mark_stage(run_dir, "rft_samples", key)
     partial.unlink(missing_ok=True)
     return rows
 
@@ -116,7 +116,7 @@ def sample_stage(cfg: Any, run_dir: Path, records: Sequence[dict], make_generato
 def sample_chunk(generator: Any, grader: Any, chunk: Sequence[dict], r: Any, seed: int) -> list[dict]:
     """Sample and grade one chunk of problems; each problem's samples are seeded from the run's `seed`
     and the problem's id and language, whatever chunk it falls in."""
-    from ..generate.completions import stable_seed
+    from xling.generate.completions import stable_seed
 
     outs = generator.chat([x["prompt"] for x in chunk], n=r.samples, temperature=r.temperature, top_p=r.top_p,
                           max_tokens=r.max_tokens, seed=seed,
@@ -190,7 +190,7 @@ def sample_in_subprocess(run_dir: Path) -> None:
     """Run the sampling stage in a fresh process (vLLM then frees all its GPU memory on exit)."""
     import os
 
-    from ..config import ROOT
+    from xling.common.config import ROOT
 
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
@@ -205,22 +205,22 @@ def run(cfg: Any, run_dir: Path, *, make_generator: Callable[[], Any] | None = N
         extra_callbacks: Sequence[Any] = ()) -> dict:
     """RFT: sample, select, SFT. `make_generator` replaces the real generator (tests)."""
     run_dir = Path(run_dir)
-    plan = loop.prepare(cfg, run_dir, "rft")
-    if (done := loop.reuse_final(cfg, run_dir)) is not None:
-        return loop.summary(run_dir, done)
-    loop.check_checkpoints(cfg, run_dir)
-    records = loop.trainset_stage(cfg, run_dir)
-    model_path = loop.model_path(cfg, run_dir)
+    plan = lifecycle.prepare(cfg, run_dir, "rft")
+    if (done := lifecycle.reuse_final(cfg, run_dir)) is not None:
+        return lifecycle.summary(run_dir, done)
+    lifecycle.check_checkpoints(cfg, run_dir)
+    records = lifecycle.trainset_stage(cfg, run_dir)
+    model_path = lifecycle.model_path(cfg, run_dir)
     backend = generator_backend(cfg, plan)
-    with loop.main_first():  # under accelerate launch the main process samples, the others reuse its file
-        if make_generator is None and backend == "vllm" and not loop.stage_done(run_dir, "rft_samples",
+    with lifecycle.main_first():  # under accelerate launch the main process samples, the others reuse its file
+        if make_generator is None and backend == "vllm" and not lifecycle.stage_done(run_dir, "rft_samples",
                                                                                 samples_key(cfg)):
             sample_in_subprocess(run_dir)
         samples = sample_stage(cfg, run_dir, records,
                                make_generator or (lambda: open_generator(cfg, backend, model_path)))
     pairs = select(samples, records, cfg.rft.keep)
     summary = sampling_summary(samples, pairs)
-    if loop.is_main():
+    if lifecycle.is_main():
         show(summary)
     if not pairs:
         total = sum(len(s["samples"]) for s in samples)
@@ -228,16 +228,16 @@ def run(cfg: Any, run_dir: Path, *, make_generator: Callable[[], Any] | None = N
                          "rft.samples or rft.max_tokens, or start from a stronger model")
     info = fit_sft(cfg, run_dir, plan, pairs, {"method": "rft", "sampling": summary, "generator": backend},
                    extra_callbacks)
-    return loop.summary(run_dir, info, {"sampling": summary})
+    return lifecycle.summary(run_dir, info, {"sampling": summary})
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m xling.train.rft RUN_DIR`: the sampling stage of the RFT run in RUN_DIR."""
     import yaml
 
-    from ..config import build
-    from ..console import print_error
-    from ..tasks.train_rft import Config
+    from xling.common.config import build
+    from xling.common.console import print_error
+    from xling.train.config import RftRecipe as Config
 
     args = sys.argv[1:] if argv is None else argv
     try:
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
         plan = SimpleNamespace(cuda=backends.cuda_available())  # all the generator choice needs: no unsloth import
         records = read_jsonl(run_dir / "trainset.jsonl")
-        model_path = loop.model_path(cfg, run_dir)
+        model_path = lifecycle.model_path(cfg, run_dir)
         backend = generator_backend(cfg, plan)
         sample_stage(cfg, run_dir, records, lambda: open_generator(cfg, backend, model_path))
     except XlingError as e:

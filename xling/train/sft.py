@@ -13,13 +13,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..answers import last_boxed
-from ..console import console
-from ..errors import XlingError
-from . import backends, loop
-from .callbacks import callbacks as make_callbacks
-from .grpo import common_args
-from .prompts import prompt_template, render_prompts, token_lengths
+from xling.grading.answers import last_boxed
+from xling.common.console import console
+from xling.common.errors import XlingError
+from xling.train import backends, lifecycle
+from xling.train.callbacks import callbacks as make_callbacks
+from xling.train.grpo import common_args
+from xling.train.prompts import prompt_template, render_prompts, token_lengths
 
 
 def with_box(text: str, answer: Any) -> str:
@@ -89,11 +89,11 @@ def adapts_output_layer(loaded: backends.Loaded) -> bool:
 def fit_sft(cfg: Any, run_dir: Path, plan: backends.Plan, pairs: Sequence[tuple[dict, str]], info: dict,
             extra_callbacks: Sequence[Any] = ()) -> dict:
     """Load the model, build the SFT set from (record, completion) pairs, train, save final/."""
-    model_path = loop.model_path(cfg, run_dir)
+    model_path = lifecycle.model_path(cfg, run_dir)
     loaded = backends.load(cfg, plan, model_path, cfg.sft.max_length)
     template = prompt_template(loaded.tokenizer, cfg.model.template_from)
     records, report = sft_dataset(pairs, loaded.tokenizer, template, cfg.sft.max_length)
-    if report["dropped"] and loop.is_main():
+    if report["dropped"] and lifecycle.is_main():
         console.print(f"dropped {report['dropped']} example(s) longer than {cfg.sft.max_length} tokens "
                       f"({report['dropped_by_lang']})", markup=False)
 
@@ -102,8 +102,8 @@ def fit_sft(cfg: Any, run_dir: Path, plan: backends.Plan, pairs: Sequence[tuple[
     from trl import SFTConfig, SFTTrainer  # after unsloth: its patched classes on that backend
 
     dataset = datasets.Dataset.from_list(records)
-    output_dir = run_dir / loop.CHECKPOINTS
-    resume_from = loop.resume_point(cfg, output_dir)
+    output_dir = run_dir / lifecycle.CHECKPOINTS
+    resume_from = lifecycle.resume_point(cfg, output_dir)
     kw = sft_args(cfg, plan, output_dir, run_dir)
     if adapts_output_layer(loaded):
         kw["loss_type"] = "nll"  # the same loss over the whole vocabulary, through the adapted layer
@@ -115,29 +115,29 @@ def fit_sft(cfg: Any, run_dir: Path, plan: backends.Plan, pairs: Sequence[tuple[
     if loaded.quantization_config is not None:
         kwargs["quantization_config"] = loaded.quantization_config
     trainer = SFTTrainer(model=loaded.model, args=args, train_dataset=dataset, processing_class=loaded.tokenizer,
-                         callbacks=[*make_callbacks(run_dir / loop.LOG), *extra_callbacks], **kwargs)
+                         callbacks=[*make_callbacks(run_dir / lifecycle.LOG), *extra_callbacks], **kwargs)
     info = {**info, "backend": plan.backend, "model": cfg.model.name, "base_model": model_path, "lora": plan.lora,
             "seed": cfg.seed, "examples": report,
             "batch": {"examples_per_step": plan.batch.questions_per_step, "grad_accum": plan.batch.grad_accum,
                       "processes": plan.processes}}
     info["ran"] = backends.record_ran(run_dir, trainer)
-    return loop.fit(trainer, loaded.tokenizer, run_dir, resume_from, info, cfg)
+    return lifecycle.fit(trainer, loaded.tokenizer, run_dir, resume_from, info, cfg)
 
 
 def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict:
     """SFT on the training set's reference solutions."""
     run_dir = Path(run_dir)
-    plan = loop.prepare(cfg, run_dir, "sft")
-    if (done := loop.reuse_final(cfg, run_dir)) is not None:
-        return loop.summary(run_dir, done)
-    loop.check_checkpoints(cfg, run_dir)
-    records = loop.trainset_stage(cfg, run_dir)
+    plan = lifecycle.prepare(cfg, run_dir, "sft")
+    if (done := lifecycle.reuse_final(cfg, run_dir)) is not None:
+        return lifecycle.summary(run_dir, done)
+    lifecycle.check_checkpoints(cfg, run_dir)
+    records = lifecycle.trainset_stage(cfg, run_dir)
     pairs, missing = targets_from_data(records, cfg.sft.target, cfg.sft.add_box)
-    if missing and loop.is_main():
+    if missing and lifecycle.is_main():
         console.print(f"{sum(missing.values())} problem(s) have no {cfg.sft.target} and are left out ({missing})",
                       markup=False)
     if not pairs and cfg.sft.target == "reference":
-        from ..trainset import pivot_hint
+        from xling.data.trainset import pivot_hint
 
         raise XlingError(f"`reference`: no problem in the training set has one to learn from; write them with: "
                          f"{pivot_hint(cfg.data)}")
@@ -145,4 +145,4 @@ def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict
         raise XlingError(f"no problem in the training set has a '{cfg.sft.target}' to learn from (data.source="
                          f"{cfg.data.source}); use a source with solutions (math, gsm8k, synth) or sft.target=reference")
     info = fit_sft(cfg, run_dir, plan, pairs, {"method": "sft", "missing_target": missing}, extra_callbacks)
-    return loop.summary(run_dir, info)
+    return lifecycle.summary(run_dir, info)

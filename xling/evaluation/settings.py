@@ -1,0 +1,134 @@
+"""An evaluation's settings: generation (gen), scoring (score), extra evaluation models, and their checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from xling.common.config import Invalid
+from xling.data.languages import LANGUAGES, unknown_language_message
+
+PAPER_N = {"aime24": 16, "aime25": 16}  # samples per question (SPEC §3); every other benchmark: 1
+
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")  # gen.dtype: what both generation backends load
+
+
+@dataclass
+class GenConfig:
+    """Generation settings (SPEC §3 defaults)."""
+
+    backend: Literal["auto", "hf", "vllm"] = "auto"  # auto: vllm on CUDA, else hf
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_tokens: int = 8192
+    n: dict[str, int] = field(default_factory=lambda: dict(PAPER_N))  # samples per question; others 1
+    chunk: int = 0  # conversations per generation call (what a crash can lose); 0: hf batch_size, vllm 256
+    batch_size: int = 8  # hf: conversations per generate() call
+    dtype: str = "auto"  # auto, bfloat16, float16 or float32 (auto: bfloat16 on CUDA, float32 on CPU)
+    max_lora_rank: int | None = None  # vllm: null = the adapter's rank rounded up to an allowed value
+    gpu_memory_utilization: float = 0.9  # vllm on a GPU: share of its memory for weights and KV cache
+    max_model_len: int | None = None  # vllm: null = the model's
+    enforce_eager: bool | None = None  # vllm: no CUDA graphs / torch.compile (null: vLLM's default, eager on CPU)
+    engine: dict[str, Any] = field(default_factory=dict)  # vllm: more vllm.LLM keywords, e.g. {kv_cache_memory_bytes: 4e9}
+
+    def samples(self, benchmark: str) -> int:
+        return int(self.n.get(benchmark, 1))
+
+    def check(self) -> None:
+        from xling.common.checks import length_problem
+
+        if (problem := length_problem(self.max_tokens, self.max_model_len)) is not None:
+            raise Invalid("max_model_len", problem)
+
+
+@dataclass
+class ScoreConfig:
+    """Grading and language identification."""
+
+    langid: Literal["langdetect", "lingua", "langid"] = "langdetect"  # the paper's off-target detector
+    min_chars: int = 20  # fewer letters than this after stripping math: language undetermined
+    reasoning_only: bool = False  # judge the language of the text before </think> only
+    timeout: float = 5.0  # seconds per math-verify check
+    workers: int = 2  # grader / language-ID worker processes (0: in this process)
+
+    def check(self) -> None:
+        from xling.common.checks import workers_problem
+
+        if (problem := workers_problem(self.workers)) is not None:
+            raise Invalid("workers", problem)
+
+
+@dataclass
+class Extra:
+    """One more trained model of the same run (e.g. one adapter per number of training languages)."""
+
+    name: str
+    adapter: str | None = None
+    model: str | None = None  # default: the run's `model`
+    train_langs: list[str] = field(default_factory=lambda: ["en"])
+    x: int | None = None  # training languages on the scaling curve (default: len(train_langs))
+    paradigm: str | None = None  # RL, SFT, ... (models are grouped by it)
+
+
+def check_sampling_keys(prefix: str, temperature: float, top_p: float, max_tokens: int, n: dict[str, int],
+                        benchmarks) -> None:
+    """The sampling settings under `prefix` (gen, pairs[i].gen) as both backends accept them (`xling.generate.sampling`).
+
+    Samples per question must be at least 1; for the benchmarks evaluated, greedy decoding with
+    more than one sample (AIME's 16 at temperature 0) is refused.
+    """
+    from xling.generate import sampling
+
+    found = sampling.problem(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
+    if found:
+        raise Invalid(f"{prefix}.{found[0]}", found[1])
+    for b, k in n.items():
+        if k < 1:
+            raise Invalid(f"{prefix}.n.{b}", "ask for at least one sample per question")
+    for b in benchmarks:
+        found = sampling.problem(temperature=temperature, top_p=top_p, n=int(n.get(b, 1)))
+        if found:
+            raise Invalid(f"{prefix}.n.{b}" if b in n else f"{prefix}.temperature", found[1])
+
+
+def check_common(cfg) -> None:
+    """Checks shared by evaluate and observational."""
+    from xling.common.checks import n_boot_problem
+
+    if not cfg.benchmarks:
+        raise Invalid("benchmarks", "give at least one benchmark, e.g. benchmarks=mgsm")
+    if not cfg.langs:
+        raise Invalid("langs", "give languages (e.g. langs=en,de,zh) or langs=all")
+    for code in cfg.langs:
+        if code != "all" and code not in LANGUAGES:
+            raise Invalid("langs", unknown_language_message(code))
+    g = cfg.gen
+    check_sampling_keys("gen", g.temperature, g.top_p, g.max_tokens, g.n, cfg.benchmarks)
+    if g.chunk < 0 or g.batch_size < 1:
+        raise Invalid("gen.chunk", "chunk must be 0 (automatic) or more and batch_size at least 1")
+    if g.dtype not in DTYPES:
+        raise Invalid("gen.dtype", f"'{g.dtype}' is not a dtype generation can load; choose one of: {', '.join(DTYPES)}")
+    if g.max_lora_rank is not None:
+        from xling.generate.lora import ALLOWED_LORA_RANKS
+
+        if g.max_lora_rank not in ALLOWED_LORA_RANKS:
+            raise Invalid("gen.max_lora_rank", f"vLLM accepts only {', '.join(map(str, ALLOWED_LORA_RANKS))}")
+    if not 0 < g.gpu_memory_utilization <= 1:
+        raise Invalid("gen.gpu_memory_utilization", "must be in (0, 1]")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise Invalid("limit", "must be at least 1 (or null for every problem)")
+    if (problem := n_boot_problem(cfg.n_boot)) is not None:
+        raise Invalid("n_boot", problem)
+    g.check()  # a section given whole in YAML is checked as it is built; one left at its defaults, here
+    cfg.score.check()
+    if cfg.score.workers < 0 or cfg.score.min_chars < 0:
+        raise Invalid("score", "workers >= 0 and min_chars >= 0")
+    from xling.grading.answers import timeout_problem
+
+    problem = timeout_problem(cfg.score.timeout)
+    if problem:
+        raise Invalid("score.timeout", problem)
+    both = set(cfg.in_domain) & set(cfg.out_of_domain)
+    if both:
+        raise Invalid("out_of_domain", f"{', '.join(sorted(both))} cannot be both in- and out-of-domain")
