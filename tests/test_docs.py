@@ -221,3 +221,19 @@ def test_a_missing_page_a_missing_anchor_and_the_absent_specification_are_each_r
         "run.py:1 cites docs/page.md#nowhere, which is no heading there",
     ]
     assert absent_spec_citations(tree, files) == ["run.py:2: # as SPEC \u00a72 says"]
+
+
+def test_the_readme_layout_names_every_package_and_module():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    missing = []
+    for path in sorted((ROOT / "xling").rglob("*.py")):
+        rel = path.relative_to(ROOT / "xling")
+        if path.name == "__init__.py":
+            if len(rel.parts) > 1 and f"{rel.parts[0]}/" not in block:
+                missing.append(f"{rel.parts[0]}/")
+            continue
+        named = f"{path.name}" in block or (rel.parts[0] == "tasks" and f" {path.stem}" in block)
+        if not named:
+            missing.append(str(rel))
+    assert not missing, f"README's Layout does not name: {', '.join(missing)}"

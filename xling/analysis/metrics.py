@@ -1,4 +1,4 @@
-"""Transfer metrics as SPEC §2 defines them: pure functions over accuracies, plus bootstrap intervals.
+"""Transfer metrics as docs/protocol.md#metrics defines them: pure functions over accuracies, plus bootstrap intervals.
 
 Accuracies are percentages (0–100). A relative gain over a zero base accuracy is undefined:
 it is None, shown as "None", and left out of every mean (never inf or NaN).

@@ -1,7 +1,7 @@
 """The language table: one row per language drives prompts, answer parsing and language checks.
 
 Adding a language is adding a row to `_ROWS`. Strings for the instruction and the
-prompt-hacking prefix are the paper's (SPEC §3).
+prompt-hacking prefix are the paper's (docs/protocol.md#prompt-hacking).
 """
 
 from __future__ import annotations

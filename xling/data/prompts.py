@@ -1,4 +1,4 @@
-"""Prompts, exactly as the paper built them (SPEC §3), for training and evaluation alike.
+"""Prompts, exactly as the paper built them (docs/protocol.md#prompts), for training and evaluation alike.
 
     messages = build_messages(example, prefix=True)        # system + user (+ assistant pre-fill)
     text = render(messages, tokenizer, template_from=None)  # the string the model continues

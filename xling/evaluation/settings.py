@@ -8,7 +8,7 @@ from typing import Any, Literal
 from xling.common.config import Invalid
 from xling.data.languages import LANGUAGES, unknown_language_message
 
-PAPER_N = {"aime24": 16, "aime25": 16}  # samples per question (SPEC §3); every other benchmark: 1
+PAPER_N = {"aime24": 16, "aime25": 16}  # samples per question (docs/protocol.md#evaluation-benchmarks); others: 1
 
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")  # gen.dtype: what both generation backends load
@@ -16,7 +16,7 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")  # gen.dtype: what both gene
 
 @dataclass
 class GenConfig:
-    """Generation settings (SPEC §3 defaults)."""
+    """Generation settings (defaults: docs/protocol.md#generation)."""
 
     backend: Literal["auto", "hf", "vllm"] = "auto"  # auto: vllm on CUDA, else hf
     temperature: float = 0.6

@@ -30,7 +30,7 @@ from xling.common.console import console, fmt, fmt_ci, print_table
 from xling.common.errors import XlingError
 
 # The curves the paper printed for its parallel-scaling study (Qwen2.5-7B-Instruct, multilingual MATH500;
-# SPEC §2), drawn beside a study's own fit for comparison.
+# docs/protocol.md#published-parallel-scaling-numbers), drawn beside a study's own fit for comparison.
 PAPER_CURVES = {"mti": (2.00, 0.29), "accuracy": (56.98, 0.02)}
 PAPER_LABEL = "paper (Qwen2.5-7B-Instruct, MATH500)"
 METRIC_LABELS = {"mti": "MTI", "accuracy": "mean accuracy (%)"}

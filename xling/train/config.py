@@ -1,4 +1,4 @@
-"""Recipe sections of the training tasks, their defaults (the paper's, SPEC §3) and their checks.
+"""Recipe sections of the training tasks, their defaults (the paper's: docs/protocol.md#training) and their checks.
 
 Sections: `model`, `data` (the training-set builder's `xling.data.trainset.TrainData`), `train`,
 `lora`, `vllm`, `grpo`, `rewards`, `sft`, `rft`. Every value is checked here, with a message that

@@ -64,7 +64,7 @@ EMBEDDING_LANGUAGES: dict[str, tuple[str, ...]] = {
 
 # Named mixes of rewards: name -> {reward: weight}. The training recipe picks one by name.
 REWARD_SETS: dict[str, dict[str, float]] = {
-    "paper": {"accuracy": 0.8, "format": 0.1, "language": 0.1},  # Parallel Scaling Law (SPEC §3)
+    "paper": {"accuracy": 0.8, "format": 0.1, "language": 0.1},  # Parallel Scaling Law (docs/protocol.md#rewards)
     "consistency": {"accuracy": 0.5, "consistency": 0.5},  # ICLR 2026 ablation
     "accuracy": {"accuracy": 1.0},
     "accuracy-format": {"accuracy": 0.9, "format": 0.1},
