@@ -191,7 +191,7 @@ def shards_for(tmp_path, n=2):
         ids = [f"q{i}" for i in range(5)]
         convs = {i: build_messages({"id": i, "lang": lang, "question": f"{lang}-{i}"}) for i in ids}
         shards.append(Shard("m", "mgsm", lang, tmp_path / "m" / "mgsm" / f"{lang}.jsonl", ids, convs, n, 0))
-    return shards, (lambda s: GenerationSettings(s.n, 0.6, 0.95, 8, 3))
+    return shards, (lambda s: GenerationSettings(n=s.n, temperature=0.6, top_p=0.95, max_tokens=8, chunk=3))
 
 
 def test_cache_resumes_after_a_crash(tmp_path):

@@ -53,6 +53,53 @@ def test_settings_vllm_accepts_pass(run_cli, capsys, args):
     assert run_cli(*args, "--dry-run") == 0, capsys.readouterr().err
 
 
+# Every recipe section that samples (`xling.generate.sampling.SamplingSection` / `Sampling`) refuses a value out of
+# vLLM's range at the recipe check with the same one line, naming its own key.
+SECTIONS = [
+    (["evaluate", "model=m"], "gen.", "max_tokens"),
+    (["observational", "pairs=[{trained: a/b, initial: c/d}]"], "gen.", "max_tokens"),
+    (["probes", "base=tiny", "models=[{name: rl, adapter: x}]"], "gen.", "max_tokens"),
+    (["pivot"], "pivot.", "max_tokens"),
+    (["pivot-reward"], "pivot.", "max_tokens"),
+    (["grpo-en"], "grpo.", "max_completion_length"),
+    (["rft"], "rft.", "max_tokens"),
+]
+OUT_OF_RANGE = [("temperature", "3"), ("temperature", "-0.5"), ("top_p", "0"), ("top_p", "1.5"), ("tokens", "0")]
+
+
+def expected(setting: str, value: str) -> str:
+    key = "max_tokens" if setting == "tokens" else setting
+    return sampling.problem(**{"temperature": 1.0, "top_p": 1.0, "max_tokens": 1,
+                               key: int(value) if key == "max_tokens" else float(value)})[1]
+
+
+@pytest.mark.parametrize("setting,value", OUT_OF_RANGE)
+@pytest.mark.parametrize("args,prefix,tokens", SECTIONS, ids=lambda v: v[0] if isinstance(v, list) else None)
+def test_every_sampling_section_refuses_alike(run_cli, capsys, args, prefix, tokens, setting, value):
+    key = tokens if setting == "tokens" else setting
+    assert run_cli(*args, f"{prefix}{key}={value}", "--dry-run") == 2
+    assert capsys.readouterr().err.strip() == f"error: recipe key '{prefix}{key}': {expected(setting, value)}"
+
+
+@pytest.mark.parametrize("setting,value", OUT_OF_RANGE)
+def test_a_pairs_own_settings_refused_alike(run_cli, capsys, setting, value):
+    key = "max_tokens" if setting == "tokens" else setting
+    assert run_cli("observational", f"pairs=[{{trained: a/b, initial: c/d, gen: {{{key}: {value}}}}}]", "--dry-run") == 2
+    assert capsys.readouterr().err.strip() == f"error: recipe key 'pairs[0].gen.{key}': {expected(setting, value)}"
+
+
+def test_section_check_names_its_token_field():
+    from xling.common.config import Invalid
+    from xling.train.config import GrpoConfig
+
+    with pytest.raises(Invalid) as e:
+        GrpoConfig(max_completion_length=0).check()
+    assert (e.value.key, e.value.message) == ("max_completion_length", "must be at least 1, got 0")
+    with pytest.raises(Invalid) as e:
+        sampling.SamplingSection(temperature=0).check_samples(4, "n.mgsm")
+    assert e.value.key == "n.mgsm" and e.value.message.startswith("4 samples at temperature 0 (greedy)")
+
+
 def test_problem_names_the_setting():
     assert sampling.problem(temperature=0.6, top_p=0.95, n=16, max_tokens=8192) is None
     assert sampling.problem(temperature=0.0, top_p=1.0, n=1) is None

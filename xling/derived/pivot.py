@@ -33,13 +33,15 @@ from xling.common.console import console
 from xling.data import Example
 from xling.common.errors import XlingError
 from xling.common.io import append_jsonl, iter_jsonl
+from xling.generate.sampling import SamplingSection
 from xling.data.trainset import REFERENCES_FILE as FILE, read_references  # noqa: F401 (read_references: the store's reader)
 
 
 
-@dataclass(frozen=True)
-class Settings:
-    """How the pivot model writes references (what names the store, with the model)."""
+@dataclass(kw_only=True)
+class Settings(SamplingSection):
+    """How the pivot model writes references (what names the store, with the model); the sampling
+    settings are `xling.generate.sampling.SamplingSection`'s, greedy by default."""
 
     temperature: float = 0.0
     top_p: float = 1.0

@@ -136,7 +136,8 @@ def generate_model(spec: ModelSpec, cfg, data: dict[str, dict], cache: Path, bac
         return generator
 
     def settings_for(shard) -> GenerationSettings:
-        return GenerationSettings(shard.n, g.temperature, g.top_p, g.max_tokens, chunk)
+        return GenerationSettings(n=shard.n, temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_tokens,
+                                  chunk=chunk)
 
     start = time.monotonic()
     try:

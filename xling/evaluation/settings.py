@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from xling.common.config import Invalid
 from xling.data.languages import LANGUAGES, unknown_language_message
+from xling.generate.sampling import SamplingSection
 
 PAPER_N = {"aime24": 16, "aime25": 16}  # samples per question (docs/protocol.md#evaluation-benchmarks); others: 1
 
@@ -14,14 +15,15 @@ PAPER_N = {"aime24": 16, "aime25": 16}  # samples per question (docs/protocol.md
 DTYPES = ("auto", "bfloat16", "float16", "float32")  # gen.dtype: what both generation backends load
 
 
-@dataclass
-class GenConfig:
-    """Generation settings (defaults: docs/protocol.md#generation)."""
+@dataclass(kw_only=True)
+class GenConfig(SamplingSection):
+    """Generation settings (defaults: docs/protocol.md#generation); temperature, top_p and max_tokens
+    are `xling.generate.sampling.SamplingSection`'s."""
 
-    backend: Literal["auto", "hf", "vllm"] = "auto"  # auto: vllm on CUDA, else hf
     temperature: float = 0.6
     top_p: float = 0.95
     max_tokens: int = 8192
+    backend: Literal["auto", "hf", "vllm"] = "auto"  # auto: vllm on CUDA, else hf
     n: dict[str, int] = field(default_factory=lambda: dict(PAPER_N))  # samples per question; others 1
     chunk: int = 0  # conversations per generation call (what a crash can lose); 0: hf batch_size, vllm 256
     batch_size: int = 8  # hf: conversations per generate() call
@@ -36,6 +38,10 @@ class GenConfig:
         return int(self.n.get(benchmark, 1))
 
     def check(self) -> None:
+        super().check()
+        for b, k in self.n.items():
+            if k < 1:
+                raise Invalid(f"n.{b}", "ask for at least one sample per question")
         from xling.common.checks import length_problem
 
         if (problem := length_problem(self.max_tokens, self.max_model_len)) is not None:
@@ -71,25 +77,14 @@ class Extra:
     paradigm: str | None = None  # RL, SFT, ... (models are grouped by it)
 
 
-def check_sampling_keys(prefix: str, temperature: float, top_p: float, max_tokens: int, n: dict[str, int],
-                        benchmarks) -> None:
-    """The sampling settings under `prefix` (gen, pairs[i].gen) as both backends accept them (`xling.generate.sampling`).
-
-    Samples per question must be at least 1; for the benchmarks evaluated, greedy decoding with
-    more than one sample (AIME's 16 at temperature 0) is refused.
-    """
-    from xling.generate import sampling
-
-    found = sampling.problem(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
-    if found:
-        raise Invalid(f"{prefix}.{found[0]}", found[1])
-    for b, k in n.items():
-        if k < 1:
-            raise Invalid(f"{prefix}.n.{b}", "ask for at least one sample per question")
+def check_samples(gen: GenConfig, benchmarks, prefix: str = "gen") -> None:
+    """Samples per question of the benchmarks evaluated, under `prefix` (gen, pairs[i].gen): greedy decoding
+    with more than one sample (AIME's 16 at temperature 0) is refused (`xling.generate.sampling`)."""
     for b in benchmarks:
-        found = sampling.problem(temperature=temperature, top_p=top_p, n=int(n.get(b, 1)))
-        if found:
-            raise Invalid(f"{prefix}.n.{b}" if b in n else f"{prefix}.temperature", found[1])
+        try:
+            gen.check_samples(gen.samples(b), f"n.{b}" if b in gen.n else "temperature")
+        except Invalid as e:
+            raise Invalid(f"{prefix}.{e.key}", e.message) from None
 
 
 def check_common(cfg) -> None:
@@ -104,7 +99,11 @@ def check_common(cfg) -> None:
         if code != "all" and code not in LANGUAGES:
             raise Invalid("langs", unknown_language_message(code))
     g = cfg.gen
-    check_sampling_keys("gen", g.temperature, g.top_p, g.max_tokens, g.n, cfg.benchmarks)
+    try:
+        g.check()  # a section given whole in YAML is checked as it is built; one left at its defaults, here
+    except Invalid as e:
+        raise Invalid(f"gen.{e.key}", e.message) from None
+    check_samples(g, cfg.benchmarks)
     if g.chunk < 0 or g.batch_size < 1:
         raise Invalid("gen.chunk", "chunk must be 0 (automatic) or more and batch_size at least 1")
     if g.dtype not in DTYPES:
@@ -120,7 +119,6 @@ def check_common(cfg) -> None:
         raise Invalid("limit", "must be at least 1 (or null for every problem)")
     if (problem := n_boot_problem(cfg.n_boot)) is not None:
         raise Invalid("n_boot", problem)
-    g.check()  # a section given whole in YAML is checked as it is built; one left at its defaults, here
     cfg.score.check()
     if cfg.score.workers < 0 or cfg.score.min_chars < 0:
         raise Invalid("score", "workers >= 0 and min_chars >= 0")

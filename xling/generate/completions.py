@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from xling.common.io import _json_safe
+from xling.generate.sampling import SamplingSection
 
 
 def slug(text: str, limit: int = 48) -> str:
@@ -183,12 +184,11 @@ class Shard:
         return [self.done[i] for i in self.ids]
 
 
-@dataclass
-class GenerationSettings:
-    n: int
-    temperature: float
-    top_p: float
-    max_tokens: int
+@dataclass(kw_only=True)
+class GenerationSettings(SamplingSection):
+    """What one generation call of a shard's items samples with (`xling.generate.sampling.SamplingSection`)."""
+
+    n: int  # samples per conversation
     chunk: int  # conversations per generation call
 
 

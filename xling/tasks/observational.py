@@ -12,7 +12,7 @@ metrics.json) with `figures/mti.png` (MTI per model by paradigm) and a TI heatma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +22,7 @@ from xling.common.console import console
 from xling.common.errors import XlingError
 from xling.data.languages import LANGUAGES, unknown_language_message
 from xling.data.prompts import Variant
-from xling.evaluation.settings import GenConfig, ScoreConfig, check_common, check_sampling_keys
+from xling.evaluation.settings import GenConfig, ScoreConfig, check_common, check_samples
 from xling.evaluation.models import ModelSpec, default_name
 from xling.evaluation.runner import check_comparisons, evaluate_specs, preflight, show_plan
 
@@ -33,12 +33,13 @@ class PairGen:
 
     The paper evaluates 32B models with 32,768 new tokens and DAPO-Qwen-32B with its own settings
     (temperature 1.0, top-p 0.7, 20,480 tokens). An initial model shared by pairs with different
-    settings is evaluated once per setting, so every comparison is like for like.
+    settings is evaluated once per setting, so every comparison is like for like. The values are
+    checked as the recipe's `gen` (`xling.generate.sampling.SamplingSection`) with these in place.
     """
 
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
+    temperature: float | None = None  # sampling temperature, 0 (greedy) to 2 (null: gen.temperature)
+    top_p: float | None = None  # nucleus sampling probability mass, in (0, 1] (null: gen.top_p)
+    max_tokens: int | None = None  # new tokens per answer at most (null: gen.max_tokens)
 
     def overrides(self) -> dict:
         return {k: v for k, v in (("temperature", self.temperature), ("top_p", self.top_p),
@@ -97,9 +98,12 @@ class Config(Recipe):
                     raise Invalid(f"pairs[{i}].train_langs", unknown_language_message(code))
             own = p.gen.overrides()
             if own:
-                g = self.gen
-                check_sampling_keys(f"pairs[{i}].gen", own.get("temperature", g.temperature), own.get("top_p", g.top_p),
-                                    own.get("max_tokens", g.max_tokens), g.n, self.benchmarks)
+                g = replace(self.gen, **own)
+                try:
+                    g.check_samples(1)
+                except Invalid as e:
+                    raise Invalid(f"pairs[{i}].gen.{e.key}", e.message) from None
+                check_samples(g, self.benchmarks, f"pairs[{i}].gen")
 
 
 def _resolve(ref: str, models: dict[str, str]) -> tuple[str, str]:

@@ -22,22 +22,24 @@ from xling.common.config import Invalid, Recipe
 from xling.common.console import console
 from xling.common.errors import XlingError
 from xling.data.trainset import TrainData
+from xling.generate.sampling import SamplingSection
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 LEDGER = "references_written.jsonl"  # in the run folder: each reference this run wrote (its counts survive kills)
 
 
 @dataclass(kw_only=True)
-class PivotConfig:
-    """The pivot model and how it writes references (a recipe section: `pivot.model=...`)."""
+class PivotConfig(SamplingSection):
+    """The pivot model and how it writes references (a recipe section: `pivot.model=...`); temperature, top_p
+    and max_tokens are `xling.generate.sampling.SamplingSection`'s."""
 
+    temperature: float = 0.0  # greedy
+    top_p: float = 1.0
+    max_tokens: int = 2048
     model: str = "Qwen/Qwen2.5-7B-Instruct"  # hub id, local folder, or 'tiny' (a tiny random model: CPU demo)
     template_from: str | None = None  # chat template to borrow when the model has none
     backend: Literal["auto", "hf", "vllm"] = "auto"  # auto: vLLM with CUDA, else transformers
     dtype: str = "auto"
-    temperature: float = 0.0  # greedy
-    top_p: float = 1.0
-    max_tokens: int = 2048
     keep_truncated: bool = False  # keep references cut off at max_tokens (else rejected)
     retry_rejected: bool = False
     chunk: int = 64  # problems per generation call (the unit of resume)
@@ -50,17 +52,10 @@ class PivotConfig:
             raise Invalid("model", "give the pivot model: a hub id, a local folder, or 'tiny'")
         if self.dtype not in DTYPES:
             raise Invalid("dtype", f"choose one of: {', '.join(DTYPES)}")
-        if self.temperature < 0:
-            raise Invalid("temperature", "must be 0 (greedy) or more")
-        if not 0 < self.top_p <= 1:
-            raise Invalid("top_p", "must be in (0, 1]")
-        for key in ("max_tokens", "chunk", "batch_size"):
+        super().check()
+        for key in ("chunk", "batch_size"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
-        from xling.common.checks import tokens_problem
-
-        if (problem := tokens_problem(self.max_tokens)) is not None:
-            raise Invalid("max_tokens", problem)
         if not 0 < self.gpu_memory_utilization <= 1:
             raise Invalid("gpu_memory_utilization", "must be in (0, 1]")
 

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from xling.generate import sampling
+from xling.generate.sampling import Sampling, SamplingSection
 from xling.common.checks import OPTIMIZERS, SCHEDULERS, finite_problem, norm_problem, tokens_problem, workers_problem
 from xling.common.config import Invalid, Recipe
 from xling.planning.batches import batch_plan
@@ -158,10 +158,13 @@ class VllmConfig:
 
 
 @dataclass(kw_only=True)
-class GrpoConfig:
+class GrpoConfig(Sampling):
+    """GRPO's settings; temperature and top_p are `xling.generate.sampling.Sampling`'s, its token limit
+    max_completion_length."""
+
+    TOKENS = "max_completion_length"
+
     num_generations: int = 16  # rollouts per question (G)
-    temperature: float = 1.0
-    top_p: float = 1.0
     max_prompt_length: int = 1024  # longer prompts are dropped (and counted) before training
     max_completion_length: int = 4096
     loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = "dapo"
@@ -179,11 +182,8 @@ class GrpoConfig:
     def check(self) -> None:
         if self.num_generations < 2:
             raise Invalid("num_generations", "GRPO needs at least 2 rollouts per question to compute advantages")
-        found = sampling.problem(temperature=self.temperature, top_p=self.top_p, n=self.num_generations)
-        if found:
-            raise Invalid(found[0] if found[0] != "n" else "temperature",
-                          found[1] if found[0] != "n" else "must be above 0: GRPO samples several different "
-                          "rollouts per question")
+        self.check_samples(self.num_generations, "temperature",
+                           "must be above 0: GRPO samples several different rollouts per question")
         for key in ("max_prompt_length", "max_completion_length", "num_iterations"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
@@ -268,27 +268,20 @@ class SftConfig:
 
 
 @dataclass(kw_only=True)
-class RftConfig:
+class RftConfig(SamplingSection):
+    """Rejection-sampling settings; temperature, top_p and max_tokens are `xling.generate.sampling.SamplingSection`'s."""
+
     samples: int = 8  # answers sampled per problem
     keep: int = 1  # correct answers kept per problem (distinct texts)
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 4096
     generator: Literal["auto", "hf", "vllm"] = "auto"  # auto: vllm with CUDA when installed, else hf
     gpu_memory_utilization: float = 0.85  # vllm sampling (runs before training, in its own process)
     chunk: int = 64  # problems per generator call (the unit of resume)
 
     def check(self) -> None:
-        for key in ("samples", "keep", "max_tokens", "chunk"):
+        for key in ("samples", "keep", "chunk"):
             if getattr(self, key) < 1:
                 raise Invalid(key, "must be at least 1")
-        if (problem := tokens_problem(self.max_tokens)) is not None:
-            raise Invalid("max_tokens", problem)
-        found = sampling.problem(temperature=self.temperature, top_p=self.top_p, n=self.samples,
-                                 max_tokens=self.max_tokens)
-        if found:
-            raise Invalid(found[0] if found[0] != "n" else "temperature",
-                          found[1] if found[0] != "n" else "must be above 0: RFT samples several different answers")
+        self.check_samples(self.samples, "temperature", "must be above 0: RFT samples several different answers")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise Invalid("gpu_memory_utilization", "must be in (0, 1], e.g. 0.85")
 
