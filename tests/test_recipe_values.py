@@ -24,7 +24,7 @@ from xling.common import checks
     (["grpo-en", "train.weight_decay=inf"], "recipe key 'train.weight_decay': must be a finite number"),
     (["grade", "input=x.jsonl", "workers=1000000"], "recipe key 'workers': 1000000 worker processes is more than "),
     (["evaluate", "model=tiny", "score.workers=1000000"], "recipe key 'score.workers': 1000000 worker processes"),
-    (["grpo-en", "rewards.workers=1000000"], "recipe key 'rewards.workers': 1000000 grader processes is more than"),
+    (["grpo-en", "rewards.workers=1000000"], "recipe key 'rewards.workers': 1000000 worker processes is more than"),
     (["evaluate", "model=tiny", "gen.max_tokens=1e15"], "recipe key 'gen.max_tokens': 1,000,000,000,000,000 tokens "
                                                         "is more than any model handles"),
     (["evaluate", "model=tiny", "gen.max_model_len=0"], "recipe key 'gen.max_model_len': must be at least 1, got 0"),
@@ -90,3 +90,40 @@ def test_the_bootstrap_refuses_what_memory_cannot_hold_before_allocating(monkeyp
                                          r"accuracies per replicate\), more than the 976\.6 KiB available"):
         M.bootstrap(items, lambda acc: acc["a"]["mgsm"]["en"], n_boot=100_000)
     assert M.bootstrap(items, lambda acc: acc["a"]["mgsm"]["en"], n_boot=1000) is not None
+
+
+# The scoring keys (xling.grading.settings.ScoreSection): evaluation's `score.*`, grade's flat keys and training's
+# `rewards.*` grading keys are one declaration, with one default and one check.
+SCORING = [(["evaluate", "model=tiny"], "score."), (["observational", "pairs=[{trained: a/b, initial: c/d}]"], "score."),
+           (["grade", "input=x.jsonl"], ""), (["grpo-en"], "rewards."), (["pivot-reward"], "rewards.")]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("min_chars", "-1", "must be 0 or more, got -1"),
+    ("timeout", "0", "must be a number of seconds above 0 and at most"),
+    ("workers", "-1", "must be 0 (work in this process) or more, got -1"),
+    ("langid", "fasttext", "'fasttext' is not allowed; choose one of: langdetect, lingua, langid"),
+])
+@pytest.mark.parametrize("args, prefix", SCORING, ids=lambda v: v[0] if isinstance(v, list) else None)
+def test_scoring_keys_are_checked_alike_everywhere(run_cli, capsys, args, prefix, key, value, message):
+    assert run_cli(*args, f"{prefix}{key}={value}", "--dry-run") == 2
+    assert capsys.readouterr().err.strip().startswith(f"error: recipe key '{prefix}{key}': {message}")
+
+
+def test_scoring_settings_have_one_default_everywhere():
+    from dataclasses import fields
+
+    from xling.common.config import build
+    from xling.grading.settings import ScoreSection
+    from xling.tasks import evaluate, grade
+    from xling.train.config import RewardsConfig
+
+    names = [f.name for f in fields(ScoreSection)]
+    assert names == ["langid", "min_chars", "reasoning_only", "timeout", "workers"]
+    score = build(evaluate.Config, {"task": "evaluate", "model": "tiny"}).score
+    flat = build(grade.Config, {"task": "grade", "input": "x.jsonl"})
+    rewards = RewardsConfig()
+    for section in (score, flat, rewards):
+        assert isinstance(section, ScoreSection)
+        assert {n: getattr(section, n) for n in names} == {"langid": "langdetect", "min_chars": 20,
+                                                           "reasoning_only": False, "timeout": 5.0, "workers": None}

@@ -3,7 +3,8 @@
 import pytest
 
 from xling.grading.answers import Grader
-from xling.evaluation.score import ScoreSettings, cell_summary, item_record, off_target_records, score_samples
+from xling.grading.settings import ScoreSection
+from xling.evaluation.score import cell_summary, item_record, off_target_records, score_samples
 
 DE = "Zuerst rechnen wir die Anzahl der Eier aus und dann ziehen wir die gegessenen Eier ab. Die Antwort lautet"
 EN = "First we count all the eggs and then we subtract the eggs that were eaten for breakfast, so the answer is"
@@ -21,7 +22,7 @@ def sample(text, k=0, finish="stop"):
 
 def test_one_sample_per_item(grader):
     samples = [[sample(f"{DE} \\boxed{{18}}")], [sample(f"{EN} \\boxed{{1.000}}")], [sample("", finish="length")]]
-    graded = score_samples(samples, ["18", "1000", "3"], ["number"] * 3, "de", grader, ScoreSettings(workers=0))
+    graded = score_samples(samples, ["18", "1000", "3"], ["number"] * 3, "de", grader, ScoreSection(workers=0))
     assert [g[0]["correct"] for g in graded] == [True, True, False]
     assert graded[0][0]["detected_lang"] == "de" and graded[0][0]["on_target"] is True
     assert graded[1][0]["detected_lang"] == "en" and graded[1][0]["on_target"] is False
@@ -40,7 +41,7 @@ def test_one_sample_per_item(grader):
 def test_aime_mean_over_samples(grader):
     texts = [f"{EN} \\boxed{{{v}}}" for v in (204, 204, 17, 204)]
     graded = score_samples([[sample(t, k, "length" if k == 3 else "stop") for k, t in enumerate(texts)]],
-                           ["204"], ["math"], "en", grader, ScoreSettings(workers=0))
+                           ["204"], ["math"], "en", grader, ScoreSection(workers=0))
     rec = item_record("m", "aime24", "en", "aime24-0", "204", graded[0])
     assert rec["n"] == 4 and rec["score"] == pytest.approx(0.75) and rec["correct"] == 3 and rec["truncated"] == 1
     assert rec["extracted"] == ["204", "204", "17", "204"] and rec["on_target"] == 1.0
@@ -50,7 +51,7 @@ def test_aime_mean_over_samples(grader):
 
 def test_unparseable_gold_is_left_out_of_accuracy(grader):
     graded = score_samples([[sample("\\boxed{3}")], [sample("\\boxed{4}")]], ["3", "n/a"], ["number"] * 2, "en",
-                           grader, ScoreSettings(workers=0))
+                           grader, ScoreSection(workers=0))
     recs = [item_record("m", "mgsm", "en", str(i), a, g) for i, (a, g) in enumerate(zip(["3", "n/a"], graded))]
     assert recs[1]["error"] == "unparseable gold"
     assert cell_summary(recs)["accuracy"] == 100 and cell_summary(recs)["unparseable_gold"] == 1
@@ -61,7 +62,7 @@ def test_read_scored_reuses_only_matching_rows(grader, tmp_path):
     the completions, gold answer and settings it was computed from; anything else is re-scored."""
     from xling.evaluation.score import read_scored, scored_key, write_scored
 
-    settings = ScoreSettings(workers=0)
+    settings = ScoreSection(workers=0)
     samples = {f"q{i}": [sample(f"{EN} \\boxed{{{i}}}", k) for k in range(3)] for i in range(3)}
     graded = score_samples(list(samples.values()), ["0", "1", "2"], ["number"] * 3, "en", grader, settings)
     rows = [item_record("m", "mgsm", "en", i, str(k), g) for k, (i, g) in enumerate(zip(samples, graded))]
@@ -76,9 +77,9 @@ def test_read_scored_reuses_only_matching_rows(grader, tmp_path):
     changed = {**keys, "q1": scored_key(samples["q1"][:2] + [sample("other", 2)], "1", "number", settings),
                "q2": scored_key(samples["q2"], "7", "number", settings)}
     assert set(read_scored(path, changed, 3)) == {"q0"}
-    other = ScoreSettings(langid="langid", workers=0)
+    other = ScoreSection(langid="langid", workers=0)
     assert scored_key(samples["q0"], "0", "number", other) != keys["q0"]
-    assert scored_key(samples["q0"], "0", "number", ScoreSettings(workers=4)) == keys["q0"]  # workers change nothing
+    assert scored_key(samples["q0"], "0", "number", ScoreSection(workers=4)) == keys["q0"]  # workers change nothing
     assert read_scored(tmp_path / "absent.jsonl", keys, 3) == {}
     path.write_text(path.read_text() + '{"id": "q0", "n"')  # a torn line is ignored
     assert set(read_scored(path, keys, 3)) == {"q0", "q1", "q2"}

@@ -168,7 +168,6 @@ def score_model(spec: ModelSpec, shards: list, data: dict[str, dict], cfg, grade
     shard is rewritten atomically.
     """
     from xling.evaluation.score import (
-        ScoreSettings,
         item_record,
         read_scored,
         score_samples,
@@ -177,8 +176,7 @@ def score_model(spec: ModelSpec, shards: list, data: dict[str, dict], cfg, grade
     )
     from xling.generate.completions import fingerprint
 
-    s = cfg.score
-    settings = ScoreSettings(s.langid, s.min_chars, s.reasoning_only, s.timeout, s.workers)
+    settings = cfg.score
     folder = run_dir / "scored" / f"{shards[0].path.parent.parent.name}-{fingerprint(settings.as_dict())}"
     items: list[dict] = []
     todo = []

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -31,28 +30,16 @@ from xling.analysis import metrics as M
 from xling.grading.answers import UNPARSEABLE_GOLD, Grader
 from xling.common.io import atomic_write_jsonl, iter_jsonl
 from xling.grading.langid import detect_batch
-
-
-@dataclass
-class ScoreSettings:
-    langid: str = "langdetect"
-    min_chars: int = 20
-    reasoning_only: bool = False
-    timeout: float = 5.0
-    workers: int = 2
-
-    def as_dict(self) -> dict:
-        return {"langid": self.langid, "min_chars": self.min_chars, "reasoning_only": self.reasoning_only,
-                "timeout": self.timeout}
+from xling.grading.settings import ScoreSection
 
 
 def score_samples(samples: Sequence[Sequence[dict]], golds: Sequence[str], kinds: Sequence[str], lang: str,
-                  grader: Grader, settings: ScoreSettings) -> list[list[dict]]:
+                  grader: Grader, settings: ScoreSection) -> list[list[dict]]:
     """Grade and identify the language of every sample: per item, the n samples' results."""
     flat = [(i, s) for i, group in enumerate(samples) for s in group]
     texts = [s["text"] for _, s in flat]
     results = grader.grade_batch(texts, [golds[i] for i, _ in flat], lang, [kinds[i] for i, _ in flat])
-    pool = grader.pool if settings.workers and settings.langid != "lingua" else None
+    pool = grader.pool if grader.workers and settings.langid != "lingua" else None
     detected = detect_batch(texts, settings.langid, min_chars=settings.min_chars,
                             reasoning_only=settings.reasoning_only, pool=pool)
     out: list[list[dict]] = [[] for _ in samples]
@@ -94,7 +81,7 @@ SCORE_VERSION = 2  # bump when grading or language identification changes what a
 SCORED_KEY = "scored_from"
 
 
-def scored_key(samples: Sequence[dict], answer: str, kind: str, settings: ScoreSettings) -> str:
+def scored_key(samples: Sequence[dict], answer: str, kind: str, settings: ScoreSection) -> str:
     """A digest of everything an item's scored row depends on: its completions (sample index, text,
     finish reason, tokens), its gold answer and kind, the scoring settings and `SCORE_VERSION`."""
     payload = {"version": SCORE_VERSION, "settings": settings.as_dict(), "answer": answer, "kind": kind,

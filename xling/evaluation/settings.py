@@ -1,4 +1,5 @@
-"""An evaluation's settings: generation (gen), scoring (score), extra evaluation models, and their checks."""
+"""An evaluation's settings: generation (gen), extra evaluation models, and the checks of evaluation recipes
+(scoring, `score`, is `xling.grading.settings.ScoreSection`)."""
 
 from __future__ import annotations
 
@@ -46,23 +47,6 @@ class GenConfig(SamplingSection):
 
         if (problem := length_problem(self.max_tokens, self.max_model_len)) is not None:
             raise Invalid("max_model_len", problem)
-
-
-@dataclass
-class ScoreConfig:
-    """Grading and language identification."""
-
-    langid: Literal["langdetect", "lingua", "langid"] = "langdetect"  # the paper's off-target detector
-    min_chars: int = 20  # fewer letters than this after stripping math: language undetermined
-    reasoning_only: bool = False  # judge the language of the text before </think> only
-    timeout: float = 5.0  # seconds per math-verify check
-    workers: int = 2  # grader / language-ID worker processes (0: in this process)
-
-    def check(self) -> None:
-        from xling.common.checks import workers_problem
-
-        if (problem := workers_problem(self.workers)) is not None:
-            raise Invalid("workers", problem)
 
 
 @dataclass
@@ -119,14 +103,10 @@ def check_common(cfg) -> None:
         raise Invalid("limit", "must be at least 1 (or null for every problem)")
     if (problem := n_boot_problem(cfg.n_boot)) is not None:
         raise Invalid("n_boot", problem)
-    cfg.score.check()
-    if cfg.score.workers < 0 or cfg.score.min_chars < 0:
-        raise Invalid("score", "workers >= 0 and min_chars >= 0")
-    from xling.grading.answers import timeout_problem
-
-    problem = timeout_problem(cfg.score.timeout)
-    if problem:
-        raise Invalid("score.timeout", problem)
+    try:
+        cfg.score.check()  # as gen: here for a section left at its defaults
+    except Invalid as e:
+        raise Invalid(f"score.{e.key}", e.message) from None
     both = set(cfg.in_domain) & set(cfg.out_of_domain)
     if both:
         raise Invalid("out_of_domain", f"{', '.join(sorted(both))} cannot be both in- and out-of-domain")

@@ -32,13 +32,14 @@ from xling.common.errors import XlingError
 from xling.data.languages import LANGUAGES, unknown_language_message
 from xling.data.prompts import Variant
 from xling.evaluation.models import ModelSpec, default_name
+from xling.grading.settings import ScoreSection
 from xling.evaluation.runner import (
     check_comparisons,
     evaluate_specs,
     preflight,
     show_plan,
 )
-from xling.evaluation.settings import Extra, GenConfig, ScoreConfig, check_common
+from xling.evaluation.settings import Extra, GenConfig, check_common
 
 
 @dataclass(kw_only=True)
@@ -59,7 +60,7 @@ class Config(Recipe):
     prefix: bool = True  # prompt hacking: pre-fill the assistant turn with the language's prefix
     variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.data.prompts)
     gen: GenConfig = field(default_factory=GenConfig)
-    score: ScoreConfig = field(default_factory=ScoreConfig)
+    score: ScoreSection = field(default_factory=ScoreSection)
     in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
     out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
     n_boot: int = 1000

@@ -22,7 +22,8 @@ from typing import Literal
 
 from xling.analysis import metrics as M
 from xling.evaluation import score as S
-from xling.grading.answers import KINDS, TIMEOUT, UNPARSEABLE_GOLD, Grader, timeout_problem
+from xling.grading.answers import KINDS, TIMEOUT, UNPARSEABLE_GOLD, Grader
+from xling.grading.settings import ScoreSection
 from xling.common.config import Invalid, Recipe, shipped_path
 from xling.common.console import console, fmt, print_table
 from xling.common.errors import XlingError
@@ -37,27 +38,17 @@ CHUNK = 512  # lines graded between two appends to it
 
 
 @dataclass(kw_only=True)
-class Config(Recipe):
+class Config(ScoreSection, Recipe):
+    """Task `grade`: its scoring keys (langid, min_chars, reasoning_only, timeout, workers) are
+    `xling.grading.settings.ScoreSection`'s, as evaluation's `score.*`."""
+
     input: str  # JSONL: completion, answer, lang[, kind, id]
     kind: Literal["math", "number", "choice"] = "math"  # for lines without a `kind`
-    langid: Literal["langdetect", "lingua", "langid"] = "langdetect"  # language-ID backend
-    min_chars: int = 20  # fewer letters than this (after stripping math): language undetermined
-    reasoning_only: bool = False  # judge the language of the part before </think> only
-    timeout: float = 5.0  # seconds per math-verify check; longer is wrong ("timeout")
-    workers: int = 2  # math-verify / language-ID worker processes (0: in this process)
 
     def check(self) -> None:
         if not str(self.input).strip():
             raise Invalid("input", "give the completions file as input=FILE.jsonl")
-        if self.min_chars < 0:
-            raise Invalid("min_chars", "must be 0 or more")
-        problem = timeout_problem(self.timeout)
-        if problem:
-            raise Invalid("timeout", problem)
-        from xling.common.checks import workers_problem
-
-        if (problem := workers_problem(self.workers)) is not None:
-            raise Invalid("workers", problem)
+        super().check()
 
 
 def read_items(path: Path, default_kind: str) -> tuple[list[tuple[int, dict]], list[str]]:
@@ -98,7 +89,7 @@ def _grade_with(grader: Grader, records: list[dict], cfg: Config, note: str = ""
         results = grader.grade_batch(completions, [r["answer"] for r in records], [r["lang"] for r in records],
                                      [r.get("kind") or cfg.kind for r in records])
     with console.status(f"identifying languages ({cfg.langid}){note}"):
-        pool = grader.pool if cfg.workers and cfg.langid != "lingua" else None
+        pool = grader.pool if grader.workers and cfg.langid != "lingua" else None
         detected = detect_batch(completions, cfg.langid, min_chars=cfg.min_chars,
                                 reasoning_only=cfg.reasoning_only, pool=pool)
     out = []

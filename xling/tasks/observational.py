@@ -22,8 +22,9 @@ from xling.common.console import console
 from xling.common.errors import XlingError
 from xling.data.languages import LANGUAGES, unknown_language_message
 from xling.data.prompts import Variant
-from xling.evaluation.settings import GenConfig, ScoreConfig, check_common, check_samples
+from xling.evaluation.settings import GenConfig, check_common, check_samples
 from xling.evaluation.models import ModelSpec, default_name
+from xling.grading.settings import ScoreSection
 from xling.evaluation.runner import check_comparisons, evaluate_specs, preflight, show_plan
 
 
@@ -72,7 +73,7 @@ class Config(Recipe):
     prefix: bool = True
     variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.data.prompts)
     gen: GenConfig = field(default_factory=GenConfig)
-    score: ScoreConfig = field(default_factory=ScoreConfig)
+    score: ScoreSection = field(default_factory=ScoreSection)
     in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
     out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
     n_boot: int = 1000

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from xling.generate.sampling import Sampling, SamplingSection
-from xling.common.checks import OPTIMIZERS, SCHEDULERS, finite_problem, norm_problem, tokens_problem, workers_problem
+from xling.grading.settings import ScoreSection
+from xling.common.checks import OPTIMIZERS, SCHEDULERS, finite_problem, norm_problem, tokens_problem
 from xling.common.config import Invalid, Recipe
 from xling.planning.batches import batch_plan
 from xling.planning.plan import PLAN_KEYS, PlanConfig
@@ -210,15 +211,13 @@ class GrpoConfig(Sampling):
 
 
 @dataclass(kw_only=True)
-class RewardsConfig:
+class RewardsConfig(ScoreSection):
+    """The reward mix; grading and language ID (langid, min_chars, reasoning_only, timeout, workers) are
+    `xling.grading.settings.ScoreSection`'s, as evaluation's `score.*`."""
+
     set: str = "paper"  # a reward set of xling.train.rewards.REWARD_SETS (paper: 0.8 acc + 0.1 format + 0.1 lang)
     weights: dict[str, float] = field(default_factory=dict)  # or your own mix, e.g. {accuracy: 1.0}
-    langid: Literal["langdetect", "lingua", "langid"] = "langdetect"
-    min_chars: int = 20
-    reasoning_only: bool = False
-    require_think: bool = False
-    timeout: float = 5.0  # seconds per math-verify check
-    workers: int | None = None  # grader processes (null: up to 8; 0: in the training process)
+    require_think: bool = False  # the format reward asks for a closed <think> block before the answer
     embedding_model: str | None = None  # pivot rewards: a sentence-transformers model (default LaBSE; 'tiny')
     translator: str | None = None  # pivot_translate: the model translating answers into English ('tiny')
 
@@ -230,13 +229,7 @@ class RewardsConfig:
         for name in self.weights:
             if name not in REWARD_FUNCTIONS:
                 raise Invalid("weights", f"unknown reward '{name}'; choose from: {', '.join(REWARD_FUNCTIONS)}")
-        from xling.grading.answers import timeout_problem
-
-        problem = timeout_problem(self.timeout)
-        if problem:
-            raise Invalid("timeout", problem)
-        if self.workers is not None and (problem := workers_problem(self.workers, "grader processes")):
-            raise Invalid("workers", problem)
+        super().check()
         mix = self.weights or REWARD_SETS.get(self.set, {})
         if "pivot_translate" in mix and not self.translator:
             raise Invalid("translator", "reward pivot_translate translates answers into English: give "
