@@ -127,3 +127,52 @@ def test_scoring_settings_have_one_default_everywhere():
         assert isinstance(section, ScoreSection)
         assert {n: getattr(section, n) for n in names} == {"langid": "langdetect", "min_chars": 20,
                                                            "reasoning_only": False, "timeout": 5.0, "workers": None}
+
+
+# The analysis keys (xling.analysis.settings): task analyze's, transfer's, the evaluations' and a sweep's `analyze:`
+# section are one declaration with one check.
+ANALYSES = [(["analyze", "table=t.csv"], ""), (["transfer", "table=t.csv", "base=a", "trained=b"], ""),
+            (["evaluate", "model=tiny"], ""), (["observational", "pairs=[{trained: a/b, initial: c/d}]"], ""),
+            (["parallel-scaling"], "analyze.")]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("n_boot", "1", "must be at least 2 (1000 gives 95% intervals), got 1"),
+    ("out_of_domain", "math500,aime24", "math500 cannot be both in- and out-of-domain"),
+    ("mti_policy", "strict", "'strict' is not allowed; choose one of: defined, paper"),
+])
+@pytest.mark.parametrize("args, prefix", ANALYSES, ids=lambda v: v[0] if isinstance(v, list) else None)
+def test_analysis_keys_are_checked_alike_everywhere(run_cli, capsys, args, prefix, key, value, message):
+    assert run_cli(*args, f"{prefix}{key}={value}", "--dry-run") == 2
+    assert capsys.readouterr().err.strip() == f"error: recipe key '{prefix}{key}': {message}"
+
+
+@pytest.mark.parametrize("args, prefix", [(["analyze", "table=t.csv"], ""), (["evaluate", "model=tiny"], ""),
+                                          (["parallel-scaling"], "analyze.")])
+def test_study_keys_are_checked_alike(run_cli, capsys, args, prefix):
+    assert run_cli(*args, f"{prefix}fit_from=0", "--dry-run") == 2
+    assert capsys.readouterr().err.strip() == f"error: recipe key '{prefix}fit_from': must be at least 1"
+    assert run_cli(*args, f"{prefix}contrasts={{a: [x]}}", "--dry-run") == 2
+    assert capsys.readouterr().err.strip() == (f"error: recipe key '{prefix}contrasts.a': name two members: [a, b] "
+                                               "(reported as a − b)")
+
+
+def test_a_sweep_hands_its_whole_analysis_section_to_analyze(monkeypatch, tmp_path):
+    """Every key of the sweep's `analyze:` section reaches the analysis (none is copied by hand)."""
+    from types import SimpleNamespace
+
+    from xling.analysis.settings import ScalingSection
+    from xling.common.config import build, to_dict
+    from xling.tasks import analyze, sweep
+
+    cfg = build(sweep.Config, {"task": "sweep", "out": str(tmp_path), "sweep": {"members": {"a": {}}},
+                               "analyze": {"n_boot": 7, "mti_policy": "paper", "fit_from": 3, "paper_curve": False,
+                                           "contrasts": {"d": ["a", "b"]}, "table_langs": ["en", "zh"], "plots": False,
+                                           "in_domain": ["mgsm"], "out_of_domain": ["gpqa"]}})
+    seen = {}
+    monkeypatch.setattr(analyze, "run", lambda acfg, run_dir: seen.setdefault("cfg", acfg) and {})
+    base = SimpleNamespace(run_dir=tmp_path / "bases" / "base")
+    sweep.aggregate(cfg, SimpleNamespace(bases={"base": base}, members=[]), tmp_path)
+    got = seen["cfg"]
+    assert {k: v for k, v in to_dict(got).items() if k in to_dict(cfg.analyze)} == to_dict(cfg.analyze)
+    assert set(to_dict(ScalingSection())) == set(to_dict(cfg.analyze))

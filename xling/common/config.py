@@ -50,6 +50,15 @@ class Recipe:
             raise Invalid("seed", problem)
 
 
+def section_check(section: Any, key: str) -> None:
+    """Run a section's `check()` from its task's check, its keys named under `key` (`gen.temperature`). A section
+    given in the recipe is checked as it is built; one left at its defaults only this way."""
+    try:
+        section.check()
+    except Invalid as e:
+        raise Invalid(f"{key}.{e.key}", e.message) from None
+
+
 class _StrictLoader(yaml.SafeLoader):
     """YAML's safe loader, except that a key given twice in one mapping is an error (YAML forbids it;
     PyYAML would silently keep the last value)."""
@@ -408,5 +417,5 @@ def describe_keys(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
 __all__ = [
     "ConfigError", "Invalid", "Recipe", "build", "parse_overrides", "merge", "recipe_path",
     "available_recipes", "read_recipe_file", "dump_yaml", "to_dict", "describe_keys", "all_keys",
-    "field", "dataclass",
+    "field", "dataclass", "section_check",
 ]

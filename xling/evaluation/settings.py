@@ -1,14 +1,17 @@
-"""An evaluation's settings: generation (gen), extra evaluation models, and the checks of evaluation recipes
-(scoring, `score`, is `xling.grading.settings.ScoreSection`)."""
+"""An evaluation's settings: `EvalSection` (the keys evaluate and observational share), generation (`gen`),
+extra evaluation models; scoring (`score`) is `xling.grading.settings.ScoreSection`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from xling.common.config import Invalid
+from xling.analysis.settings import StudySection
+from xling.common.config import Invalid, section_check
 from xling.data.languages import LANGUAGES, unknown_language_message
+from xling.data.prompts import Variant
 from xling.generate.sampling import SamplingSection
+from xling.grading.settings import ScoreSection
 
 PAPER_N = {"aime24": 16, "aime25": 16}  # samples per question (docs/protocol.md#evaluation-benchmarks); others: 1
 
@@ -43,6 +46,17 @@ class GenConfig(SamplingSection):
         for b, k in self.n.items():
             if k < 1:
                 raise Invalid(f"n.{b}", "ask for at least one sample per question")
+        if self.chunk < 0 or self.batch_size < 1:
+            raise Invalid("chunk", "chunk must be 0 (automatic) or more and batch_size at least 1")
+        if self.dtype not in DTYPES:
+            raise Invalid("dtype", f"'{self.dtype}' is not a dtype generation can load; choose one of: {', '.join(DTYPES)}")
+        if self.max_lora_rank is not None:
+            from xling.generate.lora import ALLOWED_LORA_RANKS
+
+            if self.max_lora_rank not in ALLOWED_LORA_RANKS:
+                raise Invalid("max_lora_rank", f"vLLM accepts only {', '.join(map(str, ALLOWED_LORA_RANKS))}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise Invalid("gpu_memory_utilization", "must be in (0, 1]")
         from xling.common.checks import length_problem
 
         if (problem := length_problem(self.max_tokens, self.max_model_len)) is not None:
@@ -71,42 +85,33 @@ def check_samples(gen: GenConfig, benchmarks, prefix: str = "gen") -> None:
             raise Invalid(f"{prefix}.{e.key}", e.message) from None
 
 
-def check_common(cfg) -> None:
-    """Checks shared by evaluate and observational."""
-    from xling.common.checks import n_boot_problem
+@dataclass(kw_only=True)
+class EvalSection(StudySection):
+    """The keys of an evaluation recipe (`evaluate`, `observational`): what is evaluated, how answers are
+    generated (`gen`) and scored (`score`), and the study's settings (`xling.analysis.settings`)."""
 
-    if not cfg.benchmarks:
-        raise Invalid("benchmarks", "give at least one benchmark, e.g. benchmarks=mgsm")
-    if not cfg.langs:
-        raise Invalid("langs", "give languages (e.g. langs=en,de,zh) or langs=all")
-    for code in cfg.langs:
-        if code != "all" and code not in LANGUAGES:
-            raise Invalid("langs", unknown_language_message(code))
-    g = cfg.gen
-    try:
-        g.check()  # a section given whole in YAML is checked as it is built; one left at its defaults, here
-    except Invalid as e:
-        raise Invalid(f"gen.{e.key}", e.message) from None
-    check_samples(g, cfg.benchmarks)
-    if g.chunk < 0 or g.batch_size < 1:
-        raise Invalid("gen.chunk", "chunk must be 0 (automatic) or more and batch_size at least 1")
-    if g.dtype not in DTYPES:
-        raise Invalid("gen.dtype", f"'{g.dtype}' is not a dtype generation can load; choose one of: {', '.join(DTYPES)}")
-    if g.max_lora_rank is not None:
-        from xling.generate.lora import ALLOWED_LORA_RANKS
+    benchmarks: list[str] = field(default_factory=lambda: ["mgsm"])  # benchmarks to evaluate (e.g. mgsm,aime24)
+    langs: list[str] = field(default_factory=lambda: ["all"])  # languages; all: every language each benchmark has
+    data: dict[str, str] = field(default_factory=dict)  # benchmark -> local file or folder (else the hub)
+    limit: int | None = None  # the first N problems per language (null: every problem)
+    template_from: str | None = None  # borrow a chat template (instruct model, 'chatml'); base models need one
+    prefix: bool = True  # prompt hacking: pre-fill the assistant turn with the language's prefix
+    variant: Variant = "paper"  # prompt wording: paper, paper-user, r1, consistency, bare (xling.data.prompts)
+    gen: GenConfig = field(default_factory=GenConfig)  # how answers are generated
+    score: ScoreSection = field(default_factory=ScoreSection)  # how answers are graded and their language identified
+    cache: str | None = None  # completions cache folder (default: RUN/completions); share it between runs
 
-        if g.max_lora_rank not in ALLOWED_LORA_RANKS:
-            raise Invalid("gen.max_lora_rank", f"vLLM accepts only {', '.join(map(str, ALLOWED_LORA_RANKS))}")
-    if not 0 < g.gpu_memory_utilization <= 1:
-        raise Invalid("gen.gpu_memory_utilization", "must be in (0, 1]")
-    if cfg.limit is not None and cfg.limit < 1:
-        raise Invalid("limit", "must be at least 1 (or null for every problem)")
-    if (problem := n_boot_problem(cfg.n_boot)) is not None:
-        raise Invalid("n_boot", problem)
-    try:
-        cfg.score.check()  # as gen: here for a section left at its defaults
-    except Invalid as e:
-        raise Invalid(f"score.{e.key}", e.message) from None
-    both = set(cfg.in_domain) & set(cfg.out_of_domain)
-    if both:
-        raise Invalid("out_of_domain", f"{', '.join(sorted(both))} cannot be both in- and out-of-domain")
+    def check(self) -> None:
+        if not self.benchmarks:
+            raise Invalid("benchmarks", "give at least one benchmark, e.g. benchmarks=mgsm")
+        if not self.langs:
+            raise Invalid("langs", "give languages (e.g. langs=en,de,zh) or langs=all")
+        for code in self.langs:
+            if code != "all" and code not in LANGUAGES:
+                raise Invalid("langs", unknown_language_message(code))
+        section_check(self.gen, "gen")
+        check_samples(self.gen, self.benchmarks)
+        if self.limit is not None and self.limit < 1:
+            raise Invalid("limit", "must be at least 1 (or null for every problem)")
+        super().check()
+        section_check(self.score, "score")

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-from xling.analysis import metrics as M
+from xling.analysis.settings import ScalingSection
 from xling.common.config import Invalid, Recipe
 from xling.common.console import console
 from xling.common.errors import XlingError
@@ -43,7 +42,10 @@ class MemberSpec:
 
 
 @dataclass(kw_only=True)
-class Config(Recipe):
+class Config(ScalingSection, Recipe):
+    """Task `analyze`: its sources and members; the analysis settings are `xling.analysis.settings.ScalingSection`'s
+    (a sweep's `analyze:` section is the same)."""
+
     evals: list[str] = field(default_factory=list)  # evaluation run folders (items.jsonl + metrics.json)
     table: str | None = None  # or an accuracy table (model,benchmark,lang,accuracy[,n])
     items: str | None = None  # per-item results for the table's models (for intervals and off-target)
@@ -53,16 +55,7 @@ class Config(Recipe):
     train_langs: list[str] = field(default_factory=lambda: ["en"])  # ... trained on these languages
     benchmarks: list[str] = field(default_factory=list)  # restrict to these (default: all there are)
     langs: list[str] = field(default_factory=list)  # restrict to these languages (default: all there are)
-    in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
-    out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
-    n_boot: int = 1000
-    mti_policy: Literal["defined", "paper"] = "defined"  # paper: a benchmark's MTI is None where most TIs are undefined
-    fit_from: int = 2  # smallest X used in the scaling fits
-    paper_curve: bool = True  # draw the paper's published curve beside the fit
-    contrasts: dict[str, list[str]] = field(default_factory=dict)  # label -> [a, b]: Gen and accuracy a − b, with CIs
-    table_langs: list[str] = field(default_factory=list)  # accuracy per member in these languages (e.g. en, zh, de)
-    plots: bool = True
-    title: str = "Study"
+    title: str = "Study"  # the title of report.md
 
     def check(self) -> None:
         if not self.evals and not self.table:
@@ -71,10 +64,7 @@ class Config(Recipe):
             raise Invalid("table", "give either evals= or table= (with items=), not both")
         if self.items and not self.table:
             raise Invalid("items", "items= goes with table=; evaluation folders bring their own items")
-        for label, pair in self.contrasts.items():
-            if len(pair) != 2:
-                raise Invalid(f"contrasts.{label}", "name two members: [a, b] (reported as a − b)")
-        for key in ("train_langs", "langs", "table_langs"):
+        for key in ("train_langs", "langs"):
             for code in getattr(self, key):
                 if code not in LANGUAGES:
                     raise Invalid(key, unknown_language_message(code))
@@ -86,15 +76,7 @@ class Config(Recipe):
                 raise Invalid(f"members[{i}].train_langs", "give at least one training language")
             if str(m.x).lower() not in ("auto", "none", "null", "") and not str(m.x).isdigit():
                 raise Invalid(f"members[{i}].x", f"'{m.x}': give auto, a number of training languages, or none")
-        from xling.common.checks import n_boot_problem
-
-        if (problem := n_boot_problem(self.n_boot)) is not None:
-            raise Invalid("n_boot", problem)
-        if self.fit_from < 1:
-            raise Invalid("fit_from", "must be at least 1")
-        both = set(self.in_domain) & set(self.out_of_domain)
-        if both:
-            raise Invalid("out_of_domain", f"{', '.join(sorted(both))} cannot be both in- and out-of-domain")
+        super().check()
 
 
 # ------------------------------------------------------------------------------------------ sources
@@ -250,9 +232,8 @@ def run(cfg: Config, run_dir: Path) -> dict:
             if absent:
                 raise XlingError(f"member '{m.name}' was trained on {', '.join(absent)}, which {b} does not have here; "
                                  "the training-set gain needs every training language (check its train_langs)")
-    study = A.analyze(items, members, langs, models=models, accuracies=accuracies, n=n, in_domain=cfg.in_domain,
-                      out_of_domain=cfg.out_of_domain, n_boot=cfg.n_boot, seed=cfg.seed, fit_from=cfg.fit_from,
-                      mti_policy=cfg.mti_policy, contrasts=cfg.contrasts, table_langs=cfg.table_langs)
+    study = A.analyze(items, members, langs, models=models, accuracies=accuracies, n=n, seed=cfg.seed,
+                      **cfg.options())
     if not members:
         console.print("no members (no base model to compare with): accuracy only; give base=NAME, models=FILE or "
                       "members=[...] for gains, MTI and the scaling fits", markup=False)

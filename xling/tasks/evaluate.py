@@ -23,55 +23,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-from xling.analysis import metrics as M
 from xling.common.config import Invalid, Recipe
 from xling.common.console import console
 from xling.common.errors import XlingError
 from xling.data.languages import LANGUAGES, unknown_language_message
-from xling.data.prompts import Variant
 from xling.evaluation.models import ModelSpec, default_name
-from xling.grading.settings import ScoreSection
+from xling.analysis.settings import ScalingSection
 from xling.evaluation.runner import (
     check_comparisons,
     evaluate_specs,
     preflight,
     show_plan,
 )
-from xling.evaluation.settings import Extra, GenConfig, check_common
+from xling.evaluation.settings import EvalSection, Extra
 
 
 @dataclass(kw_only=True)
-class Config(Recipe):
+class Config(EvalSection, ScalingSection, Recipe):
+    """Task `evaluate`: the keys of every evaluation (`xling.evaluation.settings.EvalSection`: benchmarks, langs,
+    gen, score, the study's settings and the scaling fits'), and the models compared."""
+
     model: str | None = None  # trained model: folder, hub id, GGUF file (or its folder), tiny or toy (null: only models/base)
     adapter: str | None = None  # LoRA adapter folder on `model`, served without merging
     name: str | None = None  # its label in tables (default: from the adapter or model path)
     base: str | None = None  # initial model (same forms): evaluated too and compared (gains, TI, MTI, Gen)
-    base_name: str | None = None
+    base_name: str | None = None  # the base model's label in tables (default: from its path)
     train_langs: list[str] = field(default_factory=lambda: ["en"])  # languages the trained model saw
     paradigm: str | None = None  # how it was trained (RL, SFT, ...): models are grouped by it
     models: list[Extra] = field(default_factory=list)  # more trained models compared with the same base
-    benchmarks: list[str] = field(default_factory=lambda: ["mgsm"])
-    langs: list[str] = field(default_factory=lambda: ["all"])  # all: every language each benchmark has
-    data: dict[str, str] = field(default_factory=dict)  # benchmark -> local path (else the hub)
-    limit: int | None = None  # first N problems per language
-    template_from: str | None = None  # borrow a chat template (instruct model, 'chatml'); base models need one
-    prefix: bool = True  # prompt hacking: pre-fill the assistant turn with the language's prefix
-    variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.data.prompts)
-    gen: GenConfig = field(default_factory=GenConfig)
-    score: ScoreSection = field(default_factory=ScoreSection)
-    in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
-    out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
-    n_boot: int = 1000
-    mti_policy: Literal["defined", "paper"] = "defined"  # paper: a benchmark's MTI is None where most TIs are undefined
     scaling: dict[str, int] = field(default_factory=dict)  # model name -> training languages X (default: len(train_langs))
-    fit_from: int = 2  # smallest X used in the scaling fits
-    plots: bool = True
-    cache: str | None = None  # completions cache folder (default: RUN/completions); share it between runs
 
     def check(self) -> None:
-        check_common(self)
+        super().check()
         for key in ("train_langs",):
             for code in getattr(self, key):
                 if code not in LANGUAGES:
@@ -96,8 +80,6 @@ class Config(Recipe):
         for name, x in self.scaling.items():
             if x < 1:
                 raise Invalid(f"scaling.{name}", "the number of training languages is at least 1")
-        if self.fit_from < 1:
-            raise Invalid("fit_from", "must be at least 1")
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,14 +142,13 @@ def run(cfg: Config, run_dir: Path) -> dict:
     show_plan(specs, data, cfg, backend)
     items, stats = evaluate_specs(specs, cfg, data, run_dir, backend)
     langs = {b: list(per_lang) for b, per_lang in data.items()}
-    study = A.analyze(items, study_members(specs, cfg.scaling), langs, models=[s.name for s in specs],
-                      in_domain=cfg.in_domain, out_of_domain=cfg.out_of_domain, n_boot=cfg.n_boot, seed=cfg.seed,
-                      fit_from=cfg.fit_from, mti_policy=cfg.mti_policy)
+    study = A.analyze(items, study_members(specs, cfg.scaling), langs, models=[s.name for s in specs], seed=cfg.seed,
+                      **cfg.options())
     files = R.write_outputs(run_dir, items, study.summary)
     if study.members:
         files["members"] = A.write_members(run_dir / "models.csv", study.members)
     A.show(study)
-    figures = A.figures(run_dir, study) if cfg.plots else {}
+    figures = A.figures(run_dir, study, paper_curve=cfg.paper_curve) if cfg.plots else {}
     report = A.write_report(run_dir, study, figures, title=f"Evaluation: {', '.join(s.name for s in specs)}",
                             settings=R.settings_lines(cfg, backend))
     console.print(f"report: {report}", markup=False)

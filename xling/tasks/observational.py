@@ -14,17 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
-from xling.analysis import metrics as M
 from xling.common.config import Invalid, Recipe
 from xling.common.console import console
 from xling.common.errors import XlingError
 from xling.data.languages import LANGUAGES, unknown_language_message
-from xling.data.prompts import Variant
-from xling.evaluation.settings import GenConfig, check_common, check_samples
+from xling.evaluation.settings import EvalSection, check_samples
 from xling.evaluation.models import ModelSpec, default_name
-from xling.grading.settings import ScoreSection
 from xling.evaluation.runner import check_comparisons, evaluate_specs, preflight, show_plan
 
 
@@ -62,27 +58,14 @@ class Pair:
 
 
 @dataclass(kw_only=True)
-class Config(Recipe):
-    pairs: list[Pair] = field(default_factory=list)
+class Config(EvalSection, Recipe):
+    """Task `observational`: the keys of every evaluation (`xling.evaluation.settings.EvalSection`) and the pairs."""
+
+    pairs: list[Pair] = field(default_factory=list)  # the trained models, each with its initial model and paradigm
     models: dict[str, str] = field(default_factory=dict)  # short name -> model id or folder, usable in pairs
-    benchmarks: list[str] = field(default_factory=lambda: ["mgsm"])
-    langs: list[str] = field(default_factory=lambda: ["all"])
-    data: dict[str, str] = field(default_factory=dict)  # benchmark -> local path
-    limit: int | None = None
-    template_from: str | None = None
-    prefix: bool = True
-    variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.data.prompts)
-    gen: GenConfig = field(default_factory=GenConfig)
-    score: ScoreSection = field(default_factory=ScoreSection)
-    in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
-    out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
-    n_boot: int = 1000
-    mti_policy: Literal["defined", "paper"] = "defined"  # paper: a benchmark's MTI is None where most TIs are undefined
-    plots: bool = True
-    cache: str | None = None
 
     def check(self) -> None:
-        check_common(self)
+        super().check()
         if not self.pairs:
             raise Invalid("pairs", "give at least one {trained, initial, paradigm} entry")
         for i, p in enumerate(self.pairs):
@@ -168,9 +151,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
     items, stats = evaluate_specs(specs, cfg, data, run_dir, backend)
     langs = {b: list(per_lang) for b, per_lang in data.items()}
     members = [A.Member(t, i, list(tl), None, paradigm) for t, i, paradigm, tl in pairs]
-    study = A.analyze(items, members, langs, models=[s.name for s in specs], in_domain=cfg.in_domain,
-                      out_of_domain=cfg.out_of_domain, n_boot=cfg.n_boot, seed=cfg.seed,
-                      mti_policy=cfg.mti_policy)
+    study = A.analyze(items, members, langs, models=[s.name for s in specs], seed=cfg.seed, **cfg.options())
     summary = study.summary
     files = R.write_outputs(run_dir, items, summary)
     files["members"] = A.write_members(run_dir / "models.csv", members)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from xling.analysis import metrics as M
-from xling.common.config import Invalid, Recipe
+from xling.analysis.settings import ScalingSection
+from xling.common.config import Invalid, Recipe, section_check
 from xling.common.console import console, print_table
 from xling.common.errors import Unfinished, XlingError
 from xling.planning.plan import PlanConfig
@@ -43,26 +43,13 @@ class SweepSection:
     # stages run in the sweep's own process, sparing each the start-up of the libraries)
 
 
-@dataclass
-class AnalyzeSection:
-    n_boot: int = 1000  # bootstrap replicates (paired over items) for every 95% interval
-    mti_policy: Literal["defined", "paper"] = "defined"  # paper: a benchmark's MTI is None where most TIs are undefined
-    fit_from: int = 2  # the scaling fits use X >= fit_from
-    paper_curve: bool = True  # draw the paper's published curve beside the fit
-    contrasts: dict[str, list[str]] = field(default_factory=dict)  # label -> [a, b]: Gen and accuracy a − b, with CIs
-    table_langs: list[str] = field(default_factory=list)  # accuracy per member in these languages (e.g. en, zh, de)
-    plots: bool = True
-    in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
-    out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
-
-
 @dataclass(kw_only=True)
 class Config(Recipe):
     sweep: SweepSection = field(default_factory=SweepSection)
     evaluate: dict[str, Any] = field(default_factory=dict)  # overrides of the evaluation recipe (benchmarks, langs, gen...)
     evaluate_recipe: str = "evaluate"  # the recipe every evaluation starts from
     evaluate_members: bool = True  # false: members are not training runs (no evaluation, no analysis)
-    analyze: AnalyzeSection = field(default_factory=AnalyzeSection)
+    analyze: ScalingSection = field(default_factory=ScalingSection)  # the analysis of the members' evaluations (as task analyze's keys)
     plan: PlanConfig = field(default_factory=PlanConfig)  # what --dry-run's estimates assume
     toy: bool = False  # every stage at toy size on a CPU (tiny model, synth data, 2 steps): the mechanics only
     only: list[str] = field(default_factory=list)  # run these members only (run.py --only=a,b)
@@ -73,12 +60,7 @@ class Config(Recipe):
             raise Invalid("sweep.members", "give the members (name: {key: value}) or a sweep.product")
         if s.gpus_per_member < 1:
             raise Invalid("sweep.gpus_per_member", "must be at least 1")
-        from xling.common.checks import n_boot_problem
-
-        if (problem := n_boot_problem(self.analyze.n_boot)) is not None:
-            raise Invalid("analyze.n_boot", problem)
-        if self.analyze.fit_from < 1:
-            raise Invalid("analyze.fit_from", "must be at least 1")
+        section_check(self.analyze, "analyze")
 
 
 def plan_of(cfg: Config):
@@ -307,13 +289,11 @@ def aggregate(cfg: Config, plan, run_dir: Path) -> dict:
     from xling.common.config import build
     from xling.tasks import analyze
 
-    a = cfg.analyze
+    from xling.common.config import to_dict
+
     evals = [str(b.run_dir) for b in plan.bases.values()] + [str(m.eval.run_dir) for m in plan.members if m.eval]
     acfg = build(analyze.Config, {"task": "analyze", "out": str(run_dir), "seed": cfg.seed, "evals": evals,
-                                  "models": str(run_dir / "models.csv"), "n_boot": a.n_boot, "mti_policy": a.mti_policy, "fit_from": a.fit_from,
-                                  "paper_curve": a.paper_curve, "plots": a.plots, "contrasts": a.contrasts,
-                                  "table_langs": a.table_langs, "in_domain": a.in_domain,
-                                  "out_of_domain": a.out_of_domain,
+                                  "models": str(run_dir / "models.csv"), **to_dict(cfg.analyze),
                                   "title": f"Sweep {Path(cfg.out).name}: {cfg.description or ''}".rstrip(": ")})
     console.rule("analysis", style="dim")
     metrics = analyze.run(acfg, run_dir)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from xling.analysis import metrics as M
+from xling.analysis.settings import AnalysisSection
 from xling.common.config import Invalid, Recipe
 from xling.common.console import console, fmt, fmt_ci, print_table
 from xling.common.errors import XlingError
@@ -18,18 +18,17 @@ from xling.report.table import AccuracyTable
 
 
 @dataclass(kw_only=True)
-class Config(Recipe):
+class Config(AnalysisSection, Recipe):
+    """Task `transfer`: one trained model against its base; the metrics' settings are
+    `xling.analysis.settings.AnalysisSection`'s."""
+
     table: str  # accuracy table CSV: model,benchmark,lang,accuracy[,n]
     base: str  # the initial model's name in the table
     trained: str  # the trained model's name in the table
     train_langs: list[str] = field(default_factory=lambda: ["en"])
     benchmarks: list[str] = field(default_factory=list)  # empty: every benchmark of the two models
     langs: list[str] = field(default_factory=list)  # empty: every language in the table
-    in_domain: list[str] = field(default_factory=lambda: list(M.IN_DOMAIN))
-    out_of_domain: list[str] = field(default_factory=lambda: list(M.OUT_OF_DOMAIN))
     items: str | None = None  # per-item JSONL (model, benchmark, lang, id, score|correct) for 95% CIs
-    n_boot: int = 1000
-    mti_policy: Literal["defined", "paper"] = "defined"  # paper: MTI None where most TIs are undefined
 
     def check(self) -> None:
         if not self.train_langs:
@@ -38,13 +37,7 @@ class Config(Recipe):
             for code in getattr(self, key):
                 if code not in LANGUAGES:
                     raise Invalid(key, unknown_language_message(code))
-        both = set(self.in_domain) & set(self.out_of_domain)
-        if both:
-            raise Invalid("out_of_domain", f"{', '.join(sorted(both))} cannot be both in- and out-of-domain")
-        from xling.common.checks import n_boot_problem
-
-        if (problem := n_boot_problem(self.n_boot)) is not None:
-            raise Invalid("n_boot", problem)
+        super().check()
         if self.base == self.trained:
             raise Invalid("trained", "the trained and the base model are the same")
 
