@@ -89,6 +89,68 @@ def test_recipe_help(capsys):
     assert rc == 0 and "train_langs" in out and "a list of text" in out
 
 
+def test_recipe_help_line_says_what_a_key_means(capsys):
+    """A key's line: its name, the comment beside its field, its type and its value (the recipe's, when set)."""
+    rc, out, _ = run(capsys, "evaluate", "--help")
+    lines = out.splitlines()
+    width = max(len(line.split()[0]) for line in lines[2:])
+    chunk = next(line for line in lines[2:] if line.split()[0] == "gen.chunk")
+    assert chunk == ("  " + "gen.chunk".ljust(width) + "  conversations per generation call (what a crash can lose); "
+                     "0: hf batch_size, vllm 256 — an integer; default 0 (recipe)")
+    # a key whose section only changes the default keeps the meaning of the one declaration (SamplingSection)
+    temperature = next(line for line in lines[2:] if line.split()[0] == "gen.temperature")
+    assert temperature.endswith("  sampling temperature, 0 (greedy) to 2 — a number; default 0.6 (recipe)")
+    rc, out, _ = run(capsys, "pivot", "--help")
+    assert "  sampling temperature, 0 (greedy) to 2 — a number; default 0.0" in out
+
+
+def _recipe_dataclasses():
+    """Every dataclass a recipe can fill: each task's Config and the sections and list items it holds."""
+    import typing
+    from dataclasses import is_dataclass
+
+    from xling.common.config import available_recipes, read_recipe_file
+    from xling.runs.registry import load_task, task_names
+
+    tasks = set(task_names()) | {read_recipe_file(p)["task"] for p in available_recipes().values()}
+    seen: list = []
+
+    def walk(tp):
+        yield tp
+        for arg in typing.get_args(tp):
+            yield from walk(arg)
+
+    def visit(cls):
+        if cls in seen:
+            return
+        seen.append(cls)
+        for tp in typing.get_type_hints(cls).values():
+            for t in walk(tp):
+                if is_dataclass(t):
+                    visit(t)
+
+    for task in sorted(tasks):
+        visit(load_task(task).Config)
+    return seen
+
+
+def test_every_recipe_key_has_a_meaning(capsys):
+    """Every field of every recipe dataclass has a one-line meaning, and `--help` prints one for every key."""
+    from dataclasses import fields
+
+    from xling.common.config import available_recipes, field_meanings
+
+    classes = _recipe_dataclasses()
+    assert len(classes) > 30
+    missing = [f"{c.__module__}.{c.__qualname__}.{f.name}" for c in classes for f in fields(c)
+               if not field_meanings(c).get(f.name, "").strip()]
+    assert missing == []
+    for name in available_recipes():
+        rc, out, _ = run(capsys, name, "--help")
+        assert rc == 0 and "(no description)" not in out, name
+        assert all(" — " in line for line in out.splitlines()[2:]), name
+
+
 def test_run_folder_lifecycle(capsys, in_tmp):
     rc, out, _ = run(capsys, "paper-replay", "plot=false")
     assert rc == 0

@@ -38,10 +38,10 @@ class Invalid(Exception):
 class Recipe:
     """Keys every recipe has. Task configs extend it: `@dataclass(kw_only=True) class Config(Recipe)`."""
 
-    task: str = ""
-    description: str = ""
+    task: str = ""  # the task this recipe runs (xling/tasks/, e.g. evaluate)
+    description: str = ""  # one line saying what the recipe does (shown by --list and --help)
     out: str | None = None  # run folder; default runs/<recipe>[-<hash of overrides>]
-    seed: int = 0
+    seed: int = 0  # the run's random seed (sampling, training, bootstrap resampling)
 
     def __post_init__(self) -> None:  # every task's seed, checked once here (a subclass's check() adds its own)
         from xling.common.checks import seed_problem
@@ -395,10 +395,79 @@ def dump_yaml(cfg: Any) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True, width=100)
 
 
-def describe_keys(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(key, type, default) rows for `--help` on a recipe."""
+def _declared_comments(klass: type) -> dict[str, str]:
+    """name -> the trailing `#` comment of each field a class declares in its own body (with the comment-only
+    lines that continue it), read from its source; {} when the source cannot be read."""
+    import inspect
+    import io
+    import textwrap
+    import tokenize
+
+    try:
+        source = textwrap.dedent(inspect.getsource(klass))
+    except (OSError, TypeError):
+        return {}
+    out: dict[str, list[str]] = {}
+    level, depth = 0, 0  # indentation level (1: the class body) and open brackets
+    current: str | None = None  # the field whose declaration (or continuation comments) is being read
+    line_start, first_name = True, None
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return {}
+    for i, tok in enumerate(tokens):
+        kind, text = tok.type, tok.string
+        if kind == tokenize.INDENT:
+            level += 1
+            continue
+        if kind == tokenize.DEDENT:
+            level -= 1
+            continue
+        if kind == tokenize.COMMENT:
+            if current is not None and (depth or not line_start or out.get(current)):
+                out.setdefault(current, []).append(text.lstrip("#").strip())
+            continue
+        if kind in (tokenize.NL, tokenize.NEWLINE):
+            if kind == tokenize.NEWLINE:
+                line_start = True
+            continue
+        if kind == tokenize.OP and text in "([{":
+            depth += 1
+        elif kind == tokenize.OP and text in ")]}":
+            depth -= 1
+        if line_start and depth == 0:
+            line_start = False
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+            if level == 1 and kind == tokenize.NAME and nxt is not None and nxt.string == ":":
+                current = text
+                out.setdefault(current, [])
+            else:
+                current = None  # a docstring, a method, a class variable: not a field
+        elif line_start:
+            line_start = False
+    return {name: " ".join(parts) for name, parts in out.items() if parts}
+
+
+def field_meanings(cls: type) -> dict[str, str]:
+    """Each field's one-line meaning: its trailing `#` comment where it is declared, or where a base class
+    declares it (a subclass that only changes a default keeps the base's meaning)."""
+    meanings: dict[str, str] = {}
+    names = [f.name for f in fields(cls)]
+    for klass in cls.__mro__:
+        if not is_dataclass(klass):
+            continue
+        found = _declared_comments(klass)
+        for name in names:
+            if name not in meanings and found.get(name):
+                meanings[name] = found[name]
+    return meanings
+
+
+def describe_keys(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, type, default, meaning) rows for `--help` on a recipe; a section's keys are listed under it."""
     rows = []
     hints = typing.get_type_hints(cls)
+    meanings = field_meanings(cls)
     for f in fields(cls):
         tp = hints[f.name]
         if is_dataclass(tp):
@@ -410,12 +479,12 @@ def describe_keys(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
             default = repr(f.default_factory())
         else:
             default = "(required)"
-        rows.append((prefix + f.name, _type_name(tp), default))
+        rows.append((prefix + f.name, _type_name(tp), default, meanings.get(f.name, "")))
     return rows
 
 
 __all__ = [
     "ConfigError", "Invalid", "Recipe", "build", "parse_overrides", "merge", "recipe_path",
-    "available_recipes", "read_recipe_file", "dump_yaml", "to_dict", "describe_keys", "all_keys",
+    "available_recipes", "read_recipe_file", "dump_yaml", "to_dict", "describe_keys", "field_meanings", "all_keys",
     "field", "dataclass", "section_check",
 ]

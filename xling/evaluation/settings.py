@@ -67,10 +67,10 @@ class GenConfig(SamplingSection):
 class Extra:
     """One more trained model of the same run (e.g. one adapter per number of training languages)."""
 
-    name: str
-    adapter: str | None = None
+    name: str  # its label in tables
+    adapter: str | None = None  # its LoRA adapter folder (on `model`)
     model: str | None = None  # default: the run's `model`
-    train_langs: list[str] = field(default_factory=lambda: ["en"])
+    train_langs: list[str] = field(default_factory=lambda: ["en"])  # languages it was trained on
     x: int | None = None  # training languages on the scaling curve (default: len(train_langs))
     paradigm: str | None = None  # RL, SFT, ... (models are grouped by it)
 

@@ -175,14 +175,19 @@ def recipe_help(name: str) -> str:
     lines = [f"recipe {path.stem} (task {data.get('task')}): {data.get('description', '')}", ""]
     rows = describe_keys(task.Config)
     width = max(len(r[0]) for r in rows)
-    for key, tp, default in rows:
+    for key, tp, default, meaning in rows:
         set_here = _lookup(data, key)
         shown = f"{set_here!r} (recipe)" if set_here is not _MISSING else default
-        lines.append(f"  {key.ljust(width)}  {tp}; default {shown}")
+        lines.append(help_line(key, width, meaning, tp, shown))
     return "\n".join(lines)
 
 
 _MISSING = object()
+
+
+def help_line(key: str, width: int, meaning: str, tp: str, shown: str) -> str:
+    """One key of `--help`: its name, what it means (the comment beside its field), its type and its value."""
+    return f"  {key.ljust(width)}  {meaning or '(no description)'} — {tp}; default {shown}"
 
 
 def _lookup(data: dict, dotted: str):

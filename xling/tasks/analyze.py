@@ -34,11 +34,11 @@ from xling.data.languages import LANGUAGES, unknown_language_message
 class MemberSpec:
     """A trained model of the study (inline form of a models.csv row)."""
 
-    name: str
-    base: str
-    train_langs: list[str] = field(default_factory=lambda: ["en"])
+    name: str  # the trained model's name in the results
+    base: str  # the name of the model it is compared with (its initial model)
+    train_langs: list[str] = field(default_factory=lambda: ["en"])  # languages it was trained on
     x: str = "auto"  # training languages on the scaling curve: auto (len(train_langs)), a number, or none
-    paradigm: str | None = None
+    paradigm: str | None = None  # how it was trained (RL, SFT, ...): members are grouped by it
 
 
 @dataclass(kw_only=True)

@@ -33,10 +33,10 @@ class Config(Recipe):
     build: Literal["none", "parallel", "unparallel", "mix"] = "none"  # build a training set instead
     n: int = 1000  # training set: problems per language (mix: in all)
     k: int | None = None  # training set: English + the first k of `order` (overrides langs)
-    order: list[str] = field(default_factory=lambda: list(PARALLEL_ORDER))
+    order: list[str] = field(default_factory=lambda: list(PARALLEL_ORDER))  # training set: the order k takes languages in
     translations: str | None = None  # training set: folder from the translate stage
-    require_langs: list[str] = field(default_factory=list)
-    level_weights: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])
+    require_langs: list[str] = field(default_factory=list)  # training set: pick only problems that also exist in these
+    level_weights: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])  # training set: weights of levels 1, 2, ...
     prefix: bool = False  # training set: pre-fill the assistant turn (prompt hacking)
     variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.data.prompts)
 

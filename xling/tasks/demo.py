@@ -42,13 +42,13 @@ class Config(Recipe):
     model: str = "toy"  # the base model: toy (pretrained here, cached), a hub id, a folder or a GGUF file
     template_from: str | None = None  # a chat template for a model without one (e.g. chatml)
     ks: list[int] = field(default_factory=lambda: [0, 1, 2, 3])  # members: English + k parallel languages (X = k + 1)
-    order: list[str] = field(default_factory=lambda: ["ru", "fr", "es", "de", "bn", "th", "zh"])
+    order: list[str] = field(default_factory=lambda: ["ru", "fr", "es", "de", "bn", "th", "zh"])  # the parallel languages, in the order k adds them
     set: dict[str, Any] = field(default_factory=dict)  # overrides of the members' GRPO, e.g. set.train.max_steps=80
     problems: int = 150  # held-out problems per language in the evaluation
-    langs: list[str] = field(default_factory=lambda: ["all"])
+    langs: list[str] = field(default_factory=lambda: ["all"])  # languages of the evaluation (all: the 11)
     max_tokens: int = 64  # generated tokens per answer, in GRPO's rollouts and in the evaluation (a real model: 256)
     batch_size: int = 64  # answers generated at once
-    n_boot: int = 1000
+    n_boot: int = 1000  # bootstrap replicates (paired over items) for every 95% interval
     toy: dict[str, Any] = field(default_factory=dict)  # the toy model's settings (xling.models.toy.ToyConfig), e.g. slip: 0
     plan: dict[str, Any] = field(default_factory=dict)  # what --dry-run's estimates assume (e.g. plan.gpu=h100-80gb)
 

@@ -52,7 +52,7 @@ class Pair:
     paradigm: str = "RL"  # RL, SFT, ... (models are grouped by it)
     name: str | None = None  # label of the trained model
     adapter: str | None = None  # LoRA adapter on `trained`
-    train_langs: list[str] = field(default_factory=lambda: ["en"])
+    train_langs: list[str] = field(default_factory=lambda: ["en"])  # languages the trained model was trained on
     template_from: str | None = None  # chat template for both models of the pair (default: the recipe's)
     gen: PairGen = field(default_factory=PairGen)  # sampling settings for both models of the pair (null: gen.*)
 

@@ -28,7 +28,7 @@ BUILT_IN = Path(__file__).resolve().parent.parent / "resources" / "paper_paralle
 class Config(Recipe):
     data: str | None = None  # JSON with the published numbers; None: the built-in copy
     fit_from: int = 2  # smallest X (training languages, English included) used in the fits
-    plot: bool = True
+    plot: bool = True  # draw the scaling figure
 
     def check(self) -> None:
         if not 1 <= self.fit_from <= 6:

@@ -33,15 +33,15 @@ class PivotConfig(SamplingSection):
     """The pivot model and how it writes references (a recipe section: `pivot.model=...`); temperature, top_p
     and max_tokens are `xling.generate.sampling.SamplingSection`'s."""
 
-    temperature: float = 0.0  # greedy
+    temperature: float = 0.0
     top_p: float = 1.0
     max_tokens: int = 2048
     model: str = "Qwen/Qwen2.5-7B-Instruct"  # hub id, local folder, or 'tiny' (a tiny random model: CPU demo)
     template_from: str | None = None  # chat template to borrow when the model has none
     backend: Literal["auto", "hf", "vllm"] = "auto"  # auto: vLLM with CUDA, else transformers
-    dtype: str = "auto"
+    dtype: str = "auto"  # weights' dtype: auto, bfloat16, float16 or float32 (auto: bfloat16 on CUDA, float32 on CPU)
     keep_truncated: bool = False  # keep references cut off at max_tokens (else rejected)
-    retry_rejected: bool = False
+    retry_rejected: bool = False  # write again the references stored as rejected (empty or cut off)
     chunk: int = 64  # problems per generation call (the unit of resume)
     batch_size: int = 8  # transformers: problems per generate() call
     gpu_memory_utilization: float = 0.85  # vLLM
@@ -63,7 +63,7 @@ class PivotConfig(SamplingSection):
 @dataclass(kw_only=True)
 class Config(Recipe):
     data: TrainData = field(default_factory=TrainData)  # the training set (as the training recipe has it)
-    pivot: PivotConfig = field(default_factory=PivotConfig)
+    pivot: PivotConfig = field(default_factory=PivotConfig)  # the pivot model and how it writes references
 
     def check(self) -> None:
         if self.data.references:

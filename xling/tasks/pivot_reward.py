@@ -29,7 +29,7 @@ SEMANTIC = ("pivot", "pivot_translate")
 
 @dataclass(kw_only=True)
 class Config(GrpoTaskConfig):
-    pivot: PivotConfig = field(default_factory=PivotConfig)
+    pivot: PivotConfig = field(default_factory=PivotConfig)  # the pivot model writing the English references
 
     def check(self) -> None:
         super().check()

@@ -33,22 +33,22 @@ from xling.evaluation.models import ModelSpec, default_name
 @dataclass(kw_only=True)
 class Config(Recipe):
     base: str  # the initial model: hub id, local folder, or 'tiny'
-    base_name: str = "base"
+    base_name: str = "base"  # the base model's label in tables
     models: list[Extra] = field(default_factory=list)  # trained models: {name, adapter (on base) and/or model}
     template_from: str | None = None  # chat template to borrow (base models: an instruct model, 'chatml')
-    benchmark: str = "mgsm"
+    benchmark: str = "mgsm"  # the benchmark whose problems are the probes' prompts
     path: str | None = None  # a local copy of the benchmark (else the hub)
-    langs: list[str] = field(default_factory=lambda: ["all"])
+    langs: list[str] = field(default_factory=lambda: ["all"])  # languages (all: every language the benchmark has)
     limit: int | None = 100  # problems per language
     samples: int = 4  # answers sampled per problem (self-BLEU)
     prefix: bool = True  # prompts as evaluation's: the language's prompt-hacking prefix
-    variant: Literal["paper", "consistency", "bare"] = "paper"
-    gen: GenConfig = field(default_factory=lambda: GenConfig(max_tokens=1024))
+    variant: Literal["paper", "consistency", "bare"] = "paper"  # prompt wording (xling.data.prompts)
+    gen: GenConfig = field(default_factory=lambda: GenConfig(max_tokens=1024))  # how the sampled answers are generated
     pool: Literal["mean", "last"] = "mean"  # hidden states: mean over the prompt's tokens, or its last token
     batch_size: int = 8  # texts per forward pass
     max_length: int = 1024  # tokens per text in forward passes (longer ones are cut)
-    n_boot: int = 1000
-    plots: bool = True
+    n_boot: int = 1000  # bootstrap replicates for every 95% interval
+    plots: bool = True  # draw the figures (figures/*.png)
     cache: str | None = None  # completions cache folder (default RUN/completions)
 
     def check(self) -> None:

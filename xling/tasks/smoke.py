@@ -24,10 +24,10 @@ class Config(Recipe):
     langs: list[str] = field(default_factory=lambda: ["en", "de"])  # English and one more
     n: int = 8  # synth problems per language
     steps: int = 4  # GRPO steps
-    backend: Literal["peft", "full"] = "peft"
-    num_generations: int = 4
-    max_completion_length: int = 24
-    rewards: str = "paper"
+    backend: Literal["peft", "full"] = "peft"  # train a LoRA adapter (peft) or every weight (full)
+    num_generations: int = 4  # rollouts per question
+    max_completion_length: int = 24  # new tokens per rollout at most
+    rewards: str = "paper"  # the reward set (xling.train.rewards.REWARD_SETS)
 
     def check(self) -> None:
         if len(self.langs) < 1:

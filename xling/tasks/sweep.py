@@ -45,7 +45,7 @@ class SweepSection:
 
 @dataclass(kw_only=True)
 class Config(Recipe):
-    sweep: SweepSection = field(default_factory=SweepSection)
+    sweep: SweepSection = field(default_factory=SweepSection)  # the members and how they are run
     evaluate: dict[str, Any] = field(default_factory=dict)  # overrides of the evaluation recipe (benchmarks, langs, gen...)
     evaluate_recipe: str = "evaluate"  # the recipe every evaluation starts from
     evaluate_members: bool = True  # false: members are not training runs (no evaluation, no analysis)

@@ -18,9 +18,9 @@ RESUMABLE = RESUMABLE_CHANGES  # run.py lets these keys change in a run folder: 
 
 @dataclass(kw_only=True)
 class Config(TrainRecipe):
-    vllm: VllmConfig = field(default_factory=VllmConfig)
-    grpo: GrpoConfig = field(default_factory=GrpoConfig)
-    rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    vllm: VllmConfig = field(default_factory=VllmConfig)  # vLLM for the rollouts
+    grpo: GrpoConfig = field(default_factory=GrpoConfig)  # rollouts and the GRPO objective
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)  # the rewards and how answers are graded
 
     def check(self) -> None:
         super().check()

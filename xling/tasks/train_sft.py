@@ -16,7 +16,7 @@ RESUMABLE = RESUMABLE_CHANGES  # run.py lets these keys change in a run folder: 
 
 @dataclass(kw_only=True)
 class Config(TrainRecipe):
-    sft: SftConfig = field(default_factory=SftConfig)
+    sft: SftConfig = field(default_factory=SftConfig)  # what SFT learns to write
 
     def check(self) -> None:
         super().check()

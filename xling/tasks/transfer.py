@@ -25,7 +25,7 @@ class Config(AnalysisSection, Recipe):
     table: str  # accuracy table CSV: model,benchmark,lang,accuracy[,n]
     base: str  # the initial model's name in the table
     trained: str  # the trained model's name in the table
-    train_langs: list[str] = field(default_factory=lambda: ["en"])
+    train_langs: list[str] = field(default_factory=lambda: ["en"])  # languages the trained model was trained on
     benchmarks: list[str] = field(default_factory=list)  # empty: every benchmark of the two models
     langs: list[str] = field(default_factory=list)  # empty: every language in the table
     items: str | None = None  # per-item JSONL (model, benchmark, lang, id, score|correct) for 95% CIs

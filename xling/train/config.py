@@ -58,7 +58,7 @@ class ModelConfig:
 class TrainConfig:
     backend: Literal["auto", "unsloth", "peft", "full"] = "auto"  # auto: unsloth with CUDA, else peft
     learning_rate: float = 1e-6  # the paper's (full-parameter); LoRA wants ~1e-5 to 5e-5
-    epochs: float = 1.0
+    epochs: float = 1.0  # passes over the training set (when max_steps is -1)
     max_steps: int = -1  # > 0: stop after this many optimizer steps (overrides epochs)
     questions_per_step: int = 128  # questions (GRPO) or examples (SFT) per optimizer step
     batch_size: int = 8  # per device per micro-batch: completions (GRPO) or examples (SFT)
@@ -66,13 +66,13 @@ class TrainConfig:
     optim: str = "adamw_torch"  # any transformers optimizer name (adamw_8bit needs bitsandbytes)
     lr_scheduler: str = "constant"  # transformers scheduler name: constant, linear, cosine, ...
     warmup: float = 0.0  # warm-up steps, or a fraction of the run when < 1
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
+    weight_decay: float = 0.0  # the optimizer's weight decay
+    max_grad_norm: float = 1.0  # clip the gradient to this norm (0: no clipping)
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on GPUs that have it, else fp32
-    gradient_checkpointing: bool = True
+    gradient_checkpointing: bool = True  # recompute activations in the backward pass: less memory, slower steps
     save_steps: int = 50  # checkpoint every this many steps (resume=auto continues from the last one)
     save_total_limit: int | None = 2  # checkpoints kept
-    logging_steps: int = 1
+    logging_steps: int = 1  # log the training metrics (train_log.jsonl) every this many steps
     report_to: list[str] = field(default_factory=lambda: ["none"])  # none, tensorboard, wandb
 
     def check(self) -> None:
@@ -110,12 +110,12 @@ class TrainConfig:
 
 @dataclass(kw_only=True)
 class LoraConfig:
-    r: int = 32
-    alpha: int = 64
-    dropout: float = 0.0
-    targets: list[str] = field(default_factory=lambda: list(ALL_LINEAR))
+    r: int = 32  # the LoRA rank
+    alpha: int = 64  # the LoRA scaling numerator (the update is scaled by alpha / r)
+    dropout: float = 0.0  # dropout on the LoRA layers' input
+    targets: list[str] = field(default_factory=lambda: list(ALL_LINEAR))  # module names that get adapters (default: every linear layer)
     qlora: bool = False  # 4-bit base weights (bitsandbytes NF4 / Unsloth 4-bit); CUDA only
-    rslora: bool = False
+    rslora: bool = False  # rank-stabilised LoRA: scale by alpha / sqrt(r)
 
     def check(self) -> None:
         if self.r < 1:
@@ -141,9 +141,9 @@ class VllmConfig:
     standby: bool = False  # Unsloth: UNSLOTH_VLLM_STANDBY=1 (then gpu_memory_utilization ~0.9)
     max_lora_rank: int | None = None  # default: lora.r rounded up to a rank vLLM accepts
     server_base_url: str | None = None  # server mode
-    server_host: str = "0.0.0.0"
-    server_port: int = 8000
-    server_timeout: float = 240.0
+    server_host: str = "0.0.0.0"  # server mode: the vLLM server's host (when server_base_url is not given)
+    server_port: int = 8000  # server mode: its port
+    server_timeout: float = 240.0  # server mode: seconds to wait for it to answer
 
     def check(self) -> None:
         if not 0 < self.gpu_memory_utilization <= 1:
@@ -167,14 +167,14 @@ class GrpoConfig(Sampling):
 
     num_generations: int = 16  # rollouts per question (G)
     max_prompt_length: int = 1024  # longer prompts are dropped (and counted) before training
-    max_completion_length: int = 4096
-    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = "dapo"
+    max_completion_length: int = 4096  # new tokens per rollout at most (longer rollouts are cut off)
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = "dapo"  # the policy loss, by TRL's name for it
     beta: float = 0.001  # KL coefficient (the paper's objective has one; 0.001 as verl); 0: no KL term
-    scale_rewards: Literal["group", "batch", "none"] = "group"
-    epsilon: float = 0.2
+    scale_rewards: Literal["group", "batch", "none"] = "group"  # divide advantages by the reward std of the group, the batch, or not at all
+    epsilon: float = 0.2  # the lower clip range of the importance ratio (1 - epsilon)
     epsilon_high: float | None = None  # default: epsilon, or 5.0 for cispo (0.28: DAPO's clip-higher)
-    num_iterations: int = 1
-    mask_truncated_completions: bool = False
+    num_iterations: int = 1  # optimisation passes over each batch of rollouts (mu)
+    mask_truncated_completions: bool = False  # leave rollouts cut off at max_completion_length out of the loss
     importance_sampling_correction: bool = True  # vLLM rollouts: correct the sampler/trainer mismatch
     importance_sampling_mode: Literal["auto", "token_truncate", "token_mask", "sequence_truncate",
                                       "sequence_mask"] = "auto"  # auto: token_truncate for vespo, else TRL's sequence_mask
@@ -283,10 +283,10 @@ class RftConfig(SamplingSection):
 class TrainRecipe(Recipe):
     """Keys every training task has; `train_grpo`, `train_sft` and `train_rft` add their sections."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: TrainData = field(default_factory=TrainData)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    lora: LoraConfig = field(default_factory=LoraConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)  # the model trained
+    data: TrainData = field(default_factory=TrainData)  # the training set
+    train: TrainConfig = field(default_factory=TrainConfig)  # the optimizer, batches, steps and checkpoints
+    lora: LoraConfig = field(default_factory=LoraConfig)  # the LoRA adapter (train.backend peft or unsloth)
     plan: PlanConfig = field(default_factory=PlanConfig)  # what the plan (--dry-run) assumes; changes no result
     resume: str = "auto"  # auto: continue from the last checkpoint; never: start over; or a checkpoint path
 
@@ -317,8 +317,8 @@ def check_common(cfg: TrainRecipe) -> None:
 class RftRecipe(TrainRecipe):
     """The recipe of task `train-rft`."""
 
-    sft: SftConfig = field(default_factory=SftConfig)
-    rft: RftConfig = field(default_factory=RftConfig)
+    sft: SftConfig = field(default_factory=SftConfig)  # how the kept answers are learned (SFT settings)
+    rft: RftConfig = field(default_factory=RftConfig)  # how answers are sampled and kept
 
     def check(self) -> None:
         super().check()
