@@ -410,7 +410,7 @@ def _declared_comments(klass: type) -> dict[str, str]:
     out: dict[str, list[str]] = {}
     level, depth = 0, 0  # indentation level (1: the class body) and open brackets
     current: str | None = None  # the field whose declaration (or continuation comments) is being read
-    line_start, first_name = True, None
+    line_start = True
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (tokenize.TokenError, SyntaxError):
