@@ -176,3 +176,32 @@ def test_a_sweep_hands_its_whole_analysis_section_to_analyze(monkeypatch, tmp_pa
     got = seen["cfg"]
     assert {k: v for k, v in to_dict(got).items() if k in to_dict(cfg.analyze)} == to_dict(cfg.analyze)
     assert set(to_dict(ScalingSection())) == set(to_dict(cfg.analyze))
+
+
+# The keys every evaluation recipe has (xling.evaluation.settings.EvalSection): one declaration, one check.
+@pytest.mark.parametrize("args", [["evaluate", "model=tiny"], ["observational", "pairs=[{trained: a/b, initial: c/d}]"],
+                                  ["probes", "base=tiny", "models=[{name: rl, adapter: x}]"]],
+                         ids=lambda v: v[0])
+@pytest.mark.parametrize("key, value, message", [
+    ("limit", "0", "must be at least 1 (or null for every problem)"),
+    ("langs", "xx", "unknown language 'xx'"),
+    ("gen.chunk", "-1", "chunk must be 0 (automatic) or more and batch_size at least 1"),
+    ("gen.dtype", "int8", "'int8' is not a dtype generation can load; choose one of: auto, bfloat16, float16, float32"),
+])
+def test_evaluation_keys_are_checked_alike(run_cli, capsys, args, key, value, message):
+    assert run_cli(*args, f"{key}={value}", "--dry-run") == 2
+    assert capsys.readouterr().err.strip().startswith(f"error: recipe key '{key}': {message}")
+
+
+def test_evaluation_recipes_share_one_declaration():
+    from dataclasses import fields
+
+    from xling.evaluation.settings import BenchmarkSection, EvalSection
+    from xling.tasks import evaluate, observational, probes
+
+    shared = [f.name for f in fields(EvalSection)]
+    for cfg in (evaluate.Config, observational.Config, probes.Config):
+        assert issubclass(cfg, EvalSection) and set(shared) <= {f.name for f in fields(cfg)}
+    assert issubclass(evaluate.Config, BenchmarkSection) and issubclass(observational.Config, BenchmarkSection)
+    # observational declares only its own keys: the pairs and their model names
+    assert [n for n in observational.Config.__annotations__] == ["pairs", "models"]

@@ -86,32 +86,44 @@ def check_samples(gen: GenConfig, benchmarks, prefix: str = "gen") -> None:
 
 
 @dataclass(kw_only=True)
-class EvalSection(StudySection):
-    """The keys of an evaluation recipe (`evaluate`, `observational`): what is evaluated, how answers are
-    generated (`gen`) and scored (`score`), and the study's settings (`xling.analysis.settings`)."""
+class EvalSection:
+    """The keys every evaluation recipe has (`evaluate`, `observational`, `probes`): the languages and problems
+    asked, how they are prompted and how answers are generated (`gen`)."""
 
-    benchmarks: list[str] = field(default_factory=lambda: ["mgsm"])  # benchmarks to evaluate (e.g. mgsm,aime24)
     langs: list[str] = field(default_factory=lambda: ["all"])  # languages; all: every language each benchmark has
-    data: dict[str, str] = field(default_factory=dict)  # benchmark -> local file or folder (else the hub)
     limit: int | None = None  # the first N problems per language (null: every problem)
     template_from: str | None = None  # borrow a chat template (instruct model, 'chatml'); base models need one
     prefix: bool = True  # prompt hacking: pre-fill the assistant turn with the language's prefix
-    variant: Variant = "paper"  # prompt wording: paper, paper-user, r1, consistency, bare (xling.data.prompts)
     gen: GenConfig = field(default_factory=GenConfig)  # how answers are generated
-    score: ScoreSection = field(default_factory=ScoreSection)  # how answers are graded and their language identified
     cache: str | None = None  # completions cache folder (default: RUN/completions); share it between runs
 
     def check(self) -> None:
-        if not self.benchmarks:
-            raise Invalid("benchmarks", "give at least one benchmark, e.g. benchmarks=mgsm")
         if not self.langs:
             raise Invalid("langs", "give languages (e.g. langs=en,de,zh) or langs=all")
         for code in self.langs:
             if code != "all" and code not in LANGUAGES:
                 raise Invalid("langs", unknown_language_message(code))
         section_check(self.gen, "gen")
-        check_samples(self.gen, self.benchmarks)
         if self.limit is not None and self.limit < 1:
             raise Invalid("limit", "must be at least 1 (or null for every problem)")
+        more = getattr(super(), "check", None)  # the study's checks, where the recipe has them
+        if more is not None:
+            more()
+
+
+@dataclass(kw_only=True)
+class BenchmarkSection(EvalSection, StudySection):
+    """An evaluation on benchmarks with a study of its models (`evaluate`, `observational`): `EvalSection`, the
+    benchmarks, the prompt wording, scoring (`score`) and the study's settings (`xling.analysis.settings`)."""
+
+    benchmarks: list[str] = field(default_factory=lambda: ["mgsm"])  # benchmarks to evaluate (e.g. mgsm,aime24)
+    data: dict[str, str] = field(default_factory=dict)  # benchmark -> local file or folder (else the hub)
+    variant: Variant = "paper"  # prompt wording: paper, paper-user, r1, consistency, bare (xling.data.prompts)
+    score: ScoreSection = field(default_factory=ScoreSection)  # how answers are graded and their language identified
+
+    def check(self) -> None:
+        if not self.benchmarks:
+            raise Invalid("benchmarks", "give at least one benchmark, e.g. benchmarks=mgsm")
         super().check()
+        check_samples(self.gen, self.benchmarks)
         section_check(self.score, "score")

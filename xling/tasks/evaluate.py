@@ -36,12 +36,12 @@ from xling.evaluation.runner import (
     preflight,
     show_plan,
 )
-from xling.evaluation.settings import EvalSection, Extra
+from xling.evaluation.settings import BenchmarkSection, Extra
 
 
 @dataclass(kw_only=True)
-class Config(EvalSection, ScalingSection, Recipe):
-    """Task `evaluate`: the keys of every evaluation (`xling.evaluation.settings.EvalSection`: benchmarks, langs,
+class Config(BenchmarkSection, ScalingSection, Recipe):
+    """Task `evaluate`: the keys of every evaluation (`xling.evaluation.settings.BenchmarkSection`: benchmarks, langs,
     gen, score, the study's settings and the scaling fits'), and the models compared."""
 
     model: str | None = None  # trained model: folder, hub id, GGUF file (or its folder), tiny or toy (null: only models/base)

@@ -19,7 +19,7 @@ from xling.common.config import Invalid, Recipe
 from xling.common.console import console
 from xling.common.errors import XlingError
 from xling.data.languages import LANGUAGES, unknown_language_message
-from xling.evaluation.settings import EvalSection, check_samples
+from xling.evaluation.settings import BenchmarkSection, check_samples
 from xling.evaluation.models import ModelSpec, default_name
 from xling.evaluation.runner import check_comparisons, evaluate_specs, preflight, show_plan
 
@@ -58,8 +58,8 @@ class Pair:
 
 
 @dataclass(kw_only=True)
-class Config(EvalSection, Recipe):
-    """Task `observational`: the keys of every evaluation (`xling.evaluation.settings.EvalSection`) and the pairs."""
+class Config(BenchmarkSection, Recipe):
+    """Task `observational`: the keys of every evaluation (`xling.evaluation.settings.BenchmarkSection`) and the pairs."""
 
     pairs: list[Pair] = field(default_factory=list)  # the trained models, each with its initial model and paradigm
     models: dict[str, str] = field(default_factory=dict)  # short name -> model id or folder, usable in pairs

@@ -25,31 +25,30 @@ from typing import Literal
 from xling.common.config import Invalid, Recipe
 from xling.common.console import console, fmt, fmt_ci, print_table
 from xling.common.errors import XlingError
-from xling.data.languages import LANGUAGES, unknown_language_message
-from xling.evaluation.settings import Extra, GenConfig
+from xling.data.languages import LANGUAGES
+from xling.evaluation.settings import EvalSection, Extra, GenConfig
 from xling.evaluation.models import ModelSpec, default_name
 
 
 @dataclass(kw_only=True)
-class Config(Recipe):
+class Config(EvalSection, Recipe):
+    """Task `probes`: the keys every evaluation has (`xling.evaluation.settings.EvalSection`: langs, limit,
+    template_from, prefix, gen, cache) and the probes'."""
+
+    limit: int | None = 100
+    gen: GenConfig = field(default_factory=lambda: GenConfig(max_tokens=1024))
     base: str  # the initial model: hub id, local folder, or 'tiny'
     base_name: str = "base"  # the base model's label in tables
     models: list[Extra] = field(default_factory=list)  # trained models: {name, adapter (on base) and/or model}
-    template_from: str | None = None  # chat template to borrow (base models: an instruct model, 'chatml')
     benchmark: str = "mgsm"  # the benchmark whose problems are the probes' prompts
     path: str | None = None  # a local copy of the benchmark (else the hub)
-    langs: list[str] = field(default_factory=lambda: ["all"])  # languages (all: every language the benchmark has)
-    limit: int | None = 100  # problems per language
     samples: int = 4  # answers sampled per problem (self-BLEU)
-    prefix: bool = True  # prompts as evaluation's: the language's prompt-hacking prefix
     variant: Literal["paper", "consistency", "bare"] = "paper"  # prompt wording (xling.data.prompts)
-    gen: GenConfig = field(default_factory=lambda: GenConfig(max_tokens=1024))  # how the sampled answers are generated
     pool: Literal["mean", "last"] = "mean"  # hidden states: mean over the prompt's tokens, or its last token
     batch_size: int = 8  # texts per forward pass
     max_length: int = 1024  # tokens per text in forward passes (longer ones are cut)
     n_boot: int = 1000  # bootstrap replicates for every 95% interval
     plots: bool = True  # draw the figures (figures/*.png)
-    cache: str | None = None  # completions cache folder (default RUN/completions)
 
     def check(self) -> None:
         if not self.models:
@@ -60,9 +59,7 @@ class Config(Recipe):
         names = [self.base_name, *(e.name for e in self.models)]
         if len(set(names)) != len(names):
             raise Invalid("models", "every model needs its own name (base_name included)")
-        for code in self.langs:
-            if code != "all" and code not in LANGUAGES:
-                raise Invalid("langs", unknown_language_message(code))
+        super().check()
         if self.samples < 2:
             raise Invalid("samples", "self-BLEU compares samples with each other: at least 2")
         for key in ("batch_size", "max_length"):
@@ -72,8 +69,6 @@ class Config(Recipe):
 
         if (problem := n_boot_problem(self.n_boot)) is not None:
             raise Invalid("n_boot", problem)
-        if self.limit is not None and self.limit < 1:
-            raise Invalid("limit", "must be at least 1 (or null for every problem)")
         if self.gen.temperature <= 0:
             raise Invalid("gen.temperature", "self-BLEU needs sampled answers: a temperature above 0")
 
