@@ -47,21 +47,21 @@ class TrainData:
     """A training set, as a recipe section (`data.source=math data.k=2 ...`)."""
 
     source: str = "synth"  # a data source (xling.data.SOURCES)
-    path: str | None = None  # a local copy of it (default: the hub, cached)
-    hub: str | None = None  # another hub id for it
+    path: str | None = None  # a local copy of the source (default: the hub, cached)
+    hub: str | None = None  # another hub id for the source
     split: str = "train"  # the source's split the problems come from
     n: int = 1000  # problems per language (parallel, unparallel) or in all (mix)
     langs: list[str] = field(default_factory=lambda: ["en"])  # training languages, in order
     k: int | None = None  # English + the first k languages of the paper's order (overrides langs)
-    order: list[str] = field(default_factory=lambda: list(PARALLEL_ORDER))  # that order
+    order: list[str] = field(default_factory=lambda: list(PARALLEL_ORDER))  # the order k takes languages in
     build: Literal["parallel", "unparallel", "mix"] = "parallel"  # parallel: the same problems in every language; unparallel: each its own; mix: split across them
     translations: str | None = None  # folder of <lang>.jsonl from the translate stage
     references: str | None = None  # folder from the pivot stage: an English reference answer per problem
     require_langs: list[str] = field(default_factory=list)  # pick only problems that also exist in these
-    level_weights: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])  # levels 1, 2, ...
+    level_weights: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])  # selection weights of problem levels 1, 2, ...
     pool: int | None = None  # problems to draw from (default: all; synth: 4 × what the build takes)
     prefix: bool = False  # pre-fill the assistant turn (prompt hacking)
-    variant: Variant = "paper"  # paper, paper-user, r1, consistency, bare (xling.data.prompts)
+    variant: Variant = "paper"  # prompt wording: paper, paper-user, r1, consistency, bare (xling.data.prompts)
     seed: int = 0  # the seed of the problem selection (which problems, in which order)
 
     def check(self) -> None:

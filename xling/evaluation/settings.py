@@ -27,14 +27,14 @@ class GenConfig(SamplingSection):
     temperature: float = 0.6
     top_p: float = 0.95
     max_tokens: int = 8192
-    backend: Literal["auto", "hf", "vllm"] = "auto"  # auto: vllm on CUDA, else hf
-    n: dict[str, int] = field(default_factory=lambda: dict(PAPER_N))  # samples per question; others 1
+    backend: Literal["auto", "hf", "vllm"] = "auto"  # generation backend (auto: vllm on CUDA, else hf)
+    n: dict[str, int] = field(default_factory=lambda: dict(PAPER_N))  # benchmark -> samples per question (a benchmark not named: 1)
     chunk: int = 0  # conversations per generation call (what a crash can lose); 0: hf batch_size, vllm 256
     batch_size: int = 8  # hf: conversations per generate() call
-    dtype: str = "auto"  # auto, bfloat16, float16 or float32 (auto: bfloat16 on CUDA, float32 on CPU)
-    max_lora_rank: int | None = None  # vllm: null = the adapter's rank rounded up to an allowed value
+    dtype: str = "auto"  # weights' dtype: auto, bfloat16, float16 or float32 (auto: bfloat16 on CUDA, float32 on CPU)
+    max_lora_rank: int | None = None  # vllm: the largest LoRA rank served (null: the adapter's rank rounded up to an allowed value)
     gpu_memory_utilization: float = 0.9  # vllm on a GPU: share of its memory for weights and KV cache
-    max_model_len: int | None = None  # vllm: null = the model's
+    max_model_len: int | None = None  # vllm: the context length, prompt and answer (null: the model's)
     enforce_eager: bool | None = None  # vllm: no CUDA graphs / torch.compile (null: vLLM's default, eager on CPU)
     engine: dict[str, Any] = field(default_factory=dict)  # vllm: more vllm.LLM keywords, e.g. {kv_cache_memory_bytes: 4e9}
 
@@ -69,10 +69,10 @@ class Extra:
 
     name: str  # its label in tables
     adapter: str | None = None  # its LoRA adapter folder (on `model`)
-    model: str | None = None  # default: the run's `model`
+    model: str | None = None  # its model (default: the run's `model`)
     train_langs: list[str] = field(default_factory=lambda: ["en"])  # languages it was trained on
     x: int | None = None  # training languages on the scaling curve (default: len(train_langs))
-    paradigm: str | None = None  # RL, SFT, ... (models are grouped by it)
+    paradigm: str | None = None  # how it was trained (RL, SFT, ...): models are grouped by it
 
 
 def check_samples(gen: GenConfig, benchmarks, prefix: str = "gen") -> None:

@@ -47,13 +47,13 @@ class Config(ScalingSection, Recipe):
     (a sweep's `analyze:` section is the same)."""
 
     evals: list[str] = field(default_factory=list)  # evaluation run folders (items.jsonl + metrics.json)
-    table: str | None = None  # or an accuracy table (model,benchmark,lang,accuracy[,n])
+    table: str | None = None  # or an accuracy table (model,benchmark,lang,accuracy[,n]) instead of evals
     items: str | None = None  # per-item results for the table's models (for intervals and off-target)
     models: str | None = None  # members file: model,base,train_langs,x,paradigm (default: one found beside the data)
-    members: list[MemberSpec] = field(default_factory=list)  # or the members inline
+    members: list[MemberSpec] = field(default_factory=list)  # or the members inline: [{name, base, train_langs, x, paradigm}]
     base: str | None = None  # without members: compare every other model with this one
-    train_langs: list[str] = field(default_factory=lambda: ["en"])  # ... trained on these languages
-    benchmarks: list[str] = field(default_factory=list)  # restrict to these (default: all there are)
+    train_langs: list[str] = field(default_factory=lambda: ["en"])  # without members: the languages those models were trained on
+    benchmarks: list[str] = field(default_factory=list)  # restrict to these benchmarks (default: all there are)
     langs: list[str] = field(default_factory=list)  # restrict to these languages (default: all there are)
     title: str = "Study"  # the title of report.md
 

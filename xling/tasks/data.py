@@ -27,10 +27,10 @@ class Config(Recipe):
     source: str = "synth"  # a data source: mgsm, msvamp, aime24, aime25, gpqa, math500, math, gsm8k, ...
     path: str | None = None  # a local copy (default: the hub, cached; synth is generated)
     hub: str | None = None  # another hub id for the source
-    split: str | None = None  # default: the source's first split
-    langs: list[str] = field(default_factory=list)  # default: all the source has
+    split: str | None = None  # the source's split (default: its first)
+    langs: list[str] = field(default_factory=list)  # languages (default: all the source has)
     limit: int | None = None  # first N problems per language (not used by build)
-    build: Literal["none", "parallel", "unparallel", "mix"] = "none"  # build a training set instead
+    build: Literal["none", "parallel", "unparallel", "mix"] = "none"  # none: write the source's examples (RUN/data.jsonl); else build a training set this way
     n: int = 1000  # training set: problems per language (mix: in all)
     k: int | None = None  # training set: English + the first k of `order` (overrides langs)
     order: list[str] = field(default_factory=lambda: list(PARALLEL_ORDER))  # training set: the order k takes languages in

@@ -42,8 +42,8 @@ class Config(ScoreSection, Recipe):
     """Task `grade`: its scoring keys (langid, min_chars, reasoning_only, timeout, workers) are
     `xling.grading.settings.ScoreSection`'s, as evaluation's `score.*`."""
 
-    input: str  # JSONL: completion, answer, lang[, kind, id]
-    kind: Literal["math", "number", "choice"] = "math"  # for lines without a `kind`
+    input: str  # the completions file, JSONL: completion, answer, lang[, kind, id]
+    kind: Literal["math", "number", "choice"] = "math"  # the answer kind of lines without a `kind`: math, number or choice
 
     def check(self) -> None:
         if not str(self.input).strip():

@@ -47,10 +47,10 @@ class PairGen:
 class Pair:
     """One trained model and the model it was trained from."""
 
-    trained: str  # model id or folder, or a name from `models`
+    trained: str  # the trained model: id or folder, or a name from `models`
     initial: str  # the initial model: id or folder, or a name from `models`
-    paradigm: str = "RL"  # RL, SFT, ... (models are grouped by it)
-    name: str | None = None  # label of the trained model
+    paradigm: str = "RL"  # how it was trained (RL, SFT, ...): models are grouped by it
+    name: str | None = None  # the trained model's label in tables (default: from its path)
     adapter: str | None = None  # LoRA adapter on `trained`
     train_langs: list[str] = field(default_factory=lambda: ["en"])  # languages the trained model was trained on
     template_from: str | None = None  # chat template for both models of the pair (default: the recipe's)

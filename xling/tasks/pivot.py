@@ -36,16 +36,16 @@ class PivotConfig(SamplingSection):
     temperature: float = 0.0
     top_p: float = 1.0
     max_tokens: int = 2048
-    model: str = "Qwen/Qwen2.5-7B-Instruct"  # hub id, local folder, or 'tiny' (a tiny random model: CPU demo)
+    model: str = "Qwen/Qwen2.5-7B-Instruct"  # the pivot model: hub id, local folder, or 'tiny' (a tiny random model: CPU demo)
     template_from: str | None = None  # chat template to borrow when the model has none
-    backend: Literal["auto", "hf", "vllm"] = "auto"  # auto: vLLM with CUDA, else transformers
+    backend: Literal["auto", "hf", "vllm"] = "auto"  # generation backend (auto: vLLM with CUDA, else transformers)
     dtype: str = "auto"  # weights' dtype: auto, bfloat16, float16 or float32 (auto: bfloat16 on CUDA, float32 on CPU)
     keep_truncated: bool = False  # keep references cut off at max_tokens (else rejected)
     retry_rejected: bool = False  # write again the references stored as rejected (empty or cut off)
     chunk: int = 64  # problems per generation call (the unit of resume)
     batch_size: int = 8  # transformers: problems per generate() call
-    gpu_memory_utilization: float = 0.85  # vLLM
-    store: str | None = None  # default: $XLING_CACHE/references/<model>-<settings>/<source>-<split>
+    gpu_memory_utilization: float = 0.85  # vLLM: share of the GPU's memory for weights and KV cache
+    store: str | None = None  # the references' store folder (default: $XLING_CACHE/references/<model>-<settings>/<source>-<split>)
 
     def check(self) -> None:
         if not str(self.model).strip():

@@ -21,9 +21,9 @@ from xling.data.languages import LANGUAGES, unknown_language_message
 
 @dataclass(kw_only=True)
 class Config(Recipe):
-    langs: list[str] = field(default_factory=lambda: ["en", "de"])  # English and one more
+    langs: list[str] = field(default_factory=lambda: ["en", "de"])  # training languages: English and one more
     n: int = 8  # synth problems per language
-    steps: int = 4  # GRPO steps
+    steps: int = 4  # GRPO optimizer steps
     backend: Literal["peft", "full"] = "peft"  # train a LoRA adapter (peft) or every weight (full)
     num_generations: int = 4  # rollouts per question
     max_completion_length: int = 24  # new tokens per rollout at most

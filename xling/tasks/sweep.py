@@ -33,12 +33,12 @@ class SweepSection:
     # x, paradigm}; toy_set: what that member needs at toy scale (toy=true), set after the toy sizes
     product: dict[str, Any] = field(default_factory=dict)  # key -> list of values: one member per combination
     name: str | None = None  # product members' names, e.g. 'k{data.k}' (default: key-value joined)
-    executor: Literal["local", "gpus", "slurm"] = "local"  # one after another / one per GPU at once / submitit jobs
+    executor: Literal["local", "gpus", "slurm"] = "local"  # how stages run: local (one after another), gpus (one member per GPU at once), slurm (submitit jobs)
     gpus: list[str] = field(default_factory=list)  # gpus executor: device ids (default: CUDA_VISIBLE_DEVICES, all)
     gpus_per_member: int = 1  # GPUs each stage gets (full-parameter members: accelerate's processes)
     slurm: dict[str, Any] = field(default_factory=dict)  # submitit parameters, e.g. {timeout_min: 600,
     # gpus_per_node: 1, slurm_partition: gpu}; {cluster: local} runs the jobs as local processes
-    accelerate_config: str = "recipes/accelerate/zero3.yaml"  # full-parameter members: accelerate launch config
+    accelerate_config: str = "recipes/accelerate/zero3.yaml"  # the accelerate launch config of full-parameter members
     isolate: bool | None = None  # local executor: each stage in a child process (null: with a GPU; on a CPU the
     # stages run in the sweep's own process, sparing each the start-up of the libraries)
 

@@ -26,8 +26,8 @@ class Config(AnalysisSection, Recipe):
     base: str  # the initial model's name in the table
     trained: str  # the trained model's name in the table
     train_langs: list[str] = field(default_factory=lambda: ["en"])  # languages the trained model was trained on
-    benchmarks: list[str] = field(default_factory=list)  # empty: every benchmark of the two models
-    langs: list[str] = field(default_factory=list)  # empty: every language in the table
+    benchmarks: list[str] = field(default_factory=list)  # restrict to these benchmarks (empty: every benchmark of the two models)
+    langs: list[str] = field(default_factory=list)  # restrict to these languages (empty: every language in the table)
     items: str | None = None  # per-item JSONL (model, benchmark, lang, id, score|correct) for 95% CIs
 
     def check(self) -> None:

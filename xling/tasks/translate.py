@@ -37,16 +37,16 @@ class Config(Recipe):
     n: int | None = 1000  # problems, selected as the training set selects them; null: all of them
     sets: int = 1  # disjoint matched sets to translate (2 for an unparallel en+X training set)
     level_weights: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0, 5.0])  # selection weights of levels 1, 2, ...
-    model: str = "Qwen/Qwen2.5-7B-Instruct"  # a local path, hub id or GGUF file; 'tiny' or 'toy' (xling's own models)
-    backend: Literal["auto", "hf", "vllm", "transformers"] = "auto"  # auto: vLLM with CUDA, else hf (transformers)
+    model: str = "Qwen/Qwen2.5-7B-Instruct"  # the translating model: a local path, hub id or GGUF file; 'tiny' or 'toy' (xling's own models)
+    backend: Literal["auto", "hf", "vllm", "transformers"] = "auto"  # generation backend (auto: vLLM with CUDA, else hf, i.e. transformers)
     template_from: str | None = None  # chat template to borrow when the model has none
     max_new_tokens: int = 1024  # new tokens per translation at most
     batch_size: int = 64  # problems per model call (and per flush to the store)
-    store: str | None = None  # default: $XLING_CACHE/translations/<model>/<source>-<split>
+    store: str | None = None  # the translations' store folder (default: $XLING_CACHE/translations/<model>/<source>-<split>)
     retry_rejected: bool = False  # translate again the problems stored as rejected
     max_rounds: int = 3  # rounds of replacing rejected problems
-    gpu_memory_utilization: float = 0.85  # vLLM
-    tensor_parallel_size: int = 1  # vLLM
+    gpu_memory_utilization: float = 0.85  # vLLM: share of the GPU's memory for weights and KV cache
+    tensor_parallel_size: int = 1  # vLLM: GPUs the model is split across
 
     def check(self) -> None:
         if self.source not in SOURCES:

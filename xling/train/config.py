@@ -43,11 +43,11 @@ TOY = "toy"  # model.name=toy: the pretrained toy model of the classroom demo (x
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    name: str = "Qwen/Qwen2.5-1.5B-Instruct"  # hub id, local folder, GGUF file (or its folder), 'tiny' or 'toy'
+    name: str = "Qwen/Qwen2.5-1.5B-Instruct"  # the model trained: hub id, local folder, GGUF file (or its folder), 'tiny' or 'toy'
     template_from: str | None = None  # base models: borrow this chat template (instruct model, 'chatml')
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"  # weights' dtype (auto: bf16 on GPU, fp32 on CPU)
     adapter: str | None = None  # start from this LoRA adapter (e.g. an SFT run's final/; peft backend)
-    attn_implementation: str | None = None  # e.g. sdpa, flash_attention_2 (default: transformers' choice)
+    attn_implementation: str | None = None  # attention kernel, e.g. sdpa, flash_attention_2 (default: transformers' choice)
 
     def check(self) -> None:
         if not str(self.name).strip():
@@ -56,24 +56,24 @@ class ModelConfig:
 
 @dataclass(kw_only=True)
 class TrainConfig:
-    backend: Literal["auto", "unsloth", "peft", "full"] = "auto"  # auto: unsloth with CUDA, else peft
-    learning_rate: float = 1e-6  # the paper's (full-parameter); LoRA wants ~1e-5 to 5e-5
+    backend: Literal["auto", "unsloth", "peft", "full"] = "auto"  # how weights are trained: unsloth or peft (LoRA), full (every weight); auto: unsloth with CUDA, else peft
+    learning_rate: float = 1e-6  # the optimizer's learning rate: the paper's (full-parameter); LoRA wants ~1e-5 to 5e-5
     epochs: float = 1.0  # passes over the training set (when max_steps is -1)
-    max_steps: int = -1  # > 0: stop after this many optimizer steps (overrides epochs)
+    max_steps: int = -1  # > 0: stop after this many optimizer steps (overrides epochs); -1: train for epochs
     questions_per_step: int = 128  # questions (GRPO) or examples (SFT) per optimizer step
     batch_size: int = 8  # per device per micro-batch: completions (GRPO) or examples (SFT)
-    grad_accum: int | None = None  # default: from questions_per_step
+    grad_accum: int | None = None  # gradient accumulation steps (null: from questions_per_step)
     optim: str = "adamw_torch"  # any transformers optimizer name (adamw_8bit needs bitsandbytes)
     lr_scheduler: str = "constant"  # transformers scheduler name: constant, linear, cosine, ...
     warmup: float = 0.0  # warm-up steps, or a fraction of the run when < 1
     weight_decay: float = 0.0  # the optimizer's weight decay
     max_grad_norm: float = 1.0  # clip the gradient to this norm (0: no clipping)
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on GPUs that have it, else fp32
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # training precision (auto: bf16 on GPUs that have it, else fp32)
     gradient_checkpointing: bool = True  # recompute activations in the backward pass: less memory, slower steps
     save_steps: int = 50  # checkpoint every this many steps (resume=auto continues from the last one)
-    save_total_limit: int | None = 2  # checkpoints kept
+    save_total_limit: int | None = 2  # checkpoints kept (null: every one)
     logging_steps: int = 1  # log the training metrics (train_log.jsonl) every this many steps
-    report_to: list[str] = field(default_factory=lambda: ["none"])  # none, tensorboard, wandb
+    report_to: list[str] = field(default_factory=lambda: ["none"])  # where training metrics go besides train_log.jsonl: none, tensorboard, wandb
 
     def check(self) -> None:
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
@@ -132,15 +132,15 @@ class LoraConfig:
 
 @dataclass(kw_only=True)
 class VllmConfig:
-    enabled: bool | None = None  # null: on with CUDA when vllm is installed
-    mode: Literal["colocate", "server"] = "colocate"  # server: start `trl vllm-serve` yourself
+    enabled: bool | None = None  # use vLLM for the rollouts (null: on with CUDA when vllm is installed)
+    mode: Literal["colocate", "server"] = "colocate"  # colocate: vLLM in the training processes; server: start `trl vllm-serve` yourself
     gpu_memory_utilization: float = 0.5  # share of GPU memory for the vLLM engine (colocate / Unsloth)
-    max_model_len: int | None = None  # default: grpo.max_prompt_length + grpo.max_completion_length
-    tensor_parallel_size: int = 1  # colocate: must divide the number of processes
+    max_model_len: int | None = None  # vLLM's context length (default: grpo.max_prompt_length + grpo.max_completion_length)
+    tensor_parallel_size: int = 1  # GPUs each vLLM engine is split across (colocate: must divide the number of processes)
     sleep_mode: bool = False  # TRL colocate: offload vLLM while training
     standby: bool = False  # Unsloth: UNSLOTH_VLLM_STANDBY=1 (then gpu_memory_utilization ~0.9)
-    max_lora_rank: int | None = None  # default: lora.r rounded up to a rank vLLM accepts
-    server_base_url: str | None = None  # server mode
+    max_lora_rank: int | None = None  # the largest LoRA rank vLLM serves (default: lora.r rounded up to a rank vLLM accepts)
+    server_base_url: str | None = None  # server mode: the server's URL (instead of server_host and server_port)
     server_host: str = "0.0.0.0"  # server mode: the vLLM server's host (when server_base_url is not given)
     server_port: int = 8000  # server mode: its port
     server_timeout: float = 240.0  # server mode: seconds to wait for it to answer
@@ -166,18 +166,18 @@ class GrpoConfig(Sampling):
     TOKENS = "max_completion_length"
 
     num_generations: int = 16  # rollouts per question (G)
-    max_prompt_length: int = 1024  # longer prompts are dropped (and counted) before training
+    max_prompt_length: int = 1024  # prompt tokens at most: longer prompts are dropped (and counted) before training
     max_completion_length: int = 4096  # new tokens per rollout at most (longer rollouts are cut off)
     loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = "dapo"  # the policy loss, by TRL's name for it
     beta: float = 0.001  # KL coefficient (the paper's objective has one; 0.001 as verl); 0: no KL term
     scale_rewards: Literal["group", "batch", "none"] = "group"  # divide advantages by the reward std of the group, the batch, or not at all
     epsilon: float = 0.2  # the lower clip range of the importance ratio (1 - epsilon)
-    epsilon_high: float | None = None  # default: epsilon, or 5.0 for cispo (0.28: DAPO's clip-higher)
+    epsilon_high: float | None = None  # the upper clip range (1 + epsilon_high); default: epsilon, or 5.0 for cispo (0.28: DAPO's clip-higher)
     num_iterations: int = 1  # optimisation passes over each batch of rollouts (mu)
     mask_truncated_completions: bool = False  # leave rollouts cut off at max_completion_length out of the loss
     importance_sampling_correction: bool = True  # vLLM rollouts: correct the sampler/trainer mismatch
     importance_sampling_mode: Literal["auto", "token_truncate", "token_mask", "sequence_truncate",
-                                      "sequence_mask"] = "auto"  # auto: token_truncate for vespo, else TRL's sequence_mask
+                                      "sequence_mask"] = "auto"  # how that correction is applied (auto: token_truncate for vespo, else TRL's sequence_mask)
     log_completions: bool = False  # write checkpoints/completions/*.parquet each logging step
 
     def check(self) -> None:
@@ -216,7 +216,7 @@ class RewardsConfig(ScoreSection):
     `xling.grading.settings.ScoreSection`'s, as evaluation's `score.*`."""
 
     set: str = "paper"  # a reward set of xling.train.rewards.REWARD_SETS (paper: 0.8 acc + 0.1 format + 0.1 lang)
-    weights: dict[str, float] = field(default_factory=dict)  # or your own mix, e.g. {accuracy: 1.0}
+    weights: dict[str, float] = field(default_factory=dict)  # reward -> weight, instead of a set, e.g. {accuracy: 1.0}
     require_think: bool = False  # the format reward asks for a closed <think> block before the answer
     embedding_model: str | None = None  # pivot rewards: a sentence-transformers model (default LaBSE; 'tiny')
     translator: str | None = None  # pivot_translate: the model translating answers into English ('tiny')
@@ -252,7 +252,7 @@ class RewardsConfig(ScoreSection):
 @dataclass(kw_only=True)
 class SftConfig:
     target: Literal["solution", "reference"] = "solution"  # the column SFT learns to write
-    max_length: int = 5120  # prompt + completion tokens; longer examples are dropped
+    max_length: int = 5120  # prompt + completion tokens at most; longer examples are dropped
     add_box: bool = True  # append "\boxed{answer}" to a target that has no box
 
     def check(self) -> None:
@@ -266,8 +266,8 @@ class RftConfig(SamplingSection):
 
     samples: int = 8  # answers sampled per problem
     keep: int = 1  # correct answers kept per problem (distinct texts)
-    generator: Literal["auto", "hf", "vllm"] = "auto"  # auto: vllm with CUDA when installed, else hf
-    gpu_memory_utilization: float = 0.85  # vllm sampling (runs before training, in its own process)
+    generator: Literal["auto", "hf", "vllm"] = "auto"  # sampling backend (auto: vllm with CUDA when installed, else hf)
+    gpu_memory_utilization: float = 0.85  # vllm: share of the GPU's memory while sampling (before training, in its own process)
     chunk: int = 64  # problems per generator call (the unit of resume)
 
     def check(self) -> None:
