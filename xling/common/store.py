@@ -33,6 +33,7 @@ from typing import Any, Callable, Hashable, Iterable, Iterator
 from xling.common.io import append_jsonl, atomic_write_jsonl, iter_jsonl
 
 FINGERPRINT = "fingerprint"  # the field of a store's first line that holds its fingerprint
+IN_NAMES = 10  # the hex digits of a fingerprint that names a folder (a cache of a model, of settings)
 
 
 def fingerprint(obj: Any, size: int = 16) -> str:
