@@ -21,15 +21,13 @@ is the shard's and that digest matches; every other item is scored again.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from xling.analysis import metrics as M
 from xling.grading.answers import UNPARSEABLE_GOLD, Grader
-from xling.common.io import atomic_write_jsonl, iter_jsonl
+from xling.common.store import Store, fingerprint
 from xling.grading.langid import detect_batch
 
 
@@ -97,9 +95,14 @@ SCORED_KEY = "scored_from"
 def scored_key(samples: Sequence[dict], answer: str, kind: str, settings: ScoreSettings) -> str:
     """A digest of everything an item's scored row depends on: its completions (sample index, text,
     finish reason, tokens), its gold answer and kind, the scoring settings and `SCORE_VERSION`."""
-    payload = {"version": SCORE_VERSION, "settings": settings.as_dict(), "answer": answer, "kind": kind,
-               "samples": [[s.get("sample"), s.get("text"), s.get("finish_reason"), s.get("tokens")] for s in samples]}
-    return hashlib.sha1(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
+    return fingerprint({"version": SCORE_VERSION, "settings": settings.as_dict(), "answer": answer, "kind": kind,
+                        "samples": [[s.get("sample"), s.get("text"), s.get("finish_reason"), s.get("tokens")]
+                                    for s in samples]})
+
+
+def scored_store(path: Path) -> Store:
+    """A scored shard: a `xling.common.store` of rows keyed by item id, rewritten whole when items change."""
+    return Store(path, key="id", valid=lambda rec: isinstance(rec.get("id"), str))
 
 
 def read_scored(path: Path, expected: Mapping[str, str], n: int) -> dict[str, dict]:
@@ -108,27 +111,18 @@ def read_scored(path: Path, expected: Mapping[str, str], n: int) -> dict[str, di
     `expected` maps each of the shard's ids to its `scored_key`; a row is kept only when its id is
     among them, its n is `n` and its digest matches (an absent file: nothing is kept).
     """
-    out: dict[str, dict] = {}
-    if not path.is_file():
-        return out
     try:
-        for _, rec, err in iter_jsonl(path):
-            if err or not isinstance(rec, dict):
-                continue
-            item_id = rec.get("id")
-            if not isinstance(item_id, str) or item_id not in expected or rec.get("n") != n:
-                continue
-            if rec.get(SCORED_KEY) != expected[item_id]:
-                continue
-            out[item_id] = {k: v for k, v in rec.items() if k != SCORED_KEY}
-    except (OSError, UnicodeDecodeError):  # a damaged file: score what it lacks again
-        pass
-    return out
+        rows = scored_store(path).records
+    except OSError:  # a damaged file: score what it lacks again
+        return {}
+    return {item_id: {k: v for k, v in rec.items() if k != SCORED_KEY} for item_id, rec in rows.items()
+            if item_id in expected and rec.get("n") == n and rec.get(SCORED_KEY) == expected[item_id]}
 
 
 def write_scored(path: Path, rows: Sequence[dict], keys: Sequence[str]) -> Path:
     """Write a scored shard atomically, each row with its `scored_key` (as `scored_from`)."""
-    return atomic_write_jsonl(path, [{**row, SCORED_KEY: key} for row, key in zip(rows, keys, strict=True)])
+    scored_store(path).rewrite([{**row, SCORED_KEY: key} for row, key in zip(rows, keys, strict=True)])
+    return path
 
 
 # ------------------------------------------------------------------------------- cell summaries
