@@ -27,6 +27,7 @@ from xling.common.io import (
     cannot_write,
     is_temporary,
 )
+from xling.common.store import fingerprint
 from xling.runs.lock import LOCK_NAME
 
 # Files a run folder holds before any work is done; anything else is work worth keeping.
@@ -113,8 +114,7 @@ def environment() -> dict:
 
 def recipe_fingerprint(cfg_dict: dict) -> str:
     """A short hash of everything in a recipe that a run's results depend on (not out, not description)."""
-    text = json.dumps(comparable(cfg_dict), sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
+    return fingerprint(comparable(cfg_dict))
 
 
 def finished_fingerprint(run_dir: Path) -> str | None:
