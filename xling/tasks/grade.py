@@ -7,8 +7,9 @@ Input: JSON Lines, one completion per line with ``completion``, ``answer``, ``la
 and off-target rate per language. Malformed lines are reported with their line numbers and skipped.
 
 Grading is resumable: lines are graded in chunks appended to ``graded.partial.jsonl`` (a resumable
-store whose first line is a fingerprint of the input's bytes and the grading settings), so a run killed part-way grades only the lines
-left when run again; the partial file is removed once ``graded.jsonl`` is written.
+store whose first line is a fingerprint of the input's bytes and the grading settings), so a run
+killed part-way grades only the lines left when run again; the partial file is removed once
+``graded.jsonl`` is written.
 """
 
 from __future__ import annotations
