@@ -119,3 +119,20 @@ def test_fingerprint_is_stable_and_sized():
     old = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
     assert fingerprint(settings) == old[:16] and fingerprint(settings, 10) == old[:10]
     assert fingerprint({"a": 1}) != fingerprint({"a": 2})
+
+
+def test_a_finished_store_is_read_without_opening_it_for_writing(tmp_path, monkeypatch):
+    """A finished cache on a read-only disk: reading it, and the tail check before an append, only read."""
+    import builtins
+
+    path = tmp_path / "s.jsonl"
+    Store(path, key="id").append([{"id": "a"}])
+    real_open, modes = builtins.open, []
+
+    def spy(file, mode="r", *args, **kwargs):
+        modes.append(mode)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", spy)
+    assert list(Store(path, key="id")) == ["a"] and repair_tail(path) == 0
+    assert modes == ["rb", "rb"]
