@@ -41,9 +41,9 @@ from xling.common.config import ROOT, all_keys, build, dump_yaml, merge, read_re
 from xling.common.console import console
 from xling.common.errors import ConfigError, XlingError
 
-# What `toy=true` sets: every stage at a size that runs on a CPU in seconds (tiny random model, built-in
+# What `tiny=true` sets: every stage at a size that runs on a CPU in seconds (tiny random model, built-in
 # synth problems, two optimizer steps, 24-token answers). It checks the mechanics, not the science.
-TOY_TRAIN = {
+TINY_TRAIN = {
     "model.name": "tiny", "model.template_from": None, "model.dtype": "auto",
     "data.source": "synth", "data.path": None, "data.hub": None, "data.n": 8, "data.translations": None,
     "train.backend": "peft", "train.learning_rate": 1e-3, "train.max_steps": 2, "train.questions_per_step": 2,
@@ -57,11 +57,11 @@ TOY_TRAIN = {
     "pivot.temperature": 1.0,
     "rewards.embedding_model": "tiny",
 }
-TOY_EVAL = {"benchmarks": ["synth"], "data": {}, "limit": 4, "gen.backend": "hf", "gen.max_tokens": 24,
+TINY_EVAL = {"benchmarks": ["synth"], "data": {}, "limit": 4, "gen.backend": "hf", "gen.max_tokens": 24,
             "gen.batch_size": 16, "gen.n": {}, "score.workers": 0}
 TINY_MODELS = {"tiny": True, "tiny-base": False}  # name -> has a chat template
 PARADIGMS = {"train-grpo": "RL", "train-sft": "SFT", "train-rft": "RFT", "pivot-reward": "RL-pivot"}
-MEMBER_KEYS = {"recipe", "from", "set", "toy_set", "x", "paradigm"}
+MEMBER_KEYS = {"recipe", "from", "set", "tiny_set", "x", "paradigm"}
 
 
 # --------------------------------------------------------------------------------------- overrides
@@ -142,14 +142,14 @@ def resolve_stage(recipe: str, overrides: Mapping[str, Any], out: Path, where: s
     return cfg, task
 
 
-# Sizes that toy scale caps: a smaller one given (on the command line, in the sweep's set) is kept
-TOY_CAPS = {"limit", "gen.max_tokens", "data.n", "train.max_steps", "train.questions_per_step", "train.batch_size",
+# Sizes that tiny scale caps: a smaller one given (on the command line, in the sweep's set) is kept
+TINY_CAPS = {"limit", "gen.max_tokens", "data.n", "train.max_steps", "train.questions_per_step", "train.batch_size",
             "grpo.num_generations", "grpo.max_completion_length", "rft.samples", "rft.max_tokens", "pivot.max_tokens"}
 
 
-def toy_overrides(task_config: type, table: Mapping[str, Any], given: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The entries of a toy table that are keys of this task (a SFT recipe has no grpo.*); a size in
-    `given` smaller than the toy's stays (toy scale shrinks a run, never enlarges it)."""
+def tiny_overrides(task_config: type, table: Mapping[str, Any], given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The entries of a tiny-scale table that are keys of this task (a SFT recipe has no grpo.*); a size in
+    `given` smaller than the table's stays (tiny scale shrinks a run, never enlarges it)."""
     keys = set(all_keys(task_config))
     given = given or {}
     out = {}
@@ -157,7 +157,7 @@ def toy_overrides(task_config: type, table: Mapping[str, Any], given: Mapping[st
         if k not in keys:
             continue
         mine = given.get(k)
-        small = (k in TOY_CAPS and isinstance(mine, (int, float)) and not isinstance(mine, bool)
+        small = (k in TINY_CAPS and isinstance(mine, (int, float)) and not isinstance(mine, bool)
                  and isinstance(v, (int, float)) and 0 < mine < v)
         out[k] = mine if small else v
     return out
@@ -210,7 +210,7 @@ class MemberPlan:
     x: int | None
     paradigm: str | None
     parent: str | None = None
-    toy_set: dict[str, Any] = field(default_factory=dict)  # its overrides at toy scale (toy=true), after the toy sizes
+    tiny_set: dict[str, Any] = field(default_factory=dict)  # its overrides at tiny scale (tiny=true), after the tiny sizes
 
 
 @dataclass
@@ -234,7 +234,7 @@ class Plan:
 
 
 def member_specs(sweep) -> list[tuple[str, dict]]:
-    """(name, {recipe, from, set, toy_set, x, paradigm}) for every member, in order."""
+    """(name, {recipe, from, set, tiny_set, x, paradigm}) for every member, in order."""
     specs: list[tuple[str, dict]] = []
     for name, value in sweep.members.items():
         if value is None:
@@ -242,16 +242,19 @@ def member_specs(sweep) -> list[tuple[str, dict]]:
         if not isinstance(value, Mapping):
             raise ConfigError(f"sweep.members.{name}: give a mapping of overrides (e.g. {{data.k: 3}}), got {value!r}")
         value = dict(value)
+        if "toy_set" in value:
+            raise ConfigError(f"sweep.members.{name}: toy_set is now tiny_set (overrides at tiny scale, tiny=true); "
+                              "write tiny_set: instead")
         reserved = {k: value.pop(k) for k in list(value) if k in MEMBER_KEYS}
         if "set" in reserved and value:
             raise ConfigError(f"sweep.members.{name}: give its overrides either under set: or directly, not both")
         overrides = reserved.get("set") or value
         if not isinstance(overrides, Mapping):
             raise ConfigError(f"sweep.members.{name}.set: give a mapping of overrides")
-        toy_set = reserved.get("toy_set") or {}
-        if not isinstance(toy_set, Mapping):
-            raise ConfigError(f"sweep.members.{name}.toy_set: give a mapping of overrides")
-        specs.append((str(name), {**reserved, "set": dict(overrides), "toy_set": dict(toy_set)}))
+        tiny_set = reserved.get("tiny_set") or {}
+        if not isinstance(tiny_set, Mapping):
+            raise ConfigError(f"sweep.members.{name}.tiny_set: give a mapping of overrides")
+        specs.append((str(name), {**reserved, "set": dict(overrides), "tiny_set": dict(tiny_set)}))
     if sweep.product:
         keys = list(sweep.product)
         for key in keys:
@@ -311,16 +314,16 @@ def expand(cfg, sweep_dir: Path) -> Plan:
         task, _ = task_of(recipe, where)
         overrides = {**flatten(s.set, task.Config), **flatten(spec["set"], task.Config)}
         spec["set"] = flatten(spec["set"], task.Config)
-        toy_set = flatten(spec.get("toy_set") or {}, task.Config)
-        unknown = sorted(set(toy_set) - set(all_keys(task.Config)))
+        tiny_set = flatten(spec.get("tiny_set") or {}, task.Config)
+        unknown = sorted(set(tiny_set) - set(all_keys(task.Config)))
         if unknown:
             from difflib import get_close_matches
 
             near = get_close_matches(unknown[0], all_keys(task.Config), n=1)
-            raise ConfigError(f"{where}: toy_set names '{unknown[0]}', which is not a recipe key"
+            raise ConfigError(f"{where}: tiny_set names '{unknown[0]}', which is not a recipe key"
                               + (f"; did you mean '{near[0]}'?" if near else ""))
-        if cfg.toy:  # the toy sizes, then what this member needs at toy scale
-            overrides = {**overrides, **toy_overrides(task.Config, TOY_TRAIN, overrides), **toy_set}
+        if cfg.tiny:  # the tiny sizes, then what this member needs at tiny scale
+            overrides = {**overrides, **tiny_overrides(task.Config, TINY_TRAIN, overrides), **tiny_set}
         parent = spec.get("from")
         needs = []
         if parent is not None:
@@ -379,7 +382,7 @@ def expand(cfg, sweep_dir: Path) -> Plan:
             ev = Stage(f"{name}/eval", name, "eval", cfg.evaluate_recipe, eval_over, cfg_eval, folder / "eval",
                        folder / "eval.yaml", [train.id])
         members.append(MemberPlan(name, recipe, spec["set"], train, ev, base_name, train_langs, x, paradigm, parent,
-                                  toy_set if cfg.toy else {}))
+                                  tiny_set if cfg.tiny else {}))
     if len(base_stages) > 1:  # several bases: name each after its model
         labels: dict[tuple, str] = {}
         for key in base_stages:
@@ -416,8 +419,8 @@ def expand(cfg, sweep_dir: Path) -> Plan:
 def _eval_common(cfg) -> dict[str, Any]:
     task, _ = task_of(cfg.evaluate_recipe, "evaluate_recipe")
     over = flatten(cfg.evaluate, task.Config)
-    if cfg.toy:
-        over.update(toy_overrides(task.Config, TOY_EVAL, over))
+    if cfg.tiny:
+        over.update(tiny_overrides(task.Config, TINY_EVAL, over))
     return over
 
 
@@ -488,7 +491,7 @@ def sweep_record(plan: Plan) -> dict:
         return {"recipe": s.recipe, "overrides": s.overrides, "run_dir": str(s.run_dir), "file": str(s.file),
                 "needs": s.needs, "command": shlex.join(s.command())}
     return {
-        "members": {m.name: {"recipe": m.recipe, "overrides": m.overrides, "toy_set": m.toy_set, "from": m.parent,
+        "members": {m.name: {"recipe": m.recipe, "overrides": m.overrides, "tiny_set": m.tiny_set, "from": m.parent,
                              "base": m.base, "train_langs": m.train_langs, "x": m.x, "paradigm": m.paradigm,
                              "train": stage(m.train), "eval": stage(m.eval)} for m in plan.members},
         "bases": {name: stage(s) for name, s in plan.bases.items()},

@@ -415,7 +415,7 @@ def explain(m: dict, cfg: Config, habit: dict | None = None, scores: dict | None
                 out.append(f"   {name}: " + ", ".join(parts) + ".")
             if unseen and _excludes_zero(unseen["ci"]) < 0:
                 carried.append(name)
-    from xling.report.results import MIN_JUDGED
+    from xling.analysis.summary import MIN_JUDGED
 
     off = m.get("off_target") or {}
     cells = [v for per_b in off.values() for per_l in per_b.values() for v in per_l.values()]
