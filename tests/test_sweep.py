@@ -10,7 +10,8 @@ import yaml
 from xling.runs import cli
 from xling.common.config import build
 from xling.common.errors import ConfigError
-from xling.studies.sweep import expand, flatten, product_name
+from xling.studies.overrides import flatten
+from xling.studies.sweep import expand, product_name
 from xling.tasks import sweep as T
 
 

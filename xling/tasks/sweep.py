@@ -5,7 +5,7 @@
     python run.py parallel-scaling --dry-run         # members, their overrides, what is done, the plan
     python run.py parallel-scaling tiny=true          # the same study at tiny scale, on a CPU, in minutes
 
-The machinery is `xling.studies.sweep`; the analysis is the `analyze` task over the sweep's evaluations.
+The machinery is `xling.studies` (the plan in `sweep`, the executors in `executors`); the analysis is the `analyze` task over the sweep's evaluations.
 """
 
 from __future__ import annotations
@@ -121,7 +121,8 @@ def selected(cfg: Config, plan) -> list:
 
 def describe_plan(cfg: Config) -> list[str]:
     """--dry-run: the members, their overrides, what is already done, and the cost of what is left."""
-    from xling.studies.sweep import show_value, stage_state
+    from xling.studies.overrides import show_value
+    from xling.studies.sweep import stage_state
 
     plan = plan_of(cfg)
     stages = selected(cfg, plan)
@@ -235,6 +236,7 @@ def plan_lines(cfg: Config, plan, todo: list) -> list[str]:
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
+    from xling.studies import executors as E
     from xling.studies import sweep as S
     from xling.common.io import atomic_write_json
     from xling.common.versions import cuda_available
@@ -275,13 +277,13 @@ def run(cfg: Config, run_dir: Path) -> dict:
         console.print(f"running {len(todo)} stage(s) with the {cfg.sweep.executor} executor", markup=False)
         if cfg.sweep.executor == "local":
             isolate = cfg.sweep.isolate if cfg.sweep.isolate is not None else cuda_available()
-            S.run_local(todo, cfg.sweep.accelerate_config, cfg.sweep.gpus_per_member, isolate)
+            E.run_local(todo, cfg.sweep.accelerate_config, cfg.sweep.gpus_per_member, isolate)
             done.update(s.id for s in todo)
         elif cfg.sweep.executor == "gpus":
-            S.run_gpus(todo, S.visible_gpus(cfg.sweep.gpus), cfg.sweep.gpus_per_member, cfg.sweep.accelerate_config,
+            E.run_gpus(todo, E.visible_gpus(cfg.sweep.gpus), cfg.sweep.gpus_per_member, cfg.sweep.accelerate_config,
                        done)
         else:
-            S.run_slurm(todo, cfg.sweep.slurm, run_dir / "slurm", cfg.sweep.accelerate_config,
+            E.run_slurm(todo, cfg.sweep.slurm, run_dir / "slurm", cfg.sweep.accelerate_config,
                         cfg.sweep.gpus_per_member, done)
     missing = [s.id for s in plan.stages() if s.id not in done and S.stage_state(s) != "done"]
     if missing:
