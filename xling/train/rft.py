@@ -205,10 +205,9 @@ def run(cfg: Any, run_dir: Path, *, make_generator: Callable[[], Any] | None = N
         extra_callbacks: Sequence[Any] = ()) -> dict:
     """RFT: sample, select, SFT. `make_generator` replaces the real generator (tests)."""
     run_dir = Path(run_dir)
-    plan = lifecycle.prepare(cfg, run_dir, "rft")
-    if (done := lifecycle.reuse_final(cfg, run_dir)) is not None:
-        return lifecycle.summary(run_dir, done)
-    lifecycle.check_checkpoints(cfg, run_dir)
+    plan, done = lifecycle.start(cfg, run_dir, "rft")
+    if done is not None:
+        return done
     records = lifecycle.trainset_stage(cfg, run_dir)
     model_path = lifecycle.model_path(cfg, run_dir)
     backend = generator_backend(cfg, plan)
