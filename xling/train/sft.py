@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from xling.grading.answers import last_boxed
+from xling.grading.boxes import last_boxed
 from xling.common.console import console
 from xling.common.errors import XlingError
 from xling.train import backends, lifecycle
