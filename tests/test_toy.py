@@ -122,12 +122,12 @@ def test_synth_training_sets_leave_out_the_evaluation_problems():
 
 
 def test_the_chat_rendering_matches_the_prompts_module():
-    from xling.data.prompts import render
+    from xling.data.prompts import render, render_chatml
 
     examples = toy.corpus(toy.ToyConfig(examples=40))
     tokenizer = toy.build_tokenizer(toy.tokenizer_texts(examples), 500)
     for ex in examples:
-        assert toy._chatml(list(ex.messages)) == render(list(ex.messages), tokenizer)
+        assert render_chatml(list(ex.messages)) == render(list(ex.messages), tokenizer)
 
 
 def test_the_tokenizer_splits_numbers_and_survives_saving(tmp_path):
