@@ -275,3 +275,26 @@ def test_analyze_reads_items_in_the_minimal_form_transfer_reads(run_cli, tmp_pat
     assert results[0]["comparisons"]["k1"]["ci"]["mti"]["avg"] is not None
     assert run_cli("transfer", f"table={tmp_path / 'T.csv'}", f"items={tmp_path / 'I.jsonl'}", "base=base",
                    "trained=k1", "train_langs=en", "n_boot=50", "out=t") == 0
+
+
+def test_the_analysis_computes_and_renders_nothing():
+    """Statistics live in xling/analysis (one mean_accuracy), which imports no rendering: no console, no
+    figures, nothing of xling.report."""
+    import ast
+    from pathlib import Path
+
+    import xling.analysis
+    from xling.analysis import summary, study as analysis_study
+
+    rendering = ("xling.report", "xling.common.console", "matplotlib", "rich")
+    for path in Path(xling.analysis.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not [n for n in names if n.startswith(rendering)], f"{path.name} imports {names}"
+    assert summary.mean_accuracy({"m": {"b": {"en": 10.0, "de": 30.0}}}, "m", {"b": ["en", "de"]}) == 20.0
+    assert summary.mean_accuracy({"m": {"b": {"en": 10.0}}}, "m", {"b": ["en", "de"]}) is None
+    assert analysis_study.S is summary  # the study's summary is the analysis's own
+    import xling.report.study as rendered
+
+    assert not hasattr(rendered, "analyze") and not hasattr(rendered, "_mean_accuracy")
