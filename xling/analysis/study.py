@@ -33,7 +33,6 @@ from xling.common.errors import XlingError
 METRIC_LABELS = {"mti": "MTI", "accuracy": "mean accuracy (%)"}
 
 
-
 def scaling_of(by_x: Mapping[int, float | None], fit_from: int = 2) -> dict:
     """Fit, leap and gap of one metric given per X (None values are left out).
 

@@ -82,7 +82,6 @@ def _nest(items: Sequence[dict], value) -> dict:
     return {m: {b: {l: value(rs) for l, rs in per_b.items()} for b, per_b in per_m.items()} for m, per_m in out.items()}
 
 
-
 def _samples_of(rec: dict, key: str) -> list:
     """A record's per-sample values of `key` (one value: one sample); none where the record lacks the key
     (per-item results in the minimal form: model, benchmark, lang, id, score|correct)."""
@@ -128,7 +127,6 @@ def off_target_records(items: Sequence[dict]) -> list[dict]:
         share = sum(d != r["lang"] for d in judged) / len(judged)
         out.append({"model": r["model"], "benchmark": r["benchmark"], "lang": r["lang"], "id": r["id"], "score": share})
     return out
-
 
 
 def mean_accuracy(acc: Mapping, model: str, langs: Mapping[str, Sequence[str]]) -> float | None:

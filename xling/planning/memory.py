@@ -25,7 +25,6 @@ NF4_BYTES = 0.516  # bytes per 4-bit weight, with block scales (double quantisat
 ADAM_BYTES = 16  # fp32 weight + gradient + two Adam moments, per trained parameter
 
 
-
 def precision_of(cfg: Any, dev: Gpu) -> str:
     p = cfg.train.precision
     if p != "auto":

@@ -47,8 +47,6 @@ PARADIGMS = {"train-grpo": "RL", "train-sft": "SFT", "train-rft": "RFT", "pivot-
 MEMBER_KEYS = {"recipe", "from", "set", "tiny_set", "x", "paradigm"}
 
 
-
-
 # ----------------------------------------------------------------------------------------- the plan
 
 

@@ -477,4 +477,3 @@ def show_languages(table: dict) -> None:
                 ["lang", "reward", "accuracy", "on-target"], rows)
 
 
-

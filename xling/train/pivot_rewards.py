@@ -39,7 +39,6 @@ EMBEDDING_LANGUAGES: dict[str, tuple[str, ...]] = {
 }
 
 
-
 _EMBEDDERS: dict[tuple[str, str | None], Any] = {}
 
 
