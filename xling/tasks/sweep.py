@@ -3,9 +3,10 @@
     python run.py parallel-scaling                   # every member, then the analysis
     python run.py parallel-scaling --only=k0,k3      # these members (and the bases they need) only
     python run.py parallel-scaling --dry-run         # members, their overrides, what is done, the plan
-    python run.py parallel-scaling tiny=true          # the same study at tiny scale, on a CPU, in minutes
+    python run.py parallel-scaling tiny=true         # the same study at tiny scale, on a CPU, in minutes
 
-The machinery is `xling.studies` (the plan in `sweep`, the executors in `executors`); the analysis is the `analyze` task over the sweep's evaluations.
+The machinery is `xling.studies` (the plan in `sweep`, the executors in `executors`); the analysis is
+the `analyze` task over the sweep's evaluations, handed the members as data.
 """
 
 from __future__ import annotations
