@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from xling.analysis import metrics as M
-from xling.grading.answers import UNPARSEABLE_GOLD, Grader
+from xling.grading.answers import Grader
 from xling.common.store import Store, fingerprint
 from xling.grading.langid import detect_batch
 
@@ -128,48 +127,3 @@ def write_scored(path: Path, rows: Sequence[dict], keys: Sequence[str]) -> Path:
 # ------------------------------------------------------------------------------- cell summaries
 
 
-def _samples_of(rec: dict, key: str) -> list:
-    """A record's per-sample values of `key` (one value: one sample); none where the record lacks the key
-    (per-item results in the minimal form: model, benchmark, lang, id, score|correct)."""
-    if key not in rec:
-        return []
-    value = rec[key]
-    return list(value) if isinstance(value, list) else [value]
-
-
-def cell_summary(items: Sequence[dict]) -> dict:
-    """Accuracy, off-target rate and counts of one (model, benchmark, language) cell.
-
-    Accuracy (percent) is the mean item score; items whose gold answer cannot be parsed are left
-    out. The off-target rate is over every sample whose language could be determined. Records in
-    the minimal form (model, benchmark, lang, id, score) count one sample each, none truncated,
-    and say nothing of languages, answers or tokens.
-    """
-    scored = [r for r in items if r.get("error") != UNPARSEABLE_GOLD]
-    detected = [d for r in items for d in _samples_of(r, "detected_lang")]
-    n_samples = sum(int(r.get("n", 1)) for r in items)
-    truncated = sum(int(r.get("truncated", 0)) for r in items)
-    tokens = [t for r in items for t in _samples_of(r, "tokens") if isinstance(t, (int, float))]
-    return {
-        "n": len(items),
-        "samples": n_samples,
-        "accuracy": 100 * sum(r["score"] for r in scored) / len(scored) if scored else None,
-        "off_target": M.off_target_rate(detected, [items[0]["lang"]] * len(detected)) if items else None,
-        "undetermined": sum(d is None for d in detected),
-        "truncated": truncated,
-        "no_answer": sum(e is None for r in items for e in _samples_of(r, "extracted")),
-        "unparseable_gold": len(items) - len(scored),
-        "mean_tokens": sum(tokens) / len(tokens) if tokens else None,
-    }
-
-
-def off_target_records(items: Sequence[dict]) -> list[dict]:
-    """Per-item off-target shares (0–1, None when undetermined), as `score` records for bootstrapping."""
-    out = []
-    for r in items:
-        judged = [d for d in _samples_of(r, "detected_lang") if d is not None]
-        if not judged:
-            continue
-        share = sum(d != r["lang"] for d in judged) / len(judged)
-        out.append({"model": r["model"], "benchmark": r["benchmark"], "lang": r["lang"], "id": r["id"], "score": share})
-    return out

@@ -237,6 +237,16 @@ def _saved_recipe(saved: Path) -> dict | None:
     return data if isinstance(data, dict) else {}
 
 
+def run_recipe(run_dir: Path, cls: type):
+    """The recipe a run folder holds (its recipe.yaml) built as `cls`: what a stage that a run starts in a
+    child process (`python -m MODULE RUN_DIR`) reads to know its settings."""
+    import yaml
+
+    from xling.common.config import build
+
+    return build(cls, yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8")))
+
+
 def prepare_run_dir(cfg: Recipe, run_dir: Path, force: bool, resumable: frozenset[str] = frozenset()) -> bool:
     """Create or re-open the run folder. Returns False when a finished identical run is there.
 

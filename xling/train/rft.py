@@ -163,10 +163,9 @@ def run(cfg: Any, run_dir: Path, *, make_generator: Callable[[], Any] | None = N
         extra_callbacks: Sequence[Any] = ()) -> dict:
     """RFT: sample, select, SFT. `make_generator` replaces the real generator (tests)."""
     run_dir = Path(run_dir)
-    plan = lifecycle.prepare(cfg, run_dir, "rft")
-    if (done := lifecycle.reuse_final(cfg, run_dir)) is not None:
-        return lifecycle.summary(run_dir, done)
-    lifecycle.check_checkpoints(cfg, run_dir)
+    plan, done = lifecycle.start(cfg, run_dir, "rft")
+    if done is not None:
+        return done
     records = lifecycle.trainset_stage(cfg, run_dir)
     model_path = lifecycle.model_path(cfg, run_dir)
     backend = generator_backend(cfg, plan)
@@ -191,27 +190,23 @@ def run(cfg: Any, run_dir: Path, *, make_generator: Callable[[], Any] | None = N
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m xling.train.rft RUN_DIR`: the sampling stage of the RFT run in RUN_DIR."""
-    import yaml
+    from types import SimpleNamespace
 
-    from xling.common.config import build
-    from xling.common.console import print_error
+    from xling.common.console import module_main
+    from xling.runs.folder import run_recipe
     from xling.train.config import RftRecipe as Config
 
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        run_dir = Path(args[0])
-        cfg = build(Config, yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8")))
-        from types import SimpleNamespace
+    run_dir = Path((sys.argv[1:] if argv is None else argv)[0])
 
+    def work() -> None:
+        cfg = run_recipe(run_dir, Config)
         plan = SimpleNamespace(cuda=backends.cuda_available())  # all the generator choice needs: no unsloth import
         records = read_jsonl(run_dir / "trainset.jsonl")
         model_path = lifecycle.model_path(cfg, run_dir)
         backend = generator_backend(cfg, plan)
         sample_stage(cfg, run_dir, records, lambda: open_generator(cfg, backend, model_path))
-    except XlingError as e:
-        print_error(str(e))
-        return 2
-    return 0
+
+    return module_main(work)
 
 
 if __name__ == "__main__":
