@@ -23,8 +23,6 @@ the final model, no step is trained twice or once more.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import time
@@ -45,14 +43,11 @@ from xling.train.checkpoints import checkpoint_problem, checkpoint_step, checkpo
 from xling.train.callbacks import close_progress, language_table, quiet_trainer, read_log, truncate_log
 from xling.train.config import RESUMABLE_CHANGES, TINY, TOY
 from xling.planning.batches import world_size
+from xling.common.store import fingerprint
 
 FINAL = "final"
 CHECKPOINTS = "checkpoints"
 LOG = "train_log.jsonl"
-
-
-def fingerprint(obj: Any) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def training_key(cfg: Any) -> dict:
