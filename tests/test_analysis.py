@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from xling.report import study as A
+from xling.analysis import members as AM
+from xling.analysis import study as A
+from xling.report import study as RS
 from xling.runs import cli
 from xling.common.errors import XlingError
 from xling.tasks.paper_replay import load_numbers
@@ -35,13 +37,13 @@ def test_scaling_of_too_few_points_says_why_and_keeps_the_leap():
 
 
 def test_curve_members():
-    m = [A.Member("a", "b", ["en"], 1), A.Member("c", "b", ["en", "ru"], 2), A.Member("d", "b", ["en", "de"], 2)]
-    on, why = A.curve_members(m)
+    m = [AM.Member("a", "b", ["en"], 1), AM.Member("c", "b", ["en", "ru"], 2), AM.Member("d", "b", ["en", "de"], 2)]
+    on, why = AM.curve_members(m)
     assert on == [] and "c and d both have X = 2" in why
     m[2].x = None  # off the curve
-    on, why = A.curve_members(m)
+    on, why = AM.curve_members(m)
     assert [x.name for x in on] == ["a", "c"] and why is None
-    assert A.curve_members([A.Member("a", "b", ["en"], 1), A.Member("c", "b", ["de"], 1)]) == ([], None)
+    assert AM.curve_members([AM.Member("a", "b", ["en"], 1), AM.Member("c", "b", ["de"], 1)]) == ([], None)
 
 
 def _study_items(n=40):
@@ -53,8 +55,8 @@ def _study_items(n=40):
         accs = {l: min(100, v + 5 * x) for l, v in base.items()}
         name = f"k{x - 1}"
         items += items_for(name, "mgsm", accs, n=n, seed=x)
-        members.append(A.Member.of(name, "base", order[:min(x, 3)], x, "RL" if x % 2 else "SFT"))
-    members[-1] = A.Member("k3", "base", order, 4, "SFT")  # X given explicitly (3 languages, X = 4)
+        members.append(AM.Member.of(name, "base", order[:min(x, 3)], x, "RL" if x % 2 else "SFT"))
+    members[-1] = AM.Member("k3", "base", order, 4, "SFT")  # X given explicitly (3 languages, X = 4)
     return items, members, {"mgsm": list(base)}
 
 
@@ -85,14 +87,14 @@ def test_study_with_items_has_intervals_for_fits_leap_and_gap():
 def test_study_outputs(tmp_path, capsys):
     items, members, langs = _study_items()
     study = A.analyze(items, members, langs, n_boot=100)
-    A.show(study)
+    RS.show(study)
     out = capsys.readouterr().out
     assert "Parallel Scaling Law" in out and "members: trained models vs their base" in out
-    figs = A.figures(tmp_path, study)
+    figs = RS.figures(tmp_path, study)
     assert {"accuracy_figure", "off_target_figure", "scaling_figure", "ti_heatmap_mgsm"} <= set(figs)
     for p in figs.values():
         assert p.read_bytes()[:4] == b"\x89PNG"
-    md = A.write_report(tmp_path, study, figs, "T").read_text()
+    md = RS.write_report(tmp_path, study, figs, "T").read_text()
     assert "## Parallel scaling" in md and "figures/scaling.png" in md and "## Members" in md
     assert "figures/off_target.png" in md and "paper" in md
 
@@ -105,29 +107,29 @@ def test_non_contiguous_members_are_said_in_words(tmp_path):
     study = A.analyze(items, members, langs, n_boot=50)
     assert study.scaling["accuracy"]["fit"] is None and study.scaling["accuracy"]["leap"] == pytest.approx(5.0)
     assert any("this study has X = 2, 4" in n for n in study.notes)
-    figs = A.figures(tmp_path, study)
+    figs = RS.figures(tmp_path, study)
     assert "scaling_figure" not in figs  # never a degenerate curve
-    md = A.write_report(tmp_path, study, figs, "T").read_text()
+    md = RS.write_report(tmp_path, study, figs, "T").read_text()
     assert "this study has X = 2, 4" in md
 
 
 def test_members_file_round_trip_and_errors(tmp_path):
-    members = [A.Member("k0", "base", ["en"], 1, None), A.Member("k1u", "base", ["en", "ru"], None, "RL")]
-    p = A.write_members(tmp_path / "models.csv", members)
+    members = [AM.Member("k0", "base", ["en"], 1, None), AM.Member("k1u", "base", ["en", "ru"], None, "RL")]
+    p = AM.write_members(tmp_path / "models.csv", members)
     assert p.read_text() == "model,base,train_langs,x,paradigm\nk0,base,en,1,\nk1u,base,en+ru,,RL\n"
-    assert A.read_members(p) == members
+    assert AM.read_members(p) == members
     p.write_text("model,base,train_langs,x\nk1,base,en+xx,2\n")
     with pytest.raises(XlingError, match=r"line 2: unknown language 'xx'"):
-        A.read_members(p)
+        AM.read_members(p)
     p.write_text("model,base\nk1,base\n")
     with pytest.raises(XlingError, match="lacks column\\(s\\) train_langs"):
-        A.read_members(p)
+        AM.read_members(p)
     p.write_text("model,base,train_langs,x\nk1,base,en,two\n")
     with pytest.raises(XlingError, match="x 'two' is not a whole number"):
-        A.read_members(p)
+        AM.read_members(p)
     p.write_text("")
     with pytest.raises(XlingError, match="is empty"):
-        A.read_members(p)
+        AM.read_members(p)
 
 
 def test_analyze_on_the_paper_replay_table(run_cli, tmp_path, capsys):
@@ -197,8 +199,8 @@ def test_bootstrap_refits_in_every_replicate():
             # every item identical within a cell: resampling cannot move the accuracy
             items += [{"model": m, "benchmark": "mgsm", "lang": lang, "id": f"i{i}", "score": a / 100, "n": 1,
                        "detected_lang": lang, "truncated": False, "extracted": "1", "tokens": 5} for i in range(10)]
-    members = [A.Member("k0", "base", ["en"], 1), A.Member("k1", "base", ["en"], 2),
-               A.Member("k2", "base", ["en"], 3), A.Member("k3", "base", ["en"], 4)]
+    members = [AM.Member("k0", "base", ["en"], 1), AM.Member("k1", "base", ["en"], 2),
+               AM.Member("k2", "base", ["en"], 3), AM.Member("k3", "base", ["en"], 4)]
     study = A.analyze(items, members, {"mgsm": ["en", "de"]}, n_boot=20)
     ci = study.scaling["accuracy"]["ci"]["alpha"]
     assert ci[0] == pytest.approx(ci[1]) == pytest.approx(study.scaling["accuracy"]["alpha"])
@@ -210,7 +212,7 @@ def test_contrasts_table_languages_and_on_target_rate(tmp_path, capsys):
     items = items_for("base", "mgsm", base, n=40)
     items += items_for("rl", "mgsm", {"en": 60, "zh": 40, "de": 30, "te": 15}, n=40, seed=2)
     items += items_for("sft", "mgsm", {"en": 55, "zh": 30, "de": 25, "te": 10}, n=40, seed=3)
-    members = [A.Member("rl", "base", ["de"], None, "RL"), A.Member("sft", "base", ["de"], None, "SFT")]
+    members = [AM.Member("rl", "base", ["de"], None, "RL"), AM.Member("sft", "base", ["de"], None, "SFT")]
     study = A.analyze(items, members, {"mgsm": list(base)}, n_boot=200, contrasts={"RL − SFT (de)": ["rl", "sft"]},
                       table_langs=["en", "zh", "de"])
     gen = lambda t: 100 * sum((t[l] - base[l]) / (100 - base[l]) for l in base) / 4  # noqa: E731
@@ -225,10 +227,10 @@ def test_contrasts_table_languages_and_on_target_rate(tmp_path, capsys):
     assert study.point["langs"]["sft"] == {"en": 55, "zh": 30, "de": 25}
     # every 5th answer is detected as English (items_for): on-target 80% outside English, 100% in it
     assert study.summary.mean_off_target["rl"] == pytest.approx(15.0)
-    A.show(study)
+    RS.show(study)
     out = capsys.readouterr().out
     assert "acc en %" in out and "85.0" in out and "RL − SFT (de)" in out
-    md = A.write_report(tmp_path, study, {}, "T").read_text()
+    md = RS.write_report(tmp_path, study, {}, "T").read_text()
     assert "## Contrasts" in md
     m = study.as_metrics()
     assert m["contrasts"]["RL − SFT (de)"]["a"] == "rl" and m["gen_avg"]["sft"] == pytest.approx(gen(sft))
@@ -273,3 +275,26 @@ def test_analyze_reads_items_in_the_minimal_form_transfer_reads(run_cli, tmp_pat
     assert results[0]["comparisons"]["k1"]["ci"]["mti"]["avg"] is not None
     assert run_cli("transfer", f"table={tmp_path / 'T.csv'}", f"items={tmp_path / 'I.jsonl'}", "base=base",
                    "trained=k1", "train_langs=en", "n_boot=50", "out=t") == 0
+
+
+def test_the_analysis_computes_and_renders_nothing():
+    """Statistics live in xling/analysis (one mean_accuracy), which imports no rendering: no console, no
+    figures, nothing of xling.report."""
+    import ast
+    from pathlib import Path
+
+    import xling.analysis
+    from xling.analysis import summary, study as analysis_study
+
+    rendering = ("xling.report", "xling.common.console", "matplotlib", "rich")
+    for path in Path(xling.analysis.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not [n for n in names if n.startswith(rendering)], f"{path.name} imports {names}"
+    assert summary.mean_accuracy({"m": {"b": {"en": 10.0, "de": 30.0}}}, "m", {"b": ["en", "de"]}) == 20.0
+    assert summary.mean_accuracy({"m": {"b": {"en": 10.0}}}, "m", {"b": ["en", "de"]}) is None
+    assert analysis_study.S is summary  # the study's summary is the analysis's own
+    import xling.report.study as rendered
+
+    assert not hasattr(rendered, "analyze") and not hasattr(rendered, "_mean_accuracy")

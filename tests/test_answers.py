@@ -363,9 +363,9 @@ def test_in_process_timeout_is_hard_when_the_verifier_swallows_every_exception(m
     swallows both, for ever, must still be stopped at the timeout, at its first try."""
     from math_verify.errors import TimeoutException
 
-    import xling.grading.answers as answers
+    import xling.grading.verify as verify
 
-    answers._warm_up()
+    verify._warm_up()
     calls = []
 
     def stubborn(gold, prediction):
@@ -378,8 +378,8 @@ def test_in_process_timeout_is_hard_when_the_verifier_swallows_every_exception(m
             except TimeoutException:
                 pass
 
-    monkeypatch.setattr(answers, "verify_math", stubborn)
-    assert answers.verify_with_alarm("5", "x", 0.3) == (False, TIMEOUT)
+    monkeypatch.setattr(verify, "verify_math", stubborn)
+    assert verify.verify_with_alarm("5", "x", 0.3) == (False, TIMEOUT)
     assert calls == [1]
 
 
@@ -485,7 +485,7 @@ def test_malformed_math_gold_is_unparseable_not_a_string_match(gold):
 
 def test_a_worker_whose_caller_is_gone_stops_quietly():
     """After a SIGKILL of the grading process its workers' answers meet a closed pipe: they stop, no traceback."""
-    from xling.grading.answers import _serve
+    from xling.grading.workers import _serve
 
     class Gone:
         sent = 0

@@ -27,3 +27,16 @@ def test_in_a_log_no_line_is_wrapped_or_cut(tmp_path):
     assert wide == [f"c{i}" for i in range(30)]  # 30 columns, none cut to "…"
     assert lines[lines.index("wide") + 4].split() == [f"{i}.123456" for i in range(30)]
     assert "…" not in log.read_text(encoding="utf-8")
+
+
+def test_module_main_gives_an_exit_code_and_one_line_for_an_xling_error(capsys):
+    from xling.common.console import module_main
+    from xling.common.errors import XlingError
+
+    def fails() -> None:
+        raise XlingError("no such run folder: give RUN_DIR")
+
+    assert module_main(fails) == 2
+    assert capsys.readouterr().err.strip() == "error: no such run folder: give RUN_DIR"
+    assert module_main(lambda: None) == 0 and module_main(lambda: 3) == 3
+    assert capsys.readouterr().err == ""

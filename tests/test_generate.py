@@ -8,7 +8,8 @@ import pytest
 
 from xling.common.errors import XlingError
 from xling.generate import Sample, load_generator, lora_rank_for, read_adapter
-from xling.generate.completions import Shard, append_records, generate_shards, read_shard, repair_tail
+from xling.common.io import repair_tail
+from xling.generate.completions import Shard, append_records, generate_shards, read_shard
 from xling.generate.core import sample_seed
 from xling.data.prompts import build_messages, render
 

@@ -249,7 +249,7 @@ def test_a_killed_grade_resumes_where_it_stopped(tmp_path, capsys, monkeypatch):
 
 def test_graded_lines_of_another_input_or_settings_are_not_reused(tmp_path, monkeypatch):
     from xling.evaluation import score
-    from xling.tasks.grade import Config, graded_so_far, grading_key
+    from xling.tasks.grade import Config, graded_so_far, graded_store, grading_key
 
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     a.write_text('{"completion": "4", "answer": "4", "lang": "en"}\n')
@@ -262,6 +262,14 @@ def test_graded_lines_of_another_input_or_settings_are_not_reused(tmp_path, monk
         m.setattr(score, "SCORE_VERSION", score.SCORE_VERSION + 1)
         assert grading_key(a, cfg) != key  # lines graded by an earlier grader are graded again
     partial = tmp_path / "p.jsonl"
-    partial.write_text(json.dumps({"key": key}) + "\n" + json.dumps({"line": 1, "row": {"correct": True}}) + "\n")
+    partial.write_text(json.dumps({"fingerprint": key}) + "\n" + json.dumps({"line": 1, "row": {"correct": True}}) + "\n")
     assert graded_so_far(partial, key) == {1: {"correct": True}}
-    assert graded_so_far(partial, grading_key(b, cfg)) == {} and not partial.exists()
+    other = grading_key(b, cfg)
+    assert graded_so_far(partial, other) == {}
+    graded_store(partial, other, "b.jsonl").append([{"line": 1, "row": {"correct": False}}])  # replaces the file
+    assert [json.loads(x) for x in partial.read_text().splitlines()] == \
+        [{"fingerprint": other, "input": "b.jsonl"}, {"line": 1, "row": {"correct": False}}]
+    assert graded_so_far(partial, key) == {}
+    # a partial file whose first line names no fingerprint (as written before) is not reused either
+    partial.write_text(json.dumps({"key": key}) + "\n" + json.dumps({"line": 1, "row": {"correct": True}}) + "\n")
+    assert graded_so_far(partial, key) == {}

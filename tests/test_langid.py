@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from xling.grading.answers import WorkerPool
+from xling.grading.workers import WorkerPool
 from xling.common.errors import XlingError
 from xling.grading.langid import BACKENDS, clean, detect, detect_batch, letter_counts, normalize_code, reasoning_part
 from xling.data.languages import CODES

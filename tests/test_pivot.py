@@ -12,8 +12,8 @@ from xling.derived import pivot as P
 from xling.data import Example
 from xling.common.errors import XlingError
 from xling.common.io import read_jsonl
-from xling.train.rewards import (DEFAULT_EMBEDDING_MODEL, EMBEDDING_LANGUAGES, brief, build_rewards, load_models,
-                           preflight)
+from xling.train.pivot_rewards import DEFAULT_EMBEDDING_MODEL, EMBEDDING_LANGUAGES, brief
+from xling.train.rewards import build_rewards, load_models, preflight
 from xling.data.trainset import TrainData, build, to_records
 
 

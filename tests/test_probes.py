@@ -176,6 +176,15 @@ def test_probes_task_on_cpu(run_cli, tmp_path, probe):
     assert {p: p.stat().st_mtime_ns for p in units} == before
     again = json.loads((run / "metrics.json").read_text())
     assert again["drift"] == m["drift"] and again["perplexity"] == m["perplexity"]
+    # other problems: each unit's record names other ids, so its states are computed again, never reused
+    assert run_cli("probes", *PROBE[:-4], "limit=1", *PROBE[-3:], "out=probes", "plots=false", "--force") == 0
+    one = json.loads((run / "metrics.json").read_text())
+    assert one["problems"] == 1 and all(c["n"] == 1 for per in one["perplexity"].values() for c in per.values())
+    now = sorted((run / "probes").rglob("*.npy"))
+    assert len(now) == 6 and not set(now) & set(units)  # the states of the two problems are gone
+    stores = sorted((run / "probes").rglob("passes.jsonl"))
+    assert len(stores) == 3 and all(len(json.loads(line)["ids"]) == 1
+                                    for f in stores for line in f.read_text().splitlines()[-2:])
 
 
 def test_probes_bad_input(run_cli, capsys):

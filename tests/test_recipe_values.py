@@ -170,7 +170,7 @@ def test_a_sweep_hands_its_whole_analysis_section_to_analyze(monkeypatch, tmp_pa
                                            "contrasts": {"d": ["a", "b"]}, "table_langs": ["en", "zh"], "plots": False,
                                            "in_domain": ["mgsm"], "out_of_domain": ["gpqa"]}})
     seen = {}
-    monkeypatch.setattr(analyze, "run", lambda acfg, run_dir: seen.setdefault("cfg", acfg) and {})
+    monkeypatch.setattr(analyze, "run", lambda acfg, run_dir, members=None: seen.setdefault("cfg", acfg) and {})
     base = SimpleNamespace(run_dir=tmp_path / "bases" / "base")
     sweep.aggregate(cfg, SimpleNamespace(bases={"base": base}, members=[]), tmp_path)
     got = seen["cfg"]

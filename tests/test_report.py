@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from xling.analysis import metrics as M
+from xling.analysis import summary as S
 from xling.report import results as R
 from xling.report.table import AccuracyTable
 
@@ -38,8 +39,8 @@ def summary():
     items = []
     for b in BASE:
         items += items_for("base", b, BASE[b], seed=1) + items_for("rl", b, RL[b], seed=2)
-    comps = {"rl": R.Comparison("rl", "base", ["en"])}
-    return items, R.summarize(items, ["rl", "base"], {b: LANGS for b in BASE}, comps, n_boot=200, seed=0)
+    comps = {"rl": S.Comparison("rl", "base", ["en"])}
+    return items, S.summarize(items, ["rl", "base"], {b: LANGS for b in BASE}, comps, n_boot=200, seed=0)
 
 
 def test_summary_matches_transfer_metrics(summary):
@@ -95,15 +96,17 @@ def test_scaling_figure_and_groups(tmp_path):
         names.append(name)
         scaling[name] = x
     train = {f"k{x - 1}": ["en", "de", "zh", "te"][:min(x, 3)] for x in range(1, 7)}
-    comps = {n: R.Comparison(n, "base", train[n], "RL" if i % 2 else "SFT") for i, n in enumerate(names)}
+    comps = {n: S.Comparison(n, "base", train[n], "RL" if i % 2 else "SFT") for i, n in enumerate(names)}
     groups = {"RL": [n for i, n in enumerate(names) if i % 2], "SFT": [n for i, n in enumerate(names) if not i % 2]}
-    s = R.summarize(items, [*names, "base"], {"mgsm": list(base)}, comps, n_boot=100, groups=groups)
+    s = S.summarize(items, [*names, "base"], {"mgsm": list(base)}, comps, n_boot=100, groups=groups)
     assert set(s.groups["mti"]) == {"RL", "SFT", "RL - SFT"}
-    from xling.report import study as A
+    from xling.analysis import members as AM
+    from xling.analysis import study as A
+    from xling.report import study as RS
 
-    members = [A.Member(n, "base", train[n], scaling[n], "RL" if i % 2 else "SFT") for i, n in enumerate(names)]
+    members = [AM.Member(n, "base", train[n], scaling[n], "RL" if i % 2 else "SFT") for i, n in enumerate(names)]
     study = A.analyze(items, members, {"mgsm": list(base)}, n_boot=100)
-    figs = A.figures(tmp_path, study)
+    figs = RS.figures(tmp_path, study)
     assert "scaling_figure" in figs and figs["scaling_figure"].is_file()
     assert study.summary.groups["mti"]["RL"] == pytest.approx(s.groups["mti"]["RL"])
     figs = R.figures(tmp_path / "obs", s, observational=True)
@@ -115,7 +118,7 @@ def test_scaling_figure_and_groups(tmp_path):
 def test_missing_cell_is_an_error():
     items = items_for("base", "mgsm", {"en": 50})
     with pytest.raises(Exception, match=r"no scored items for \(rl, mgsm, en\)"):
-        R.summarize(items, ["base", "rl"], {"mgsm": ["en"]}, {}, n_boot=10)
+        S.summarize(items, ["base", "rl"], {"mgsm": ["en"]}, {}, n_boot=10)
 
 
 def _judged_items(model, judged, wrong, n=40):
@@ -134,11 +137,11 @@ def _judged_items(model, judged, wrong, n=40):
 def test_a_rate_judged_on_too_few_answers_is_undetermined_everywhere(tmp_path, capsys, monkeypatch):
     """A cell judged on fewer than MIN_JUDGED answers has no rate and no interval, in every output, and
     every rate shows the answers it rests on."""
-    assert R.MIN_JUDGED == 10
+    assert S.MIN_JUDGED == 10
     items = (_judged_items("base", {"en": 40, "de": 40, "te": 40}, {"de": 4, "te": 8})
              + _judged_items("rl", {"en": 40, "de": 10, "te": 3}, {"de": 2, "te": 3}))
-    comps = {"rl": R.Comparison("rl", "base", ["en"])}
-    s = R.summarize(items, ["base", "rl"], {"mgsm": ["en", "de", "te"]}, comps, n_boot=50, seed=0)
+    comps = {"rl": S.Comparison("rl", "base", ["en"])}
+    s = S.summarize(items, ["base", "rl"], {"mgsm": ["en", "de", "te"]}, comps, n_boot=50, seed=0)
     assert s.off_target["rl"]["mgsm"]["te"] is None  # 3 judged answers, all English: not "100.0"
     assert "te" not in s.off_target_ci["rl"]["mgsm"]
     assert s.off_target["rl"]["mgsm"]["de"] == pytest.approx(20.0)  # exactly 10 judged: determined
@@ -167,11 +170,13 @@ def test_a_rate_judged_on_too_few_answers_is_undetermined_everywhere(tmp_path, c
     marks = [line for ax in fig.axes for line in ax.lines if line.get_marker() == "x"]
     assert len(marks) == 1 and len(marks[0].get_xdata()) == 1  # one cross: rl in te, no bar
     assert any("undetermined (fewer than 10" in t.get_text() for t in fig.texts)
-    from xling.report import study as A
+    from xling.analysis import members as AM
+    from xling.analysis import study as A
+    from xling.report import study as RS
 
-    study = A.analyze(items, [A.Member("rl", "base", ["en"], None)], {"mgsm": ["en", "de", "te"]}, n_boot=50)
-    row = A.member_rows(study)[0]
+    study = A.analyze(items, [AM.Member("rl", "base", ["en"], None)], {"mgsm": ["en", "de", "te"]}, n_boot=50)
+    row = RS.member_rows(study)[0]
     assert row[-1].startswith("90.0 [") and row[-1].endswith("] (n=50)")
     only = [r for r in items if r["lang"] == "te"]
-    study = A.analyze(only, [A.Member("rl", "base", ["en"], None)], {"mgsm": ["te"]}, n_boot=50)
-    assert A.member_rows(study)[0][-1] == "undetermined (n=0)"
+    study = A.analyze(only, [AM.Member("rl", "base", ["en"], None)], {"mgsm": ["te"]}, n_boot=50)
+    assert RS.member_rows(study)[0][-1] == "undetermined (n=0)"

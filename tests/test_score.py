@@ -4,7 +4,8 @@ import pytest
 
 from xling.grading.answers import Grader
 from xling.grading.settings import ScoreSection
-from xling.evaluation.score import cell_summary, item_record, off_target_records, score_samples
+from xling.analysis.summary import cell_summary, off_target_records
+from xling.evaluation.score import item_record, score_samples
 
 DE = "Zuerst rechnen wir die Anzahl der Eier aus und dann ziehen wir die gegessenen Eier ab. Die Antwort lautet"
 EN = "First we count all the eggs and then we subtract the eggs that were eaten for breakfast, so the answer is"

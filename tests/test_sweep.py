@@ -10,7 +10,8 @@ import yaml
 from xling.runs import cli
 from xling.common.config import build
 from xling.common.errors import ConfigError
-from xling.studies.sweep import expand, flatten, product_name
+from xling.studies.overrides import flatten
+from xling.studies.sweep import expand, product_name
 from xling.tasks import sweep as T
 
 
@@ -71,9 +72,9 @@ def test_product_names_from_and_several_bases(tmp_path):
     ({"members": {"k0": {"set": {"data.k": 0}, "data.n": 3}}}, "either under set: or directly"),
     ({"members": {"base": {}}}, "member 'base' has the name of a base model's evaluation"),
     ({"recipe": "paper-replay", "members": {"a": {}}}, "trains no model; a sweep over it needs evaluate_members=false"),
-    ({"members": {"k0": {"toy_set": {"data.kk": 0}}}},
-     "member k0 (grpo-parallel): toy_set names 'data.kk', which is not a recipe key; did you mean 'data.k'?"),
-    ({"members": {"k0": {"toy_set": 3}}}, "sweep.members.k0.toy_set: give a mapping of overrides"),
+    ({"members": {"k0": {"tiny_set": {"data.kk": 0}}}},
+     "member k0 (grpo-parallel): tiny_set names 'data.kk', which is not a recipe key; did you mean 'data.k'?"),
+    ({"members": {"k0": {"tiny_set": 3}}}, "sweep.members.k0.tiny_set: give a mapping of overrides"),
 ])
 def test_bad_members_are_named(tmp_path, sweep, message):
     cfg = sweep_cfg(tmp_path, sweep={"recipe": "grpo-parallel", **sweep})
@@ -81,43 +82,43 @@ def test_bad_members_are_named(tmp_path, sweep, message):
         expand(cfg, tmp_path / "sw")
 
 
-def test_toy_set_is_set_at_toy_scale_only_after_the_toy_sizes(tmp_path, capsys, monkeypatch):
+def test_tiny_set_is_set_at_tiny_scale_only_after_the_tiny_sizes(tmp_path, capsys, monkeypatch):
     members = {"sft-de": {"recipe": "sft", "set": {"data.langs": ["de"]},
-                          "toy_set": {"data.n": 2, "train": {"max_steps": 80}}},
+                          "tiny_set": {"data.n": 2, "train": {"max_steps": 80}}},
                "rft-de": {"recipe": "rft", "from": "sft-de", "set": {"data.langs": ["de"]},
-                          "toy_set": {"rft.max_tokens": 48}}}
+                          "tiny_set": {"rft.max_tokens": 48}}}
     real = expand(sweep_cfg(tmp_path, sweep={"recipe": "grpo-en", "members": members}), tmp_path / "sw")
     sft_de = real.member("sft-de")
-    assert sft_de.train.cfg.data.n == 1000 and sft_de.train.cfg.train.max_steps == -1 and sft_de.toy_set == {}
+    assert sft_de.train.cfg.data.n == 1000 and sft_de.train.cfg.train.max_steps == -1 and sft_de.tiny_set == {}
     assert real.member("rft-de").train.cfg.rft.max_tokens == 4096
-    toy = expand(sweep_cfg(tmp_path, toy=True, sweep={"recipe": "grpo-en", "members": members}), tmp_path / "sw")
-    sft_de, rft_de = toy.member("sft-de"), toy.member("rft-de")
-    assert (sft_de.train.cfg.data.n, sft_de.train.cfg.train.max_steps) == (2, 80)  # over the toy's 8 and 2
-    assert sft_de.train.cfg.data.source == "synth" and sft_de.train.cfg.train.learning_rate == 1e-3  # the toy's
+    tiny = expand(sweep_cfg(tmp_path, tiny=True, sweep={"recipe": "grpo-en", "members": members}), tmp_path / "sw")
+    sft_de, rft_de = tiny.member("sft-de"), tiny.member("rft-de")
+    assert (sft_de.train.cfg.data.n, sft_de.train.cfg.train.max_steps) == (2, 80)  # over tiny scale's 8 and 2
+    assert sft_de.train.cfg.data.source == "synth" and sft_de.train.cfg.train.learning_rate == 1e-3  # tiny scale's
     assert (rft_de.train.cfg.rft.max_tokens, rft_de.train.cfg.rft.samples) == (48, 2)
     assert rft_de.train.cfg.model.adapter == str(sft_de.train.run_dir / "final")
-    assert sft_de.toy_set == {"data.n": 2, "train.max_steps": 80} and sft_de.overrides == {"data.langs": ["de"]}
+    assert sft_de.tiny_set == {"data.n": 2, "train.max_steps": 80} and sft_de.overrides == {"data.langs": ["de"]}
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["sft-rft-rl", "toy=true", "--dry-run"]) == 0
+    assert cli.main(["sft-rft-rl", "tiny=true", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "#       at toy scale also data.n=2 train.max_steps=80 " in out
-    assert "#       at toy scale also data.n=2 rft.samples=4 rft.max_tokens=48" in out
+    assert "#       at tiny scale also data.n=2 train.max_steps=80 " in out
+    assert "#       at tiny scale also data.n=2 rft.samples=4 rft.max_tokens=48" in out
     assert cli.main(["sft-rft-rl", "--dry-run"]) == 0
-    assert "at toy scale" not in capsys.readouterr().out
+    assert "at tiny scale" not in capsys.readouterr().out
 
 
-def test_toy_scale_caps_sizes_and_keeps_smaller_ones_given(tmp_path):
+def test_tiny_scale_caps_sizes_and_keeps_smaller_ones_given(tmp_path):
     members = {"k0": {"data.k": 0}, "k1": {"data.k": 1, "train.max_steps": 50}}
-    cfg = sweep_cfg(tmp_path, toy=True, sweep={"recipe": "grpo-parallel", "set": {"train.max_steps": 1, "data.n": 30},
+    cfg = sweep_cfg(tmp_path, tiny=True, sweep={"recipe": "grpo-parallel", "set": {"train.max_steps": 1, "data.n": 30},
                                                "members": members},
                     evaluate={"limit": 2, "gen": {"max_tokens": 4096}, "langs": ["en", "de"]})
     plan = expand(cfg, tmp_path / "sw")
     k0, k1 = plan.member("k0"), plan.member("k1")
-    assert (k0.train.cfg.train.max_steps, k0.train.cfg.data.n) == (1, 8)  # 1 < the toy's 2 stays; 30 > 8 is capped
+    assert (k0.train.cfg.train.max_steps, k0.train.cfg.data.n) == (1, 8)  # 1 < tiny scale's 2 stays; 30 > 8 is capped
     assert k1.train.cfg.train.max_steps == 2
     assert (k0.eval.cfg.limit, k0.eval.cfg.gen.max_tokens, k0.eval.cfg.langs) == (2, 24, ["en", "de"])
     assert plan.bases["base"].cfg.limit == 2
-    bigger = expand(sweep_cfg(tmp_path, toy=True, sweep={"recipe": "grpo-parallel", "members": members},
+    bigger = expand(sweep_cfg(tmp_path, tiny=True, sweep={"recipe": "grpo-parallel", "members": members},
                               evaluate={"limit": 100}), tmp_path / "sw2")
     assert bigger.member("k0").eval.cfg.limit == 4
 

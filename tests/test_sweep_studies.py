@@ -1,4 +1,4 @@
-"""The RL-vs-SFT and PB-RLSVR studies end to end at toy scale: each sweep recipe, as `python run.py RECIPE toy=true`.
+"""The RL-vs-SFT and PB-RLSVR studies end to end at tiny scale: each sweep recipe, as `python run.py RECIPE tiny=true`.
 
 Tiny random model, synth problems, two optimizer steps a member (the SFT rung of the SFT → RFT → RL
 ladder: long enough to learn its two problems by heart, so that RFT finds correct answers to keep),
@@ -118,7 +118,7 @@ def check_consistency_reward(sw: Path) -> None:
 
 
 def check_sft_rft_rl(sw: Path) -> None:
-    """At toy scale the SFT rung learns its problems by heart and RFT samples those same problems: it keeps
+    """At tiny scale the SFT rung learns its problems by heart and RFT samples those same problems: it keeps
     answers the grader found correct and complete, and trains on them."""
     sft_rows = read_jsonl(train_dir(sw, "sft-de") / "trainset.jsonl")
     rft_rows = read_jsonl(train_dir(sw, "rft-de") / "trainset.jsonl")
@@ -166,10 +166,10 @@ CHECKS = {"rl-vs-sft": check_rl_vs_sft, "consistency-reward": check_consistency_
 
 
 @pytest.mark.parametrize("recipe", list(STUDIES))
-def test_study_runs_end_to_end_at_toy_scale(recipe, run_cli, tmp_path, capsys, monkeypatch):
+def test_study_runs_end_to_end_at_tiny_scale(recipe, run_cli, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("XLING_CACHE", str(tmp_path / "cache"))
     study = STUDIES[recipe]
-    rc = run_cli(recipe, "toy=true", "out=sw", f"evaluate.langs=[{','.join(LANGS)}]", "analyze.n_boot=50")
+    rc = run_cli(recipe, "tiny=true", "out=sw", f"evaluate.langs=[{','.join(LANGS)}]", "analyze.n_boot=50")
     out, err = capsys.readouterr()
     assert rc == 0, out[-3000:] + err[-3000:]
     sw = tmp_path / "sw"

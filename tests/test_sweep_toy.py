@@ -1,4 +1,4 @@
-"""A whole study at toy scale, killed inside a member and run again: nothing finished is redone, the member resumes.
+"""A whole study at tiny scale, killed inside a member and run again: nothing finished is redone, the member resumes.
 
 Tiny random model, synth problems, k = 0…3, CPU: four members trained and evaluated, the base
 evaluated once, then the analysis with its fits, leap and gap in metrics.json and report.md.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ARGS = ["parallel-scaling", "toy=true", "sweep.members={k0: {data.k: 0}, k1: {data.k: 1}, k2: {data.k: 2}, "
+ARGS = ["parallel-scaling", "tiny=true", "sweep.members={k0: {data.k: 0}, k1: {data.k: 1}, k2: {data.k: 2}, "
         "k3: {data.k: 3}}", "evaluate.langs=[en,ru,fr,es,de,zh]", "evaluate.limit=3", "analyze.n_boot=200", "out=sw"]
 
 
@@ -81,7 +81,7 @@ def test_a_forced_toy_sweep_reruns_the_stages_whose_recipe_changed(tmp_path, mon
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XLING_CACHE", str(tmp_path / "cache"))
-    args = ["parallel-scaling", "toy=true", "sweep.members={k0: {data.k: 0}}", "evaluate.langs=[en]",
+    args = ["parallel-scaling", "tiny=true", "sweep.members={k0: {data.k: 0}}", "evaluate.langs=[en]",
             "evaluate.limit=2", "analyze.n_boot=20", "sweep.isolate=false", "out=sw"]
     assert cli.main([*args, "sweep.set.train.max_steps=1"]) == 0
     sw = tmp_path / "sw"
@@ -98,3 +98,40 @@ def test_a_forced_toy_sweep_reruns_the_stages_whose_recipe_changed(tmp_path, mon
     assert _mtime(sw / "members" / "k0" / "eval" / "metrics.json") != first_eval  # the new model, evaluated
     assert _mtime(sw / "bases" / "base" / "metrics.json") == base  # unchanged: not run again
     assert cli.main(args) == 0 and "already holds this finished run" in capsys.readouterr().out
+
+
+def test_the_sweep_hands_its_members_to_the_analysis_as_data(tmp_path, monkeypatch):
+    """The analysis takes the sweep's members as planned (name, base, training languages, X, paradigm), not
+    by reading back the models.csv it wrote; models.csv stays as an output."""
+    from xling.analysis import members as AM
+    from xling.runs import cli
+
+    def no_reading(path):
+        raise AssertionError(f"the sweep's analysis read {path}")
+
+    monkeypatch.setattr(AM, "read_members", no_reading)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XLING_CACHE", str(tmp_path / "cache"))
+    args = ["parallel-scaling", "tiny=true", "sweep.members={k0: {data.k: 0}, k1: {set: {data.k: 1}, x: 5, paradigm: RL-ru}}",
+            "evaluate.langs=[en,ru]", "evaluate.limit=2", "analyze.n_boot=20", "sweep.isolate=false", "out=sw"]
+    assert cli.main(args) == 0
+    m = json.loads((tmp_path / "sw" / "metrics.json").read_text())
+    assert m["members"] == {"k0": {"name": "k0", "base": "base", "train_langs": ["en"], "x": 1, "paradigm": "RL"},
+                            "k1": {"name": "k1", "base": "base", "train_langs": ["en", "ru"], "x": 5,
+                                   "paradigm": "RL-ru"}}
+    assert (tmp_path / "sw" / "models.csv").read_text().splitlines() == ["model,base,train_langs,x,paradigm",
+                                                                         "k0,base,en,1,RL", "k1,base,en+ru,5,RL-ru"]
+
+
+def test_the_old_toy_keys_of_a_sweep_are_refused_naming_the_new_ones(tmp_path, monkeypatch, capsys):
+    from xling.runs import cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["parallel-scaling", "toy=true", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: recipe key 'toy' is now 'tiny' (the tiny random model at tiny scale; model=toy is the "
+                   "pretrained toy world): write tiny=... instead")
+    assert cli.main(["parallel-scaling", "tiny=true", "sweep.members={k0: {data.k: 0, toy_set: {data.n: 2}}}",
+                     "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: sweep.members.k0: toy_set is now tiny_set (overrides at tiny "
+                                               "scale, tiny=true); write tiny_set: instead")

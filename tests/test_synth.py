@@ -9,7 +9,8 @@ import pytest
 
 from xling.data import load
 from xling.data.languages import CODES
-from xling.data.synth import NAMES, NOUNS, OBJECTS, TEMPLATES, TYPES, count_phrase, generate, problem, ru_form
+from xling.data.synth import count_phrase, generate, problem, ru_form
+from xling.data.synth_tables import NAMES, NOUNS, OBJECTS, TEMPLATES, TYPES
 from xling.derived.translate import numbers
 
 N = 300
@@ -81,7 +82,7 @@ def test_solutions_are_in_the_problem_language(data):
     """SFT in a language learns from solutions that end in that language: the English steps'
     calculations, one per line, then the final answer with the language's own words."""
     from xling.grading.answers import grade
-    from xling.data.synth import FINAL_ANSWER
+    from xling.data.synth_tables import FINAL_ANSWER
 
     en = {e.id: e.meta["solution"] for e in data if e.lang == "en"}
     for ex in data:

@@ -122,12 +122,12 @@ def test_synth_training_sets_leave_out_the_evaluation_problems():
 
 
 def test_the_chat_rendering_matches_the_prompts_module():
-    from xling.data.prompts import render
+    from xling.data.prompts import render, render_chatml
 
     examples = toy.corpus(toy.ToyConfig(examples=40))
     tokenizer = toy.build_tokenizer(toy.tokenizer_texts(examples), 500)
     for ex in examples:
-        assert toy._chatml(list(ex.messages)) == render(list(ex.messages), tokenizer)
+        assert render_chatml(list(ex.messages)) == render(list(ex.messages), tokenizer)
 
 
 def test_the_tokenizer_splits_numbers_and_survives_saving(tmp_path):
@@ -143,7 +143,7 @@ def test_the_tokenizer_splits_numbers_and_survives_saving(tmp_path):
     tokenizer = toy.build_tokenizer(texts, cfg.vocab_size, numbers="groups")  # as Llama 3: up to three digits
     assert all(tokenizer.tokenize(str(n)) == [str(n)] for n in range(1000))
     assert [p for p in tokenizer.tokenize("Sam has 4567 pencils.") if p[0].isdigit()] == ["456", "7"]
-    text = toy._chatml(list(examples[0].messages)) + examples[0].answer
+    text = toy.render_chatml(list(examples[0].messages)) + examples[0].answer
     toy._model(cfg, tokenizer).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     again = AutoTokenizer.from_pretrained(tmp_path)
@@ -151,7 +151,7 @@ def test_the_tokenizer_splits_numbers_and_survives_saving(tmp_path):
     assert again.eos_token == "<|im_end|>" and again.chat_template == tokenizer.chat_template
     # prompt and answer are tokenized apart: the prompt's ids are what generation starts from
     (ids, learn), = toy.encode(examples[:1], tokenizer)
-    prompt = tokenizer(toy._chatml(list(examples[0].messages)), add_special_tokens=False)["input_ids"]
+    prompt = tokenizer(toy.render_chatml(list(examples[0].messages)), add_special_tokens=False)["input_ids"]
     assert ids[:len(prompt)] == prompt and learn == [0] * len(prompt) + [1] * (len(ids) - len(prompt))
     assert ids[-1] == tokenizer.eos_token_id
     (_, learn_all), = toy.encode(examples[:1], tokenizer, loss_on="all")

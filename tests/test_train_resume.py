@@ -17,6 +17,7 @@ from xling.runs import folder
 from xling.common.errors import XlingError
 from xling.common.io import read_jsonl
 from xling.tasks import train_grpo
+from xling.train import checkpoints as CK
 from xling.train import grpo
 from helpers import with_overrides
 
@@ -180,16 +181,14 @@ def _damage(checkpoint: Path, how: str) -> None:
 def test_a_checkpoint_missing_or_damaging_a_file_is_not_complete(trained_checkpoints, tmp_path, how, problem):
     import shutil
 
-    from xling.train import lifecycle
-
     folder = tmp_path / "checkpoints"
     shutil.copytree(trained_checkpoints, folder)
-    assert lifecycle.checkpoint_problem(folder / "checkpoint-4") is None
+    assert CK.checkpoint_problem(folder / "checkpoint-4") is None
     _damage(folder / "checkpoint-4", how)
-    assert lifecycle.checkpoint_problem(folder / "checkpoint-4").startswith(problem)
-    assert [p.name for p in lifecycle.checkpoints(folder)] == ["checkpoint-2"]
-    assert [(p.name, why) for p, why in lifecycle.damaged_checkpoints(folder)] == \
-        [("checkpoint-4", lifecycle.checkpoint_problem(folder / "checkpoint-4"))]
+    assert CK.checkpoint_problem(folder / "checkpoint-4").startswith(problem)
+    assert [p.name for p in CK.checkpoints(folder)] == ["checkpoint-2"]
+    assert [(p.name, why) for p, why in CK.damaged_checkpoints(folder)] == \
+        [("checkpoint-4", CK.checkpoint_problem(folder / "checkpoint-4"))]
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +244,4 @@ def test_a_damaged_last_checkpoint_resumes_from_the_one_before_to_the_same_weigh
 
 
 def loop_checkpoints(run_dir: Path) -> list[str]:
-    from xling.train import lifecycle
-
-    return [p.name for p in lifecycle.checkpoints(run_dir / "checkpoints")]
+    return [p.name for p in CK.checkpoints(run_dir / "checkpoints")]

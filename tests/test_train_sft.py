@@ -201,7 +201,10 @@ def test_rft_sampling_resumes_after_an_interruption(tiny_model, tmp_path):
     first = FakeGenerator(answers_of(run_dir), fail_after=1)
     with pytest.raises(KeyboardInterrupt):
         rft.sample_stage(cfg, run_dir, records, lambda: first)
-    assert len(read_jsonl(run_dir / rft.PARTIAL)) == 2 and not (run_dir / rft.SAMPLES).exists()
+    partial = read_jsonl(run_dir / rft.PARTIAL)  # the settings' fingerprint, then the first chunk's problems
+    assert partial[0] == {"fingerprint": rft.samples_key(cfg)}
+    assert [(r["id"], r["lang"]) for r in partial[1:]] == [(r["id"], r["lang"]) for r in records[:2]]
+    assert not (run_dir / rft.SAMPLES).exists()
     second = FakeGenerator(answers_of(run_dir))
     rows = rft.sample_stage(cfg, run_dir, records, lambda: second)
     assert [s for c in second.calls for s in c["seeds"]] == [stable_seed(0, "rft", r["id"], r["lang"])
@@ -254,3 +257,22 @@ def test_rft_sampling_in_its_own_process(tiny_model, tmp_path):
     (run_dir / "recipe.yaml").write_text("task: train-rft\nrft: {samples: 0}\n")
     with pytest.raises(XlingError, match=r"RFT sampling stopped \(exit code 2\)"):
         rft.sample_in_subprocess(run_dir)
+
+
+def test_rft_samples_made_with_other_settings_are_not_reused(tiny_model, tmp_path):
+    """An interrupted partial file sampled at another temperature is started afresh: every problem is
+    sampled again, and none of the old rows reaches the finished file."""
+    from xling.train import lifecycle
+
+    run_dir = tmp_path / "rft"
+    run_dir.mkdir()
+    cfg = rft_cfg(tiny_model, temperature=0.7)
+    records = lifecycle.trainset_stage(cfg, run_dir)
+    with pytest.raises(KeyboardInterrupt):
+        rft.sample_stage(cfg, run_dir, records, lambda: FakeGenerator(answers_of(run_dir), fail_after=1))
+    other = rft_cfg(tiny_model, temperature=0.9)
+    again = FakeGenerator(answers_of(run_dir))
+    rows = rft.sample_stage(other, run_dir, records, lambda: again)
+    assert [s for c in again.calls for s in c["seeds"]] == [stable_seed(0, "rft", r["id"], r["lang"]) for r in records]
+    assert [c["temperature"] for c in again.calls] == [0.9] * 3
+    assert len(rows) == len(records) == 6

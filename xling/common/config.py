@@ -274,6 +274,10 @@ def all_keys(cls: type, prefix: str = "") -> list[str]:
 def _unknown_key(cls: type, prefix: str, name: str, root: type | None) -> ConfigError:
     here = [f.name for f in fields(cls)]
     full = prefix + name
+    renamed = getattr(cls, "RENAMED_KEYS", {}).get(name)  # a key a recipe class has renamed: (new name, why)
+    if renamed:
+        new, why = renamed
+        return ConfigError(f"recipe key '{full}' is now '{prefix}{new}' ({why}): write {prefix}{new}=... instead")
     candidates = all_keys(root, "") if root is not None else [prefix + k for k in here]
     near = get_close_matches(full, candidates, n=3, cutoff=0.6) or [
         prefix + k for k in get_close_matches(name, here, n=3, cutoff=0.5)

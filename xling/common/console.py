@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from rich import box
 from rich.console import Console
@@ -21,6 +21,18 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160, h
 
 def print_error(message: str) -> None:
     err_console.print(f"error: {message}", markup=False, soft_wrap=True)
+
+
+def module_main(work: Callable[[], int | None]) -> int:
+    """The body of a `python -m` entry point: `work()`'s exit code (0 when it returns None); an
+    `XlingError` is printed as one line and gives exit code 2."""
+    from xling.common.errors import XlingError
+
+    try:
+        return work() or 0
+    except XlingError as e:
+        print_error(str(e))
+        return 2
 
 
 def fmt(value: float | None, digits: int = 3, none: str = "None") -> str:

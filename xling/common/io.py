@@ -164,13 +164,18 @@ def atomic_write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
     return atomic_write_lines(path, (json.dumps(_json_safe(r), ensure_ascii=False) + "\n" for r in rows))
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict | None, str | None]]:
+def iter_jsonl(path: str | Path, whole_lines: bool = False) -> Iterator[tuple[int, dict | None, str | None]]:
     """Yield (line number, record or None, error or None) for each non-blank line.
 
-    Malformed lines are reported, not raised, so that a caller can keep the good ones.
+    Malformed lines are reported, not raised, so that a caller can keep the good ones. `whole_lines`:
+    a last line without its newline (an append cut short by a kill) is reported as torn, not read.
     """
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
+            if whole_lines and not raw.endswith(b"\n"):
+                if raw.strip():
+                    yield lineno, None, "cut short (no newline at its end)"
+                continue
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as e:
@@ -213,7 +218,8 @@ def malformed_lines_error(path: str | Path, bad: list[str]) -> XlingError:
 
 
 def repair_tail(path: str | Path) -> int:
-    """Cut a torn last line (no newline at its end: a kill mid-append); returns the bytes cut."""
+    """Cut a torn last line (no newline at its end: a kill mid-append); returns the bytes cut.
+    A file that ends with a newline is only read (it may be on a read-only disk)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -221,10 +227,11 @@ def repair_tail(path: str | Path) -> int:
         return 0
     if size == 0:
         return 0
-    with open(path, "rb+") as f:
+    with open(path, "rb") as f:
         f.seek(size - 1)
         if f.read(1) == b"\n":
             return 0
+    with open(path, "rb+") as f:
         keep, pos = 0, size
         while pos > 0:
             start = max(0, pos - 65536)

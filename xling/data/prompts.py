@@ -165,3 +165,20 @@ def render(messages: list[dict[str, str]], tokenizer: Any, template_from: Any = 
     """
     template = chat_template_for(tokenizer, template_from)
     return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False, **chat_flags(messages))
+
+
+_TEMPLATE: list = []
+
+
+def render_chatml(messages: list[dict[str, str]]) -> str:
+    """The prompt as the ChatML template renders it, a pre-filled turn left open (as `render` does), without
+    a tokenizer: what the toy model's tokenizer is trained on (`xling.models.toy`)."""
+    if not _TEMPLATE:
+        from jinja2 import Template
+
+        _TEMPLATE.append(Template(CHATML))
+    text = _TEMPLATE[0].render(messages=messages, **chat_flags(messages))
+    if continues(messages):
+        last = messages[-1]["content"]
+        text = text[:text.rindex(last) + len(last)]
+    return text

@@ -34,7 +34,7 @@ from xling.common.config import Invalid
 from xling.common.console import console, print_table
 from xling.data import Example, SOURCES, load, read_examples
 from xling.common.errors import XlingError
-from xling.common.io import atomic_write_json, atomic_write_jsonl, iter_jsonl, read_jsonl
+from xling.common.io import atomic_write_json, atomic_write_jsonl, read_jsonl
 from xling.data.languages import CODES, LANGUAGES, PARALLEL_ORDER, check_codes, parallel_languages, unknown_language_message
 from xling.data.prompts import VARIANTS, Variant, build_messages
 
@@ -456,13 +456,8 @@ def read_references(folder: str | Path) -> dict[str, str]:
     if not file.is_file():
         raise XlingError(f"data.references={folder}: no {REFERENCES_FILE} there; write the references with "
                          "'python run.py pivot' and give its folder")
-    out: dict[str, str] = {}
-    for _, rec, err in iter_jsonl(file):
-        if err or rec is None or "id" not in rec:
-            continue
-        ref = rec.get("reference")
-        if isinstance(ref, str) and ref.strip():
-            out[str(rec["id"])] = ref
-        else:
-            out.pop(str(rec["id"]), None)  # a later rejection replaces an earlier reference
-    return out
+    from xling.common.store import Store
+
+    last = Store(file, key=lambda rec: str(rec["id"])).records  # a later rejection replaces an earlier reference
+    return {pid: rec["reference"] for pid, rec in last.items()
+            if isinstance(rec.get("reference"), str) and rec["reference"].strip()}

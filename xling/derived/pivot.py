@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from xling.common.console import console
-from xling.data import Example
-from xling.common.errors import XlingError
 from xling.common.io import append_jsonl, iter_jsonl
+from xling.common.store import Store
+from xling.data import Example
 from xling.generate.sampling import SamplingSection
 from xling.data.trainset import REFERENCES_FILE as FILE, read_references  # noqa: F401 (read_references: the store's reader)
 
@@ -97,24 +97,22 @@ def pivot_problems(spec: Any) -> tuple[list[Example], dict]:
 # -- the store ----------------------------------------------------------------------------------
 
 class ReferenceStore:
-    """The pivot's answers, one record per problem (`references.jsonl`; the last line of an id wins)."""
+    """The pivot's answers in a folder, one record per problem (`references.jsonl`, a `xling.common.store`
+    keyed by id: the last line of an id wins; a torn or malformed line counts in `damaged`)."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder).expanduser()
         self.folder.mkdir(parents=True, exist_ok=True)
         self.file = self.folder / FILE
-        self.records: dict[str, dict] = {}
-        self.damaged = 0
-        from xling.generate.completions import repair_tail
+        self.store = Store(self.file, key=lambda rec: str(rec["id"]))
 
-        if repair_tail(self.file):  # a line cut short by a crash: dropped, so that appends start on a new line
-            self.damaged += 1
-        if self.file.is_file():
-            for _, rec, err in iter_jsonl(self.file):
-                if err or rec is None or "id" not in rec:
-                    self.damaged += 1  # e.g. a line cut short by a crash: that problem is written again
-                    continue
-                self.records[str(rec["id"])] = rec
+    @property
+    def records(self) -> dict[str, dict]:
+        return self.store.records  # type: ignore[return-value]
+
+    @property
+    def damaged(self) -> int:
+        return self.store.damaged
 
     def done(self, ex: Example, retry_rejected: bool = False) -> bool:
         rec = self.records.get(ex.id)
@@ -123,9 +121,7 @@ class ReferenceStore:
         return rec.get("reference") is not None or not retry_rejected
 
     def add(self, records: Sequence[dict]) -> None:
-        append_jsonl(self.file, records)
-        for rec in records:
-            self.records[str(rec["id"])] = rec
+        self.store.append(records)
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -151,54 +147,39 @@ def write_references(problems: Sequence[Example], make_generator: Callable[[], A
     `ledger`: a JSONL file of the run's own that gets one line per reference written, before the
     store does; the counts of written, accepted and rejected ones are then the whole run's,
     however often it was killed and run again (else: this call's)."""
-    from xling.grading.answers import Grader
+    from xling.derived.graded import sample_graded
     from xling.generate.completions import stable_seed
 
     todo = [ex for ex in problems if not store.done(ex, retry_rejected)]
     report: dict = {"problems": len(problems), "cached": len(problems) - len(todo), "written": 0, "accepted": 0,
                     "rejected": 0, "reasons": Counter()}
-    if todo:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    def save(chunk: list) -> None:
+        records = []
+        for ex, samples, grades in chunk:
+            rec = _record(ex, samples[0], settings, model)
+            rec["correct"] = None if grades[0].error else bool(grades[0].correct)
+            rec["extracted"] = grades[0].extracted
+            records.append(rec)
+        if ledger is not None:  # first: a kill between the two leaves a line written again
+            append_jsonl(ledger, [{k: rec[k] for k in ("id", "question", "model", "reason")} for rec in records])
+        store.add(records)
+        for rec in records:
+            report["written"] += 1
+            if rec["reason"]:
+                report["rejected"] += 1
+                report["reasons"][rec["reason"]] += 1
+            else:
+                report["accepted"] += 1
+
+    if todo:
         console.print(f"pivot: writing {len(todo)} reference answer(s) with {model}"
                       + (f" ({report['cached']} cached)" if report["cached"] else ""), markup=False)
-        generator = make_generator()
-        math = any(ex.kind == "math" for ex in todo)
-        grader = Grader(timeout=5.0, workers=None if math else 0)
-        try:
-            with Progress(TextColumn("[bold]pivot[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("eta"),
-                          TimeRemainingColumn(), console=console, transient=True) as progress:
-                bar = progress.add_task("pivot", total=len(todo))
-                for start in range(0, len(todo), settings.chunk):
-                    chunk = todo[start:start + settings.chunk]
-                    outs = generator.chat([pivot_messages(ex) for ex in chunk], n=1, temperature=settings.temperature,
-                                          top_p=settings.top_p, max_tokens=settings.max_tokens, seed=settings.seed,
-                                          seeds=[stable_seed(settings.seed, "pivot", ex.id) for ex in chunk])
-                    if len(outs) != len(chunk):
-                        raise XlingError(f"the generator returned {len(outs)} results for {len(chunk)} problems")
-                    records = [_record(ex, samples[0], settings, model) for ex, samples in zip(chunk, outs)]
-                    graded = grader.grade_batch([r["text"] for r in records], [ex.answer for ex in chunk],
-                                                ["en"] * len(chunk), [ex.kind for ex in chunk])
-                    for rec, g in zip(records, graded):
-                        rec["correct"] = None if g.error else bool(g.correct)
-                        rec["extracted"] = g.extracted
-                    if ledger is not None:  # first: a kill between the two leaves a line written again
-                        append_jsonl(ledger, [{k: rec[k] for k in ("id", "question", "model", "reason")}
-                                              for rec in records])
-                    store.add(records)
-                    for rec in records:
-                        report["written"] += 1
-                        if rec["reason"]:
-                            report["rejected"] += 1
-                            report["reasons"][rec["reason"]] += 1
-                        else:
-                            report["accepted"] += 1
-                    progress.advance(bar, len(chunk))
-        finally:
-            grader.close()
-            close = getattr(generator, "close", None)
-            if callable(close):
-                close()
+        sample_graded(todo, make_generator, save, messages=pivot_messages,
+                      seed_of=lambda ex: stable_seed(settings.seed, "pivot", ex.id),
+                      gold=lambda ex: (ex.answer, "en", ex.kind), n=1, temperature=settings.temperature,
+                      top_p=settings.top_p, max_tokens=settings.max_tokens, seed=settings.seed, chunk=settings.chunk,
+                      label="pivot")
     if ledger is not None:
         report.update(ledger_counts(ledger, problems, model))
     report["reasons"] = dict(report["reasons"])

@@ -30,7 +30,8 @@ from typing import Callable, Iterable, Sequence
 from xling.common.console import console
 from xling.data import Example
 from xling.common.errors import XlingError
-from xling.common.io import append_jsonl, atomic_write_jsonl, iter_jsonl
+from xling.common.io import append_jsonl, iter_jsonl
+from xling.common.store import Store as Records
 from xling.data.languages import LANGUAGES, get
 
 Translator = Callable[[list[str], str], list[str]]
@@ -152,29 +153,47 @@ def rejection(source: str, translation: str, lang: str) -> str | None:
 # -- the store ---------------------------------------------------------------------------------
 
 class Store:
-    """Accepted translations (`<lang>.jsonl`) and rejections (`rejected.jsonl`) in one folder."""
+    """Accepted translations (`<lang>.jsonl`) and rejections (`rejected.jsonl`) in one folder, each file
+    a `xling.common.store` (keyed by id, and by (id, language) for rejections; the last line wins; a
+    torn or malformed line counts in `damaged`)."""
+
+    REJECTED = "rejected"
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder).expanduser()
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.files: dict[str, Records] = {}
         self.accepted: dict[str, dict[str, Example]] = {}
         self.rejected: dict[tuple[str, str], dict] = {}
-        self.damaged = 0
         for file in sorted(self.folder.glob("*.jsonl")):
-            if file.stem not in LANGUAGES and file.name != "rejected.jsonl":  # e.g. a run's own files beside
+            if file.stem not in LANGUAGES and file.stem != self.REJECTED:  # e.g. a run's own files beside
                 continue
-            for _, rec, err in iter_jsonl(file):
-                if err or rec is None:
-                    self.damaged += 1  # e.g. a line cut short by a crash: that item is translated again
-                    continue
-                if file.name == "rejected.jsonl":
-                    self.rejected[(str(rec.get("id")), str(rec.get("lang")))] = rec
-                elif rec.get("lang") in LANGUAGES and "id" in rec:
-                    ex = Example.from_dict(rec)
-                    self.accepted.setdefault(ex.lang, {})[ex.id] = ex
+            records = self.file(file.stem)
+            if file.stem == self.REJECTED:
+                self.rejected.update(records.records)  # type: ignore[arg-type]
+                continue
+            for rec in records.values():
+                ex = Example.from_dict(rec)
+                self.accepted.setdefault(ex.lang, {})[ex.id] = ex
         for lang, table in self.accepted.items():
             for pid in table:
                 self.rejected.pop((pid, lang), None)
+
+    def file(self, name: str) -> Records:
+        """The store of `<name>.jsonl` (a language, or `rejected`)."""
+        if name not in self.files:
+            if name == self.REJECTED:
+                records = Records(self.folder / f"{name}.jsonl", key=lambda rec: (str(rec.get("id")), str(rec.get("lang"))))
+            else:
+                records = Records(self.folder / f"{name}.jsonl", key=lambda rec: str(rec["id"]),
+                                  valid=lambda rec: rec.get("lang") in LANGUAGES)
+            self.files[name] = records
+        return self.files[name]
+
+    @property
+    def damaged(self) -> int:
+        """Lines of the folder's files that could not be read (e.g. cut short by a crash): translated again."""
+        return sum(records.damaged for records in self.files.values())
 
     def keep_originals(self, examples: Sequence[Example]) -> None:
         """Keep the English originals in `en.jsonl` too, so the folder is a complete multilingual copy
@@ -183,7 +202,7 @@ class Store:
         for ex in examples:
             table.setdefault(ex.id, ex)
         self.accepted["en"] = table
-        atomic_write_jsonl(self.folder / "en.jsonl", (e.to_dict() for e in table.values()))
+        self.file("en").rewrite(e.to_dict() for e in table.values())
 
     def has(self, pid: str, lang: str) -> bool:
         return pid in self.accepted.get(lang, {})
@@ -205,9 +224,9 @@ class Store:
             self.accepted.setdefault(ex.lang, {})[ex.id] = ex
             self.rejected.pop((ex.id, ex.lang), None)
         for lang, rows in by_lang.items():
-            append_jsonl(self.folder / f"{lang}.jsonl", (e.to_dict() for e in rows))
+            self.file(lang).append(e.to_dict() for e in rows)
         if rejected:
-            append_jsonl(self.folder / "rejected.jsonl", rejected)
+            self.file(self.REJECTED).append(rejected)
             for rec in rejected:
                 self.rejected[(rec["id"], rec["lang"])] = rec
 

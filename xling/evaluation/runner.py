@@ -66,9 +66,11 @@ def generation_settings(spec: ModelSpec, cfg, backend: str) -> dict:
 
 
 def model_key(spec: ModelSpec, cfg, backend: str) -> str:
-    from xling.generate.completions import fingerprint, slug
+    from xling.common.store import IN_NAMES, fingerprint
+    from xling.generate.completions import slug
 
-    return f"{slug(default_name(spec.model, spec.adapter))}-{fingerprint(generation_settings(spec, cfg, backend))}"
+    settings = generation_settings(spec, cfg, backend)
+    return f"{slug(default_name(spec.model, spec.adapter))}-{fingerprint(settings, IN_NAMES)}"
 
 
 def prompt_renderer(model: str, template_from: str | None):
@@ -174,10 +176,10 @@ def score_model(spec: ModelSpec, shards: list, data: dict[str, dict], cfg, grade
         scored_key,
         write_scored,
     )
-    from xling.generate.completions import fingerprint
+    from xling.common.store import IN_NAMES, fingerprint
 
     settings = cfg.score
-    folder = run_dir / "scored" / f"{shards[0].path.parent.parent.name}-{fingerprint(settings.as_dict())}"
+    folder = run_dir / "scored" / f"{shards[0].path.parent.parent.name}-{fingerprint(settings.as_dict(), IN_NAMES)}"
     items: list[dict] = []
     todo = []
     for shard in shards:

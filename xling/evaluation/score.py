@@ -21,14 +21,11 @@ is the shard's and that digest matches; every other item is scored again.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from xling.analysis import metrics as M
-from xling.grading.answers import UNPARSEABLE_GOLD, Grader
-from xling.common.io import atomic_write_jsonl, iter_jsonl
+from xling.grading.answers import Grader
+from xling.common.store import Store, fingerprint
 from xling.grading.langid import detect_batch
 from xling.grading.settings import ScoreSection
 
@@ -84,9 +81,14 @@ SCORED_KEY = "scored_from"
 def scored_key(samples: Sequence[dict], answer: str, kind: str, settings: ScoreSection) -> str:
     """A digest of everything an item's scored row depends on: its completions (sample index, text,
     finish reason, tokens), its gold answer and kind, the scoring settings and `SCORE_VERSION`."""
-    payload = {"version": SCORE_VERSION, "settings": settings.as_dict(), "answer": answer, "kind": kind,
-               "samples": [[s.get("sample"), s.get("text"), s.get("finish_reason"), s.get("tokens")] for s in samples]}
-    return hashlib.sha1(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
+    return fingerprint({"version": SCORE_VERSION, "settings": settings.as_dict(), "answer": answer, "kind": kind,
+                        "samples": [[s.get("sample"), s.get("text"), s.get("finish_reason"), s.get("tokens")]
+                                    for s in samples]})
+
+
+def scored_store(path: Path) -> Store:
+    """A scored shard: a `xling.common.store` of rows keyed by item id, rewritten whole when items change."""
+    return Store(path, key="id", valid=lambda rec: isinstance(rec.get("id"), str))
 
 
 def read_scored(path: Path, expected: Mapping[str, str], n: int) -> dict[str, dict]:
@@ -95,74 +97,20 @@ def read_scored(path: Path, expected: Mapping[str, str], n: int) -> dict[str, di
     `expected` maps each of the shard's ids to its `scored_key`; a row is kept only when its id is
     among them, its n is `n` and its digest matches (an absent file: nothing is kept).
     """
-    out: dict[str, dict] = {}
-    if not path.is_file():
-        return out
     try:
-        for _, rec, err in iter_jsonl(path):
-            if err or not isinstance(rec, dict):
-                continue
-            item_id = rec.get("id")
-            if not isinstance(item_id, str) or item_id not in expected or rec.get("n") != n:
-                continue
-            if rec.get(SCORED_KEY) != expected[item_id]:
-                continue
-            out[item_id] = {k: v for k, v in rec.items() if k != SCORED_KEY}
-    except (OSError, UnicodeDecodeError):  # a damaged file: score what it lacks again
-        pass
-    return out
+        rows = scored_store(path).records
+    except OSError:  # a damaged file: score what it lacks again
+        return {}
+    return {item_id: {k: v for k, v in rec.items() if k != SCORED_KEY} for item_id, rec in rows.items()
+            if item_id in expected and rec.get("n") == n and rec.get(SCORED_KEY) == expected[item_id]}
 
 
 def write_scored(path: Path, rows: Sequence[dict], keys: Sequence[str]) -> Path:
     """Write a scored shard atomically, each row with its `scored_key` (as `scored_from`)."""
-    return atomic_write_jsonl(path, [{**row, SCORED_KEY: key} for row, key in zip(rows, keys, strict=True)])
+    scored_store(path).rewrite([{**row, SCORED_KEY: key} for row, key in zip(rows, keys, strict=True)])
+    return path
 
 
 # ------------------------------------------------------------------------------- cell summaries
 
 
-def _samples_of(rec: dict, key: str) -> list:
-    """A record's per-sample values of `key` (one value: one sample); none where the record lacks the key
-    (per-item results in the minimal form: model, benchmark, lang, id, score|correct)."""
-    if key not in rec:
-        return []
-    value = rec[key]
-    return list(value) if isinstance(value, list) else [value]
-
-
-def cell_summary(items: Sequence[dict]) -> dict:
-    """Accuracy, off-target rate and counts of one (model, benchmark, language) cell.
-
-    Accuracy (percent) is the mean item score; items whose gold answer cannot be parsed are left
-    out. The off-target rate is over every sample whose language could be determined. Records in
-    the minimal form (model, benchmark, lang, id, score) count one sample each, none truncated,
-    and say nothing of languages, answers or tokens.
-    """
-    scored = [r for r in items if r.get("error") != UNPARSEABLE_GOLD]
-    detected = [d for r in items for d in _samples_of(r, "detected_lang")]
-    n_samples = sum(int(r.get("n", 1)) for r in items)
-    truncated = sum(int(r.get("truncated", 0)) for r in items)
-    tokens = [t for r in items for t in _samples_of(r, "tokens") if isinstance(t, (int, float))]
-    return {
-        "n": len(items),
-        "samples": n_samples,
-        "accuracy": 100 * sum(r["score"] for r in scored) / len(scored) if scored else None,
-        "off_target": M.off_target_rate(detected, [items[0]["lang"]] * len(detected)) if items else None,
-        "undetermined": sum(d is None for d in detected),
-        "truncated": truncated,
-        "no_answer": sum(e is None for r in items for e in _samples_of(r, "extracted")),
-        "unparseable_gold": len(items) - len(scored),
-        "mean_tokens": sum(tokens) / len(tokens) if tokens else None,
-    }
-
-
-def off_target_records(items: Sequence[dict]) -> list[dict]:
-    """Per-item off-target shares (0–1, None when undetermined), as `score` records for bootstrapping."""
-    out = []
-    for r in items:
-        judged = [d for d in _samples_of(r, "detected_lang") if d is not None]
-        if not judged:
-            continue
-        share = sum(d != r["lang"] for d in judged) / len(judged)
-        out.append({"model": r["model"], "benchmark": r["benchmark"], "lang": r["lang"], "id": r["id"], "score": share})
-    return out

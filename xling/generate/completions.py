@@ -2,14 +2,16 @@
 
 A shard file holds one line per sample: ``{"id", "sample", "text", "finish_reason", "tokens",
 "prompt", "seed", "backend"}``. Lines are appended (and fsynced) as each generation call returns,
-so a crash loses at most the call in flight. On reading, a torn last line is cut off (and any
-malformed line ignored); an item counts as done when samples 0…n−1 are all there, and the last
-line of a (id, sample) wins. A record whose `prompt` differs from the prompt the shard renders
+so a crash loses at most the call in flight. A shard is a `xling.common.store` keyed by (id, sample):
+a torn last line is not read and is cut off before the next append, any malformed line is
+ignored, and the last line of a (id, sample) wins; an item counts as done when samples 0…n−1 are
+all there. A record whose `prompt` differs from the prompt the shard renders
 now (a changed chat template or tokenizer), or whose `backend` is not the shard's, is stale: its
 item is generated again and the new lines win, so old and new completions are never mixed in an
 item. A re-run generates only the missing and stale items; a finished shard is never touched.
 
-The folder of a model's shards is named after a hash of everything that changes the completions
+The folder of a model's shards is named after a hash (`xling.common.store.fingerprint`, 10 hex
+digits) of everything that changes the completions
 (see `xling.evaluation.runner.generation_settings`): model and adapter, backend, dtype and device,
 template, prompt, sampling settings and seed. A local model or adapter folder enters the hash by
 its path and by `local_fingerprint`, the names, sizes and modification times of its weight and
@@ -20,14 +22,12 @@ by name only (a new revision of the same id is not noticed: clear the cache or p
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from xling.common.io import _json_safe
+from xling.common.store import Store
 from xling.generate.sampling import SamplingSection
 
 
@@ -35,10 +35,6 @@ def slug(text: str, limit: int = 48) -> str:
     """A file-name-safe version of a model name."""
     s = re.sub(r"[^A-Za-z0-9._+-]+", "_", str(text)).strip("._")
     return (s or "model")[:limit]
-
-
-def fingerprint(settings: dict) -> str:
-    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -79,60 +75,21 @@ def stable_seed(*parts: object) -> int:
     return int(digest[:8], 16) & 0x7FFFFFFF
 
 
-def repair_tail(path: Path) -> int:
-    """Cut a torn last line (no newline at the end, as a crash mid-write leaves it); bytes cut."""
-    if not path.exists():
-        return 0
-    size = path.stat().st_size
-    if size == 0:
-        return 0
-    with open(path, "rb+") as f:
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return 0
-        # find the last newline
-        pos, block = size, 4096
-        keep = 0
-        while pos > 0:
-            start = max(0, pos - block)
-            f.seek(start)
-            chunk = f.read(pos - start)
-            k = chunk.rfind(b"\n")
-            if k >= 0:
-                keep = start + k + 1
-                break
-            pos = start
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
-    return size - keep
+def shard_store(path: Path) -> Store:
+    """The store of one shard: records keyed by (id, sample), each with its text."""
+    return Store(path, key=lambda rec: (str(rec["id"]), rec["sample"]),
+                 valid=lambda rec: isinstance(rec.get("sample"), int) and "text" in rec)
 
 
 def read_shard(path: Path) -> dict[tuple[str, int], dict]:
-    """(id, sample) -> record, ignoring malformed lines (a torn write); later lines win."""
-    out: dict[tuple[str, int], dict] = {}
-    if not path.exists():
-        return out
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and "id" in rec and isinstance(rec.get("sample"), int) and "text" in rec:
-                out[(str(rec["id"]), rec["sample"])] = rec
-    return out
+    """(id, sample) -> record, ignoring malformed lines and a torn last line; later lines win."""
+    return shard_store(path).records  # type: ignore[return-value]
 
 
 def append_records(path: Path, records: Iterable[dict]) -> None:
     """Append records to a shard (a torn last line cut first); a shard that cannot be written is a
     one-line XlingError naming it."""
-    from xling.common.io import append_jsonl
-
-    append_jsonl(path, records)
+    shard_store(path).append(records)
 
 
 @dataclass

@@ -33,27 +33,22 @@ the timeout and the number of worker processes; keep it for the whole run, its p
 
 from __future__ import annotations
 
-import logging
 import math
-import multiprocessing
 import os
 import re
-import signal
-import sys
 import threading
-import time
-import types
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from functools import lru_cache
-from multiprocessing.connection import wait as wait_connections
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from xling.common.errors import XlingError
 from xling.grading.extraction import HEDGE, Extraction, boxes, extract, last_boxed, parse_choice
 from xling.grading.extraction import _decimal_comma
 from xling.data.languages import LANGUAGES
+from xling.grading.verify import UNPARSEABLE_GOLD, verify_math, verify_with_alarm
+from xling.grading.workers import TIMEOUT, WorkerPool
 from xling.grading.numbers import (
     format_value, normalize_digits, number_in_answer, number_tokens, numbers_equal, parse_number,
     parse_time,
@@ -61,8 +56,6 @@ from xling.grading.numbers import (
 
 Kind = Literal["math", "number", "choice"]
 KINDS: tuple[str, ...] = ("math", "number", "choice")
-UNPARSEABLE_GOLD = "unparseable gold"
-TIMEOUT = "timeout"
 DEFAULT_TIMEOUT = 5.0
 MAX_TIMEOUT = 3600.0
 
@@ -206,275 +199,6 @@ def _first_pass(completions: Sequence[str], answers: Sequence[Any], langs: Seque
             pred = normalize_digits(pred) if pred is not None else None
             out.append((ext, done, None if done else (gold_text, pred)))
     return out
-
-
-# ------------------------------------------------------------------------- math-verify (workers)
-
-
-def _quiet_math_verify() -> None:
-    logging.getLogger("math_verify").setLevel(logging.ERROR)
-
-
-def _wrap(text: str) -> list[str]:
-    if "\\boxed" in text or "$" in text:
-        return [text]
-    return [f"\\boxed{{{text}}}", f"${text}$"]
-
-
-@lru_cache(maxsize=1)
-def _latex_only() -> list:
-    """math-verify's default LaTeX extraction alone: enough for a `\\boxed{}` form, and faster."""
-    from math_verify import LatexExtractionConfig
-    from math_verify.parser import NormalizationConfig
-
-    norm = NormalizationConfig(basic_latex=True, units=True, malformed_operators=True, nits=True,
-                               boxed="all", equations=False)
-    return [LatexExtractionConfig(try_extract_without_anchor=True, boxed_match_priority=50,
-                                  normalization_config=norm)]
-
-
-def _parse(text: str) -> list:
-    """math-verify's parse of an answer: its boxed form (LaTeX only), else `$...$` (LaTeX or plain)."""
-    from math_verify import parse
-
-    for form in _wrap(text):
-        config = _latex_only() if form.startswith("\\boxed{") else None
-        parsed = parse(form, extraction_config=config, parsing_timeout=None) if config else parse(form, parsing_timeout=None)
-        if parsed:
-            return parsed
-    return []
-
-
-@lru_cache(maxsize=4096)
-def _parse_gold(gold: str) -> list:
-    _quiet_math_verify()
-    return _parse(gold)
-
-
-def verify_math(gold: str, prediction: str | None) -> tuple[bool, str | None]:
-    """math-verify's verdict on one (gold, prediction) pair: (correct, error). No timeout of its own.
-
-    Runs inside a worker process (see `WorkerPool`); a prediction of None only checks the gold.
-    """
-    from math_verify import verify
-
-    _quiet_math_verify()
-    gold_parsed = _parse_gold(gold) if gold.strip() else []
-    if not any(not isinstance(g, str) for g in gold_parsed):  # only math-verify's raw-string fallback
-        return False, UNPARSEABLE_GOLD
-    if prediction is None:
-        return False, None
-    pred_parsed = _parse(prediction)
-    if not pred_parsed:
-        return False, None
-    return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None)), None
-
-
-class _Deadline(BaseException):
-    """Raised by `verify_with_alarm`'s alarm. Not an `Exception`, and not math-verify's own
-    `TimeoutException` (which its `verify` and `parse` catch and turn into "False" or "no parse",
-    after which the next comparison ran with no alarm at all): nothing between here and the
-    alarm catches it, so the check stops at once."""
-
-
-_ALARM_REPEAT = 0.05  # should anything swallow one alarm, the next comes this soon after
-_warmed = False
-
-
-def _warm_up() -> None:
-    """Import math-verify, sympy and the LaTeX parser before any alarm is set: an alarm that fires
-    inside an import would leave a half-imported module behind."""
-    global _warmed
-    if not _warmed:
-        verify_math("\\frac{1}{2}", "0.5")
-        verify_math("(1, 2]", "x^2 + \\sqrt{3} = 1")
-        _warmed = True
-
-
-def verify_with_alarm(gold: str, prediction: str | None, timeout: float) -> tuple[bool, str | None]:
-    """`verify_math` in this process (main thread only), stopped after `timeout` seconds: then
-    (False, "timeout"). The process's own SIGALRM handler and timer are restored afterwards."""
-    _warm_up()
-    armed = [True]
-
-    def on_alarm(signum, frame):
-        if armed[0]:
-            raise _Deadline
-
-    old_handler = signal.signal(signal.SIGALRM, on_alarm)
-    started = time.monotonic()
-    old_timer = signal.setitimer(signal.ITIMER_REAL, timeout, _ALARM_REPEAT)
-    verdict: tuple[bool, str | None] = (False, TIMEOUT)
-    try:
-        verdict = verify_math(gold, prediction)
-    except _Deadline:
-        verdict = (False, TIMEOUT)
-    finally:
-        for _ in range(100):  # an alarm may land while disarming: catch it and disarm again
-            try:
-                armed[0] = False
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                break
-            except _Deadline:
-                verdict = (False, TIMEOUT)
-        signal.signal(signal.SIGALRM, old_handler)
-        if old_timer[0] > 0:  # someone else's timer was running: give it back what it has left
-            signal.setitimer(signal.ITIMER_REAL, max(1e-3, old_timer[0] - (time.monotonic() - started)), old_timer[1])
-    return verdict
-
-
-def _serve(conn) -> None:
-    """Worker loop: receive (function, chunk of argument tuples), send back [(value, error), ...]."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        func, chunk = message
-        out = []
-        for args in chunk:
-            try:
-                out.append((func(*args), None))
-            except Exception as e:  # a bad input must not kill the worker
-                out.append((None, f"verifier error: {type(e).__name__}: {e}"[:200]))
-        try:
-            conn.send(out)
-        except OSError:  # the caller is gone (killed mid-grading): nobody to answer, nothing to report
-            return
-
-
-class WorkerPool:
-    """Long-lived worker processes that run a function per task with a hard per-task timeout.
-
-    A task that runs past its timeout gets the error "timeout": its worker is killed and replaced,
-    the other tasks go on. Workers start on first use and live until `close()`. Functions and
-    arguments must be picklable (module-level functions). Thread-safe; one map at a time.
-    """
-
-    def __init__(self, workers: int, start_method: str | None = None):
-        if workers < 1:
-            raise XlingError(f"a worker pool needs at least 1 worker, not {workers}")
-        self.workers = workers
-        methods = multiprocessing.get_all_start_methods()
-        self.start_method = start_method or ("forkserver" if "forkserver" in methods else "spawn")
-        self._ctx = multiprocessing.get_context(self.start_method)
-        if self.start_method == "forkserver":
-            self._ctx.set_forkserver_preload(["xling.grading.answers", "math_verify"])
-        self._procs: list[tuple[Any, Any]] = []  # (process, connection)
-        self._lock = threading.Lock()
-        self.timeouts = 0
-        self.restarts = 0
-
-    def _start(self) -> tuple[Any, Any]:
-        parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_serve, args=(child,), daemon=True, name="xling-grader")
-        # A worker must not re-run the caller's script (spawn and forkserver re-import __main__ unless
-        # it is hidden while the process starts); tasks run module-level functions of importable modules.
-        main = sys.modules.get("__main__")
-        sys.modules["__main__"] = types.ModuleType("__main__")
-        try:
-            proc.start()
-        finally:
-            if main is not None:
-                sys.modules["__main__"] = main
-        child.close()
-        return proc, parent
-
-    def _kill(self, proc, conn) -> None:
-        try:
-            proc.kill()
-            proc.join(timeout=5)
-        except Exception:
-            pass
-        conn.close()
-
-    def map(self, func: Callable, tasks: Sequence[tuple], timeout: float, chunksize: int = 1) -> list[tuple[Any, str | None]]:
-        """[(func(*args), None) or (None, error)] for each argument tuple, in order.
-
-        `timeout` is per task; a chunk of tasks may take `timeout * len(chunk)` and all of them get
-        "timeout" when it runs past that. It must be a positive, finite number of seconds.
-        """
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
-            raise XlingError(f"a worker pool's timeout must be a positive, finite number of seconds, not {timeout!r}")
-        results: list[tuple[Any, str | None]] = [(None, None)] * len(tasks)
-        chunks = deque((i, list(tasks[i:i + chunksize])) for i in range(0, len(tasks), max(1, chunksize)))
-        with self._lock:
-            while len(self._procs) < min(self.workers, len(chunks)):
-                self._procs.append(self._start())
-            idle = list(range(len(self._procs)))
-            busy: dict[int, tuple[int, int, float]] = {}  # slot -> (first index, size, deadline)
-            while chunks or busy:
-                while idle and chunks:
-                    slot = idle.pop()
-                    first, chunk = chunks.popleft()
-                    proc, conn = self._procs[slot]
-                    try:
-                        if not proc.is_alive():
-                            raise BrokenPipeError
-                        conn.send((func, chunk))
-                    except OSError:  # the worker is gone: start another and hand it the task
-                        self._kill(proc, conn)
-                        self._procs[slot] = proc, conn = self._start()
-                        self.restarts += 1
-                        conn.send((func, chunk))
-                    busy[slot] = (first, len(chunk), time.monotonic() + timeout * len(chunk))
-                # at most a minute at a time: select() refuses waits beyond a few weeks
-                wait_for = min(60.0, max(0.0, min(d for _, _, d in busy.values()) - time.monotonic()))
-                ready = set(wait_connections([self._procs[s][1] for s in busy], timeout=wait_for))
-                now = time.monotonic()
-                for slot in list(busy):
-                    proc, conn = self._procs[slot]
-                    first, size, deadline = busy[slot]
-                    if conn in ready:
-                        try:
-                            out = conn.recv()
-                        except (EOFError, OSError):
-                            out = [(None, "verifier error: worker died")] * size
-                            self._kill(proc, conn)
-                            self._procs[slot] = self._start()
-                            self.restarts += 1
-                        results[first:first + size] = out
-                    elif now >= deadline:
-                        results[first:first + size] = [(None, TIMEOUT)] * size
-                        self.timeouts += size
-                        self._kill(proc, conn)
-                        self._procs[slot] = self._start()
-                        self.restarts += 1
-                    else:
-                        continue
-                    del busy[slot]
-                    idle.append(slot)
-        return results
-
-    def close(self) -> None:
-        with self._lock:
-            for proc, conn in self._procs:
-                try:
-                    conn.send(None)
-                except OSError:
-                    pass
-            for proc, conn in self._procs:
-                proc.join(timeout=1)
-                if proc.is_alive():
-                    proc.kill()
-                    proc.join(timeout=1)
-                conn.close()
-            self._procs = []
-
-    def __enter__(self) -> "WorkerPool":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 # ---------------------------------------------------------------------------------- the grader

@@ -5,9 +5,9 @@ The grader (`xling.grading.answers`) checks what this module finds. First that a
 1. **An explicit final statement after the last box**: a localized "the answer is" cue
    (`Language.answer_cues`) after the last box, with its answer right after it, wins over an earlier
    intermediate box.
-2. **Boxes** (``\\boxed{...}`` with nested braces, ``\\fbox{...}``, ``\\boxed x``): the last group of
-   boxes. Boxes joined only by commas, "and", part labels ("(b)") or assignments ("y =") are the
-   parts of one answer, compared as a whole; boxes joined by "or" (`Language.or_words`) that name
+2. **Boxes** (``\\boxed{...}`` with nested braces, ``\\fbox{...}``, ``\\boxed x``, found by
+   `xling.grading.boxes`): the last group of boxes. Boxes joined only by commas, "and", part labels
+   ("(b)") or assignments ("y =") are the parts of one answer, compared as a whole; boxes joined by "or" (`Language.or_words`) that name
    different answers are a hedge (the grader compares it as a whole too: right only where the gold
    has those parts, "x = 2 or x = 5"). Boxes with words between them are separate statements: the
    last one is the answer (a revision).
@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass
 
 from xling.data.languages import LANGUAGES
+from xling.grading.boxes import boxes, last_boxed
 from xling.grading.numbers import (
     _NUMBER, NEUTRAL_COMMANDS, _UNIT_POWER, _readings, format_value, normalize_digits, number_in_answer, number_ok,
     prepare, time_matches,
@@ -44,49 +45,6 @@ class Extraction:
     text: str | None  # the final answer as written (a box's content, or the text after a cue)
     source: str | None  # "boxed", "cue", "latex", "last_number", "hedge" or None (no answer)
     parts: tuple[str, ...] = ()  # the answers of a multi-part answer or of a hedge, in order
-
-
-# ------------------------------------------------------------------------------------ boxes
-
-_BOX_TOKENS = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])[ \t]*(\{)?|\\.|[{}]", re.DOTALL)
-_BARE_BOX = re.compile(r"[^\s$\\{}]+")
-
-
-def boxes(text: str) -> list[tuple[int, int, str]]:
-    """Every complete box as (start, end, content), in order of start; unclosed boxes are left out.
-
-    One pass over the braces (escaped ones skipped), so even thousands of nested or unclosed boxes
-    cost linear time.
-    """
-    out: list[tuple[int, int, str]] = []
-    opened: list[tuple[int, int, int]] = []  # (start, content start, depth outside its brace)
-    depth = 0
-    for m in _BOX_TOKENS.finditer(text):
-        token = m.group(0)
-        if token == "{":
-            depth += 1
-        elif token == "}":
-            depth = max(0, depth - 1)
-            if opened and opened[-1][2] == depth:
-                start, content, _ = opened.pop()
-                out.append((start, m.end(), text[content:m.start()].strip()))
-        elif m.group(1):  # \boxed{
-            opened.append((m.start(), m.end(), depth))
-            depth += 1
-        elif token.startswith(("\\boxed", "\\fbox")):  # \boxed x
-            bare = _BARE_BOX.match(text, m.end())
-            if bare:
-                out.append((m.start(), bare.end(), bare.group(0).rstrip(".,;")))
-    out.sort()
-    return out
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last complete, non-empty `\\boxed{...}` / `\\fbox{...}` / `\\boxed x`."""
-    for _, _, content in reversed(boxes(text)):
-        if content:
-            return content
-    return None
 
 
 # ------------------------------------------------------------------------- joining words

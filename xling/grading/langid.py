@@ -58,7 +58,7 @@ def reasoning_part(text: str) -> str:
 
 
 def _strip_boxes(text: str) -> str:
-    from xling.grading.answers import boxes
+    from xling.grading.boxes import boxes
 
     found = boxes(text)
     if not found:
@@ -246,7 +246,7 @@ def _detect_texts(texts: list[str], backend: str, min_chars: int, reasoning_only
 def detect_batch(texts: Sequence[str], backend: str = DEFAULT_BACKEND, *, min_chars: int = DEFAULT_MIN_CHARS,
                  reasoning_only: bool = False, languages: Iterable[str] | None = None,
                  pool=None, chunksize: int = 16, timeout: float = 10.0) -> list[str | None]:
-    """`detect` for many texts. With a `xling.grading.answers.WorkerPool`, the slow backends (langdetect,
+    """`detect` for many texts. With a `xling.grading.workers.WorkerPool`, the slow backends (langdetect,
     langid) run in its worker processes, `chunksize` texts per task (`timeout` seconds per text);
     lingua runs its own threads."""
     check_backend(backend)

@@ -18,13 +18,13 @@ model becomes a ~0.5 GB float32 checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from xling.common import store
 from xling.common.errors import XlingError
 
 SUFFIX = ".gguf"
@@ -51,8 +51,7 @@ def gguf_file(name: str | os.PathLike) -> Path | None:
 
 def fingerprint(file: Path) -> str:
     stat = file.stat()
-    key = json.dumps([str(file.resolve()), stat.st_size, int(stat.st_mtime)])
-    return hashlib.sha1(key.encode()).hexdigest()[:12]
+    return store.fingerprint([str(file.resolve()), stat.st_size, int(stat.st_mtime)], 12)
 
 
 def cache_dir(file: Path) -> Path:

@@ -44,6 +44,7 @@ from xling.common.config import Invalid
 from xling.common.io import build_folder
 from xling.common.errors import XlingError
 from xling.data.languages import CODES, LANGUAGES, unknown_language_message
+from xling.data.prompts import render_chatml
 
 NAME = "toy"
 VERSION = 1  # bump when the corpus or the training code changes what a setting produces
@@ -212,35 +213,10 @@ def tokenizer_texts(examples: Sequence[ToyExample]) -> list[str]:
 
     texts = []
     for ex in examples:
-        texts += [_chatml(list(ex.messages)), ex.answer] if ex.messages else [ex.answer]
+        texts += [render_chatml(list(ex.messages)), ex.answer] if ex.messages else [ex.answer]
     for code, lang in LANGUAGES.items():
         texts += [system_prompt(code), lang.prefix]
     return texts
-
-
-def _chatml(messages: list[dict]) -> str:
-    """The prompt as the ChatML template renders it, pre-filled turn left open (as `xling.data.prompts.render`
-    does), without a tokenizer: the tokenizer is trained on these strings."""
-    from xling.data.prompts import chat_flags, continues
-
-    text = _chatml_template().render(messages=messages, **chat_flags(messages))
-    if continues(messages):
-        last = messages[-1]["content"]
-        text = text[:text.rindex(last) + len(last)]
-    return text
-
-
-_TEMPLATE: list = []
-
-
-def _chatml_template():
-    if not _TEMPLATE:
-        from jinja2 import Template
-
-        from xling.data.prompts import CHATML
-
-        _TEMPLATE.append(Template(CHATML))
-    return _TEMPLATE[0]
 
 
 def build_tokenizer(texts: Sequence[str], vocab_size: int, numbers: str = "groups"):
@@ -273,7 +249,7 @@ def encode(examples: Sequence[ToyExample], tokenizer, loss_on: str = "answer") -
     """(token ids, which of them are learned: 1/0) per example. Prompt and answer are tokenized apart,
     as at generation time (the prompt alone, then the model's tokens), so no merge crosses the
     boundary; `answer` learns the answer and the end token, `all` every token but the first."""
-    prompts = tokenizer([_chatml(list(ex.messages)) if ex.messages else "" for ex in examples],
+    prompts = tokenizer([render_chatml(list(ex.messages)) if ex.messages else "" for ex in examples],
                         add_special_tokens=False)["input_ids"]
     answers = tokenizer([ex.answer for ex in examples], add_special_tokens=False)["input_ids"]
     eos = tokenizer.eos_token_id

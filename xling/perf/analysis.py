@@ -142,10 +142,11 @@ def reference_bootstrap(items: ReferenceItemScores, statistic: Callable[[dict], 
 
 
 def reference_intervals(cfg, langs: dict[str, list[str]]) -> dict:
-    """The former `xling.tasks.transfer.intervals`."""
-    from xling.analysis import metrics as M
+    """The former `xling.tasks.transfer.intervals`: its reading and bootstrap, with today's cell check and
+    statistic (`check_cells`, `statistic_of`), so that the two differ only in what is measured."""
     from xling.common.errors import XlingError
     from xling.common.io import read_jsonl
+    from xling.tasks.transfer import check_cells, statistic_of
 
     need = ("model", "benchmark", "lang", "id")
     records = []
@@ -165,17 +166,8 @@ def reference_intervals(cfg, langs: dict[str, list[str]]) -> dict:
         raise XlingError(f"items file {cfg.items}: line(s) {bad_score[:5]} have a score|correct that is not true, false "
                          "or a number from 0 to 1")
     items = ReferenceItemScores.from_records(records)
-    have = items.accuracies()
-    missing = [f"({m}, {b}, {lang})" for m in (cfg.base, cfg.trained) for b, ls in langs.items()
-               for lang in ls if lang not in have.get(m, {}).get(b, {})]
-    if missing:
-        raise XlingError(f"items file {cfg.items} has no items for {', '.join(missing[:6])}; intervals need every cell")
-
-    def statistic(acc: dict) -> dict:
-        r = M.transfer_metrics(acc[cfg.trained], acc[cfg.base], cfg.train_langs, cfg.in_domain, cfg.out_of_domain)
-        return {k: r[k] for k in ("gain", "mti", "gen", "ti", "train_gain")}
-
-    return reference_bootstrap(items, statistic, n_boot=cfg.n_boot, seed=cfg.seed)
+    check_cells(items, cfg, langs)
+    return reference_bootstrap(items, statistic_of(cfg), n_boot=cfg.n_boot, seed=cfg.seed)
 
 
 def _valid_score(value) -> bool:

@@ -27,7 +27,8 @@ import sys
 import time
 from typing import Callable
 
-from xling.grading.answers import Grader, WorkerPool, extract
+from xling.grading.answers import Grader, extract
+from xling.grading.workers import WorkerPool
 from xling.common.console import console, print_table
 from xling.data.languages import CODES, LANGUAGES
 from xling.grading.langid import BACKENDS, DEFAULT_MIN_CHARS, _prepare, detect_batch

@@ -9,8 +9,9 @@ Pure arithmetic on the recipe: no data is loaded and nothing heavy is imported. 
 TRL 1.14.2's own counting (GRPO's RepeatSampler keeps only full steps of
 `train.questions_per_step` prompts, times `grpo.num_iterations`; SFT keeps the last, smaller
 step of an epoch); time is FLOP over an assumed throughput plus generated tokens over an assumed
-decode rate; memory adds the weights, LoRA and optimizer state, activations, logits and the
-vLLM share. Every assumption is listed with the numbers, which are estimates, not measurements.
+decode rate; memory (`xling.planning.memory`) adds the weights, LoRA and optimizer state, activations,
+logits and the vLLM share. Every assumption is listed with the numbers, which are estimates, not
+measurements; `xling.planning.estimate` holds the record and how it prints.
 
 `preflight()` is what a training run calls before loading anything: it refuses a configuration
 that cannot fit in the GPU's memory (with the numbers) and, on CPU, says up front when a run will
@@ -22,13 +23,15 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from xling.common.config import Invalid
 from xling.common.errors import XlingError
+from xling.planning.estimate import Estimate, count_text, duration, flop_text, gib_text, hours_text
 from xling.planning.hardware import GIB, GPUS, Gpu, detect_gpu, model_shape, unknown_gpu_message
 from xling.planning import hardware
+from xling.planning.memory import CONTEXT_GIB, VLLM_OVERHEAD_GIB, peak_memory, precision_of
 
 __all__ = ["GPUS", "Gpu", "detect_gpu", "PlanConfig", "Estimate", "estimate_training", "estimate_evaluation",
            "preflight", "describe"]
@@ -36,11 +39,7 @@ __all__ = ["GPUS", "Gpu", "detect_gpu", "PlanConfig", "Estimate", "estimate_trai
 PROMPT_TOKENS = 200  # assumed mean prompt: chat template, system message, problem
 SAMPLED_TOKENS = 700  # assumed mean sampled completion (GRPO rollouts, RFT samples, evaluation)
 SOLUTION_TOKENS = 400  # assumed mean reference solution (SFT)
-CONTEXT_GIB = 1.0  # CUDA context and allocator reserve per process
-VLLM_OVERHEAD_GIB = 1.0  # vLLM's own activations and CUDA graphs inside its memory share
 HF_DECODE_SLOWDOWN = 5.0  # transformers generate on a GPU, relative to vLLM
-NF4_BYTES = 0.516  # bytes per 4-bit weight, with block scales (double quantisation)
-ADAM_BYTES = 16  # fp32 weight + gradient + two Adam moments, per trained parameter
 CPU_WARN_HOURS = 1.0
 SHRINK_KEYS = {
     "grpo": ("train.max_steps", "grpo.num_generations", "grpo.max_completion_length", "data.n",
@@ -82,126 +81,6 @@ class PlanConfig:
 
 
 PLAN_KEYS = frozenset({"plan", *(f"plan.{k}" for k in PlanConfig.__dataclass_fields__)})
-
-
-# -- the estimate ------------------------------------------------------------------------------------
-
-@dataclass
-class Estimate:
-    """What a run will cost (estimates). Memory in GiB; `gpu_hours` are CPU-hours on the CPU."""
-
-    label: str  # what is planned, e.g. "GRPO Qwen/Qwen2.5-1.5B-Instruct, unsloth LoRA r=32, vLLM 0.5"
-    method: str  # grpo | sft | rft | evaluate | total
-    gpu: str  # the GPU table's name, or "cpu"
-    device: str  # the device in words
-    gpus: int = 1
-    steps: int = 0  # optimizer steps
-    rollouts: int = 0  # completions generated
-    generated_tokens: int = 0
-    trained_tokens: int = 0
-    hours: float = 0.0  # wall-clock
-    step_seconds: float | None = None
-    peak_vram_gib: float = 0.0  # peak GPU memory per GPU (CPU: RAM)
-    memory_gib: float = 0.0  # the device's memory
-    fits: bool = True
-    exact: bool = True  # False: the model's shape was guessed; memory is then never enforced
-    memory: dict[str, float] = field(default_factory=dict)  # the terms of the peak, GiB
-    details: list[str] = field(default_factory=list)  # how steps and tokens were counted
-    assumptions: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # why it does not fit
-
-    @property
-    def on_cpu(self) -> bool:
-        return self.gpu == "cpu"
-
-    @property
-    def gpu_hours(self) -> float:
-        return self.hours * self.gpus
-
-    def as_dict(self) -> dict:
-        out = asdict(self)
-        out["gpu_hours"] = self.gpu_hours
-        return out
-
-    def summary(self) -> str:
-        """One line: steps, rollouts, tokens, hours, peak memory."""
-        unit = "CPU-hours" if self.on_cpu else "GPU-hours"
-        mem = "RAM" if self.on_cpu else "VRAM"
-        fit = "fits" if self.fits else "DOES NOT FIT"
-        return (f"{self.steps:,} steps, {self.rollouts:,} rollouts, ~{_num(self.generated_tokens)} tokens "
-                f"generated, ~{_num(self.trained_tokens)} trained, ~{_hours(self.gpu_hours)} {unit}, peak {mem} "
-                f"~{_gib(self.peak_vram_gib)} of {self.memory_gib:.1f} GiB ({fit})")
-
-    def lines(self) -> list[str]:
-        """The first line is the whole plan in one line (a sweep lists one per member); then how it was counted,
-        the memory terms and the assumptions."""
-        gpus = f" x {self.gpus}" if self.gpus > 1 else ""
-        out = [f"plan of {self.label}, on {self.device}{gpus}: {self.summary()}",
-               "  estimates, not measurements (the assumptions are listed below)"]
-        out += [f"  {d}" for d in self.details]
-        if self.step_seconds:
-            out.append(f"  time per step ~{duration(self.step_seconds)}")
-        if self.memory:
-            terms = ", ".join(f"{k} {_gib(v)}" for k, v in self.memory.items())
-            out.append(f"  peak {'RAM' if self.on_cpu else 'VRAM'} (GiB): {terms}")
-        out += [f"  does not fit: {p}" for p in self.problems]
-        if self.assumptions:
-            out.append("  assumptions:")
-            out += [f"    - {a}" for a in self.assumptions]
-        return out
-
-    @staticmethod
-    def total(estimates: Sequence["Estimate"]) -> "Estimate":
-        """A sweep's totals: steps, rollouts, tokens and GPU-hours added (as `hours`, members run one after
-        another); the largest peak; fits if every member fits; the assumptions of all, once each."""
-        ests = list(estimates)
-        gpus = {e.gpu for e in ests}
-        devices = {e.device for e in ests}
-        worst = max(ests, key=lambda e: e.peak_vram_gib, default=None)
-        return Estimate(
-            label=f"{len(ests)} run(s)", method="total",
-            gpu=gpus.pop() if len(gpus) == 1 else "mixed", device=devices.pop() if len(devices) == 1 else "several",
-            steps=sum(e.steps for e in ests), rollouts=sum(e.rollouts for e in ests),
-            generated_tokens=sum(e.generated_tokens for e in ests), trained_tokens=sum(e.trained_tokens for e in ests),
-            hours=sum(e.gpu_hours for e in ests), peak_vram_gib=worst.peak_vram_gib if worst else 0.0,
-            memory_gib=worst.memory_gib if worst else 0.0, fits=all(e.fits for e in ests),
-            exact=all(e.exact for e in ests), assumptions=list(dict.fromkeys(a for e in ests for a in e.assumptions)),
-            problems=list(dict.fromkeys(p for e in ests for p in e.problems)),
-        )
-
-
-def _flop(x: float) -> str:
-    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
-        if x >= scale:
-            return f"{x / scale:.3g} {unit}FLOP"
-    return f"{x:.3g} FLOP"
-
-
-def _num(n: float) -> str:
-    if n >= 1e9:
-        return f"{n / 1e9:.2f}B"
-    if n >= 1e6:
-        return f"{n / 1e6:.1f}M"
-    if n >= 1e3:
-        return f"{n / 1e3:.1f}k"
-    return f"{n:.0f}"
-
-
-def _gib(x: float) -> str:
-    return f"{x:.1f}" if x >= 1 else f"{x:.2f}" if x >= 0.01 else f"{x:.3f}"
-
-
-def _hours(h: float) -> str:
-    return f"{h:.0f}" if h >= 10 else f"{h:.2f}" if h >= 0.1 else f"{h:.2g}"
-
-
-def duration(seconds: float) -> str:
-    """12.3 s, 4.5 min, 2.1 h."""
-    if seconds < 90:
-        return f"{seconds:.1f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 # -- training ----------------------------------------------------------------------------------------
@@ -293,7 +172,7 @@ def estimate_training(cfg: Any, gpu: str | Gpu | None = None, *, backend: str | 
     shape = model_shape(cfg.model.name)
     arch, n_params = shape.arch, shape.arch.params()
     tiny = shape.random
-    notes.append(f"model {cfg.model.name}: {_num(n_params)} parameters ({shape.source})")
+    notes.append(f"model {cfg.model.name}: {count_text(n_params)} parameters ({shape.source})")
     backend, vllm = _choose_backend(cfg, method, dev, procs, backend, use_vllm, notes)
     full = backend == "full"
     qlora = bool(cfg.lora.qlora) and not full and not dev.cpu
@@ -389,13 +268,13 @@ def estimate_training(cfg: Any, gpu: str | Gpu | None = None, *, backend: str | 
 
     flop = k_train * n_params * est.trained_tokens
     details.append(f"FLOP per trained token: {' + '.join(k_parts)} = {k_train:.3g}N (attention not counted): "
-                   f"{_flop(flop / max(1, est.steps))} per step")
+                   f"{flop_text(flop / max(1, est.steps))} per step")
     total_seconds = train_seconds + gen_seconds
     est.hours = total_seconds / 3600
     est.step_seconds = total_seconds / est.steps if est.steps else None
     notes.append("not counted: start-up (loading, vLLM engine), reward grading, checkpoint saves")
-    precision = _precision(cfg, dev)
-    _memory(est, cfg, method, dev, arch, n_params, backend, vllm, qlora, precision, procs, P, seq_train, logit_len,
+    precision = precision_of(cfg, dev)
+    peak_memory(est, cfg, method, dev, arch, n_params, backend, vllm, qlora, precision, procs, P, seq_train, logit_len,
             notes)
     lora = "" if full else f" {'QLoRA' if qlora else 'LoRA'} r={cfg.lora.r}"
     share = ""
@@ -423,126 +302,6 @@ def _decode_seconds(tokens: int, n_params: int, dev: Gpu, rate: float, procs: in
     return tokens / tok_s
 
 
-def _precision(cfg: Any, dev: Gpu) -> str:
-    p = cfg.train.precision
-    if p != "auto":
-        return p
-    return "fp32" if dev.cpu else ("bf16" if dev.bf16 else "fp16")
-
-
-def _memory(est: Estimate, cfg: Any, method: str, dev: Gpu, arch: Any, n_params: int, backend: str, vllm: bool,
-            qlora: bool, precision: str, procs: int, P: int, seq: int, logit_len: int, notes: list[str]) -> None:
-    """Peak memory per GPU (RAM on the CPU), its terms, and whether it fits."""
-    full, unsloth, gpu = backend == "full", backend == "unsloth" and not dev.cpu, not dev.cpu
-    half = precision in ("bf16", "fp16")
-    act_b = 2 if half else 4
-    dtype = cfg.model.dtype
-    w_b = 4 if dtype == "float32" or (dtype == "auto" and (full or not half)) else 2
-    if qlora:
-        weights = (arch.linear_params() * NF4_BYTES + (n_params - arch.linear_params()) * 2) / GIB
-    else:
-        weights = n_params * w_b / GIB
-    h, inter, layers, bs = arch.hidden, arch.intermediate, arch.layers, cfg.train.batch_size
-    problems = est.problems
-    kv_b = arch.kv_bytes_per_token(2 if gpu else 4)
-
-    # what stays on the GPU for the whole run
-    resident: dict[str, float] = {}
-    pool = 0.0
-    sleeps = False
-    if method == "grpo" and vllm and gpu:
-        v, g = cfg.vllm, cfg.grpo
-        pool = v.gpu_memory_utilization * dev.memory_gib
-        v_weights = weights if unsloth else n_params * 2 / GIB
-        kv = pool - v_weights - VLLM_OVERHEAD_GIB
-        max_len = v.max_model_len or (g.max_prompt_length + g.max_completion_length)
-        sleeps = v.standby if unsloth else v.sleep_mode
-        if kv <= 0:
-            problems.append(f"vLLM's share (vllm.gpu_memory_utilization {v.gpu_memory_utilization:g} x "
-                            f"{dev.memory_gib:.1f} = {pool:.1f} GiB) does not hold the weights ({v_weights:.1f} GiB) "
-                            f"and its {VLLM_OVERHEAD_GIB:g} GiB overhead: raise vllm.gpu_memory_utilization")
-        elif kv * GIB / kv_b < max_len:
-            problems.append(f"vLLM's KV cache ({kv:.1f} GiB) holds {kv * GIB / kv_b:,.0f} tokens, fewer than one "
-                            f"sequence of {max_len:,} (vLLM refuses to start): raise vllm.gpu_memory_utilization")
-        else:
-            mean = est.generated_tokens / max(1, est.rollouts)
-            notes.append(f"vLLM takes {v.gpu_memory_utilization:g} of the GPU ({pool:.1f} GiB): weights "
-                         f"{v_weights:.1f}{' (shared with training)' if unsloth else ''}, "
-                         f"{VLLM_OVERHEAD_GIB:g} for vLLM itself, "
-                         f"KV cache {kv:.1f} GiB = {kv * GIB / kv_b / 1e3:,.0f}k tokens, "
-                         f"~{kv * GIB / kv_b / (P + mean):,.0f} rollouts at once")
-        resident["vLLM share"] = pool
-    if full:
-        resident["weights + gradients + Adam (fp32)"] = n_params * ADAM_BYTES / GIB / procs
-        notes.append(f"full-parameter: {ADAM_BYTES} B per parameter (fp32 weight, gradient, Adam moments)"
-                     + (f", sharded over {procs} GPUs (ZeRO-3 / FSDP)" if procs > 1 else ""))
-    else:
-        if not (unsloth and "vLLM share" in resident):
-            resident["weights"] = weights
-        lora_n, unknown = arch.lora_params(cfg.lora.r, cfg.lora.targets)
-        resident["LoRA + Adam"] = lora_n * ADAM_BYTES / GIB
-        if unknown:
-            notes.append(f"LoRA targets not counted (not a projection the planner knows): {', '.join(unknown)}")
-
-    # what a training micro-batch adds
-    training: dict[str, float] = {}
-    layer_set = bs * seq * (7 * h + 4 * inter) * act_b / GIB  # one layer's tensors saved for backward
-    if cfg.train.gradient_checkpointing:
-        stored = 0.0 if unsloth else bs * seq * h * act_b * layers / GIB
-        training["activations"] = stored + layer_set
-    else:
-        training["activations"] = layer_set * layers
-    notes.append(f"activations: batch {bs} x {seq:,} tokens (the longest sequence), {'16' if half else '32'}-bit"
-                 + (", one layer's worth kept plus one hidden state per layer" if cfg.train.gradient_checkpointing
-                    else ", every layer's kept (no gradient checkpointing)"))
-    if unsloth:
-        notes.append("Unsloth offloads the checkpointed activations to CPU RAM and computes log-probs in chunks "
-                     "(logits not counted)")
-    else:
-        logit_b = 4 if method != "grpo" else act_b  # transformers' SFT loss upcasts the logits to fp32
-        training["logits"] = bs * logit_len * arch.vocab * logit_b / GIB
-    if method == "grpo" and cfg.grpo.beta > 0 and full:
-        training["reference model"] = n_params * w_b / GIB
-
-    # what transformers generate adds (GRPO without vLLM: every rollout of the step at once)
-    transient = training
-    if method == "grpo" and not (vllm and gpu):
-        rollouts = cfg.train.questions_per_step * cfg.grpo.num_generations / procs
-        cache = rollouts * (P + cfg.grpo.max_completion_length) * kv_b / GIB
-        if cache > sum(training.values()):
-            transient = {"generation KV cache": cache}
-            notes.append(f"generation by transformers: {rollouts:,.0f} rollouts at once with their KV cache up to "
-                         f"{P + cfg.grpo.max_completion_length:,} tokens, more than a training micro-batch needs")
-    context = {"CUDA context": CONTEXT_GIB} if gpu else {}
-    terms = {**resident, **transient, **context}
-    peak = sum(terms.values())
-    if sleeps:  # the engine gives its KV cache (and TRL's its weights) back while the model trains
-        kept = weights if unsloth else 0.0
-        peak = max(pool, kept + sum(transient.values())) + sum(v for k, v in resident.items() if k != "vLLM share") \
-            + CONTEXT_GIB
-        notes.append("vLLM sleeps while the model trains (vllm.standby / vllm.sleep_mode): the larger phase counts")
-    if method == "rft" and vllm and gpu:
-        r = cfg.rft
-        sample_pool = r.gpu_memory_utilization * dev.memory_gib
-        if sample_pool - n_params * 2 / GIB - VLLM_OVERHEAD_GIB < (P + r.max_tokens) * kv_b / GIB:
-            problems.append(f"RFT sampling: vLLM's share (rft.gpu_memory_utilization {r.gpu_memory_utilization:g} x "
-                            f"{dev.memory_gib:.1f} GiB) does not hold the weights and one {P + r.max_tokens:,}-token "
-                            "sequence: raise rft.gpu_memory_utilization")
-        notes.append(f"RFT samples first, with vLLM in a process of its own ({sample_pool:.1f} GiB), then trains")
-        peak = max(peak, sample_pool + CONTEXT_GIB)
-    est.memory = {k: round(v, 2) for k, v in terms.items()}
-    est.peak_vram_gib = peak
-    if gpu and peak > dev.memory_gib:
-        problems.insert(0, f"estimated peak {peak:.1f} GiB exceeds its {dev.memory_gib:.1f} GiB")
-    if dev.cpu and dev.memory_gib and peak > dev.memory_gib:
-        notes.append(f"the estimated peak ({peak:.1f} GiB) exceeds this machine's {dev.memory_gib:.0f} GiB of RAM")
-        est.fits = False
-    else:
-        est.fits = not problems
-    if not est.exact:
-        notes.append("memory is estimated for a guessed model shape: a run is not refused on it")
-
-
 # -- evaluation --------------------------------------------------------------------------------------
 
 def estimate_evaluation(n_prompts: int, samples: int, max_tokens: int, model: str, gpu: str | Gpu | None = None, *,
@@ -558,7 +317,7 @@ def estimate_evaluation(n_prompts: int, samples: int, max_tokens: int, model: st
     notes: list[str] = [dev.assumption] if dev.assumption else []
     shape = model_shape(model)
     arch, n_params = shape.arch, shape.arch.params()
-    notes.append(f"model {model}: {_num(n_params)} parameters ({shape.source})")
+    notes.append(f"model {model}: {count_text(n_params)} parameters ({shape.source})")
     _, decode = _rates(dev, pc, notes, training=False)
     C = _mean_completion(pc, shape.random, arch.vocab, max_tokens, SAMPLED_TOKENS,
                          notes, "answers", key="completion_tokens")
@@ -608,7 +367,7 @@ def preflight(cfg: Any, resolved: Any, done_steps: int = 0) -> list[str]:
     if resolved.cuda and dev.cpu:  # CUDA is claimed but torch sees no GPU: nothing to check against
         return [f"plan (estimate): {est.summary()}"]
     if not dev.cpu and not est.fits and est.exact and pc.memory_check:
-        terms = ", ".join(f"{k} {_gib(v)}" for k, v in est.memory.items())
+        terms = ", ".join(f"{k} {gib_text(v)}" for k, v in est.memory.items())
         raise XlingError(f"this run does not fit {dev.key}: {'; '.join(est.problems)} (estimate, GiB: {terms}); "
                          f"{_fit_hint(cfg, method, est)}; or plan.memory_check=false to try anyway")
     left = max(0, est.steps - done_steps)
@@ -616,7 +375,7 @@ def preflight(cfg: Any, resolved: Any, done_steps: int = 0) -> list[str]:
     lines = [f"plan (estimate): {est.summary()}" + (f"; {left} step(s) left" if done_steps else "")]
     if dev.cpu and hours_left > CPU_WARN_HOURS:
         per = f", ~{duration(est.step_seconds)} per step" if est.step_seconds else ""
-        lines.append(f"note: on this CPU the run is estimated at ~{_hours(hours_left)} hours ({left} steps{per}); "
+        lines.append(f"note: on this CPU the run is estimated at ~{hours_text(hours_left)} hours ({left} steps{per}); "
                      f"these recipe sizes are meant for a GPU. Keys that shrink it: {', '.join(SHRINK_KEYS[method])} "
                      f"(e.g. {SHRINK_EXAMPLE[method]})")
     return lines
@@ -677,22 +436,23 @@ def readme_table() -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from xling.runs.cli import resolve
-    from xling.common.console import print_error
+    from xling.common.console import module_main
 
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if not args:
-            print("\n".join(readme_table()))
-            return 0
-        cfg, _ = resolve(args[0], args[1:])
-        if not hasattr(cfg, "train"):
-            raise XlingError(f"recipe {args[0]} is not a training recipe; the planner estimates training runs")
-        print("\n".join(estimate_training(cfg).lines()))
-    except XlingError as e:
-        print_error(str(e))
-        return 2
-    return 0
+    return module_main(lambda: print_plan(args))
+
+
+def print_plan(args: Sequence[str]) -> None:
+    """No arguments: the README's table; RECIPE key=value ...: the plan of that training recipe."""
+    from xling.runs.cli import resolve
+
+    if not args:
+        print("\n".join(readme_table()))
+        return
+    cfg, _ = resolve(args[0], args[1:])
+    if not hasattr(cfg, "train"):
+        raise XlingError(f"recipe {args[0]} is not a training recipe; the planner estimates training runs")
+    print("\n".join(estimate_training(cfg).lines()))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from xling.common.io import (
     cannot_write,
     is_temporary,
 )
+from xling.common.store import fingerprint
 from xling.runs.lock import LOCK_NAME
 
 # Files a run folder holds before any work is done; anything else is work worth keeping.
@@ -113,8 +114,7 @@ def environment() -> dict:
 
 def recipe_fingerprint(cfg_dict: dict) -> str:
     """A short hash of everything in a recipe that a run's results depend on (not out, not description)."""
-    text = json.dumps(comparable(cfg_dict), sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
+    return fingerprint(comparable(cfg_dict))
 
 
 def finished_fingerprint(run_dir: Path) -> str | None:
@@ -235,6 +235,16 @@ def _saved_recipe(saved: Path) -> dict | None:
     except (yaml.YAMLError, UnicodeDecodeError, OSError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def run_recipe(run_dir: Path, cls: type):
+    """The recipe a run folder holds (its recipe.yaml) built as `cls`: what a stage that a run starts in a
+    child process (`python -m MODULE RUN_DIR`) reads to know its settings."""
+    import yaml
+
+    from xling.common.config import build
+
+    return build(cls, yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8")))
 
 
 def prepare_run_dir(cfg: Recipe, run_dir: Path, force: bool, resumable: frozenset[str] = frozenset()) -> bool:

@@ -1,5 +1,8 @@
 """Sweeps: a study as one command — members expanded into run folders, run (resumably) by an executor, then analysed.
 
+This module holds the plan: members expanded into stages (`expand`), each stage's state and files;
+`xling.studies.overrides` resolves each stage's recipe, `xling.studies.executors` runs the stages.
+
 A sweep recipe (task `sweep`) names a stage recipe (e.g. `grpo-parallel`) and its members: each a
 set of overrides of that recipe (`k3: {data.k: 3}`), or one member per combination of a `product`
 over keys. Each member runs its stages — training (which builds its data), then evaluation — in its
@@ -27,140 +30,21 @@ as local processes). Members with `train.backend=full` are launched with `accele
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import shlex
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from xling.common.config import ROOT, all_keys, build, dump_yaml, merge, read_recipe_file, recipe_path, to_dict
+from xling.common.config import ROOT, all_keys, dump_yaml, to_dict
 from xling.common.console import console
-from xling.common.errors import ConfigError, XlingError
+from xling.common.errors import ConfigError
+from xling.studies.overrides import TINY_EVAL, TINY_TRAIN, flatten, resolve_stage, show_value, task_of, tiny_overrides
 
-# What `toy=true` sets: every stage at a size that runs on a CPU in seconds (tiny random model, built-in
-# synth problems, two optimizer steps, 24-token answers). It checks the mechanics, not the science.
-TOY_TRAIN = {
-    "model.name": "tiny", "model.template_from": None, "model.dtype": "auto",
-    "data.source": "synth", "data.path": None, "data.hub": None, "data.n": 8, "data.translations": None,
-    "train.backend": "peft", "train.learning_rate": 1e-3, "train.max_steps": 2, "train.questions_per_step": 2,
-    "train.batch_size": 2, "train.grad_accum": None, "train.precision": "fp32", "train.gradient_checkpointing": False,
-    "train.save_steps": 1, "train.save_total_limit": 1,
-    "lora.r": 8, "lora.alpha": 16, "lora.targets": ["q_proj", "k_proj", "v_proj", "o_proj"], "lora.qlora": False,
-    "vllm.enabled": False, "grpo.num_generations": 4, "grpo.max_completion_length": 24, "grpo.max_prompt_length": 512,
-    "rewards.workers": 0, "rewards.min_chars": 1, "sft.max_length": 512,
-    "rft.samples": 2, "rft.max_tokens": 24, "rft.generator": "hf", "rft.chunk": 8,
-    "pivot.model": "tiny", "pivot.backend": "hf", "pivot.max_tokens": 24, "pivot.keep_truncated": True,
-    "pivot.temperature": 1.0,
-    "rewards.embedding_model": "tiny",
-}
-TOY_EVAL = {"benchmarks": ["synth"], "data": {}, "limit": 4, "gen.backend": "hf", "gen.max_tokens": 24,
-            "gen.batch_size": 16, "gen.n": {}, "score.workers": 0}
 TINY_MODELS = {"tiny": True, "tiny-base": False}  # name -> has a chat template
 PARADIGMS = {"train-grpo": "RL", "train-sft": "SFT", "train-rft": "RFT", "pivot-reward": "RL-pivot"}
-MEMBER_KEYS = {"recipe", "from", "set", "toy_set", "x", "paradigm"}
-
-
-# --------------------------------------------------------------------------------------- overrides
-
-
-def flatten(tree: Mapping, cls: type | None = None, prefix: str = "") -> dict[str, Any]:
-    """{'model': {'name': 'x'}, 'data.k': 1} -> {'model.name': 'x', 'data.k': 1}.
-
-    With `cls` (a task's Config), only sections are walked into: a key whose value is itself a
-    mapping (evaluate's `data`, `gen.n`) stays whole. Later keys win.
-    """
-    import typing
-    from dataclasses import is_dataclass
-
-    hints = typing.get_type_hints(cls) if cls is not None and is_dataclass(cls) else {}
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        tp = hints.get(str(k))
-        if isinstance(v, Mapping) and v and "." not in str(k) and (tp is None and cls is None or
-                                                                   tp is not None and is_dataclass(tp)):
-            out.update(flatten(v, tp, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def nest(flat: Mapping[str, Any]) -> dict:
-    out: dict = {}
-    for key, value in flat.items():
-        node = out
-        *parents, last = key.split(".")
-        for p in parents:
-            child = node.get(p)
-            if not isinstance(child, dict):
-                child = node[p] = {}
-            node = child
-        node[last] = value
-    return out
-
-
-def show_value(value: Any) -> str:
-    """A value as it would be written after key= on the command line."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(show_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {show_value(v)}" for k, v in value.items()) + "}"
-    return str(value)
-
-
-def task_of(recipe: str, where: str):
-    """The task module a recipe (name under recipes/ or a path) runs, and the recipe's data."""
-    from xling.runs.registry import load_task
-
-    path = recipe_path(recipe)
-    data = read_recipe_file(path)
-    task_name = str(data.get("task") or "")
-    if not task_name:
-        raise ConfigError(f"{where}: recipe {path} has no 'task' key")
-    return load_task(task_name), data
-
-
-def resolve_stage(recipe: str, overrides: Mapping[str, Any], out: Path, where: str):
-    """The validated Config of `recipe` with dotted `overrides` and out=`out`; errors name `where`."""
-    task, data = task_of(recipe, where)
-    flat = dict(overrides)
-    if "task" in flat:
-        raise ConfigError(f"{where}: 'task' cannot be overridden")
-    flat["out"] = str(out)
-    try:
-        cfg = build(task.Config, merge(data, nest(flat)))
-    except ConfigError as e:
-        raise ConfigError(f"{where}: {e}") from None
-    return cfg, task
-
-
-# Sizes that toy scale caps: a smaller one given (on the command line, in the sweep's set) is kept
-TOY_CAPS = {"limit", "gen.max_tokens", "data.n", "train.max_steps", "train.questions_per_step", "train.batch_size",
-            "grpo.num_generations", "grpo.max_completion_length", "rft.samples", "rft.max_tokens", "pivot.max_tokens"}
-
-
-def toy_overrides(task_config: type, table: Mapping[str, Any], given: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The entries of a toy table that are keys of this task (a SFT recipe has no grpo.*); a size in
-    `given` smaller than the toy's stays (toy scale shrinks a run, never enlarges it)."""
-    keys = set(all_keys(task_config))
-    given = given or {}
-    out = {}
-    for k, v in table.items():
-        if k not in keys:
-            continue
-        mine = given.get(k)
-        small = (k in TOY_CAPS and isinstance(mine, (int, float)) and not isinstance(mine, bool)
-                 and isinstance(v, (int, float)) and 0 < mine < v)
-        out[k] = mine if small else v
-    return out
+MEMBER_KEYS = {"recipe", "from", "set", "tiny_set", "x", "paradigm"}
 
 
 # ----------------------------------------------------------------------------------------- the plan
@@ -210,7 +94,7 @@ class MemberPlan:
     x: int | None
     paradigm: str | None
     parent: str | None = None
-    toy_set: dict[str, Any] = field(default_factory=dict)  # its overrides at toy scale (toy=true), after the toy sizes
+    tiny_set: dict[str, Any] = field(default_factory=dict)  # its overrides at tiny scale (tiny=true), after the tiny sizes
 
 
 @dataclass
@@ -234,7 +118,7 @@ class Plan:
 
 
 def member_specs(sweep) -> list[tuple[str, dict]]:
-    """(name, {recipe, from, set, toy_set, x, paradigm}) for every member, in order."""
+    """(name, {recipe, from, set, tiny_set, x, paradigm}) for every member, in order."""
     specs: list[tuple[str, dict]] = []
     for name, value in sweep.members.items():
         if value is None:
@@ -242,16 +126,19 @@ def member_specs(sweep) -> list[tuple[str, dict]]:
         if not isinstance(value, Mapping):
             raise ConfigError(f"sweep.members.{name}: give a mapping of overrides (e.g. {{data.k: 3}}), got {value!r}")
         value = dict(value)
+        if "toy_set" in value:
+            raise ConfigError(f"sweep.members.{name}: toy_set is now tiny_set (overrides at tiny scale, tiny=true); "
+                              "write tiny_set: instead")
         reserved = {k: value.pop(k) for k in list(value) if k in MEMBER_KEYS}
         if "set" in reserved and value:
             raise ConfigError(f"sweep.members.{name}: give its overrides either under set: or directly, not both")
         overrides = reserved.get("set") or value
         if not isinstance(overrides, Mapping):
             raise ConfigError(f"sweep.members.{name}.set: give a mapping of overrides")
-        toy_set = reserved.get("toy_set") or {}
-        if not isinstance(toy_set, Mapping):
-            raise ConfigError(f"sweep.members.{name}.toy_set: give a mapping of overrides")
-        specs.append((str(name), {**reserved, "set": dict(overrides), "toy_set": dict(toy_set)}))
+        tiny_set = reserved.get("tiny_set") or {}
+        if not isinstance(tiny_set, Mapping):
+            raise ConfigError(f"sweep.members.{name}.tiny_set: give a mapping of overrides")
+        specs.append((str(name), {**reserved, "set": dict(overrides), "tiny_set": dict(tiny_set)}))
     if sweep.product:
         keys = list(sweep.product)
         for key in keys:
@@ -311,16 +198,16 @@ def expand(cfg, sweep_dir: Path) -> Plan:
         task, _ = task_of(recipe, where)
         overrides = {**flatten(s.set, task.Config), **flatten(spec["set"], task.Config)}
         spec["set"] = flatten(spec["set"], task.Config)
-        toy_set = flatten(spec.get("toy_set") or {}, task.Config)
-        unknown = sorted(set(toy_set) - set(all_keys(task.Config)))
+        tiny_set = flatten(spec.get("tiny_set") or {}, task.Config)
+        unknown = sorted(set(tiny_set) - set(all_keys(task.Config)))
         if unknown:
             from difflib import get_close_matches
 
             near = get_close_matches(unknown[0], all_keys(task.Config), n=1)
-            raise ConfigError(f"{where}: toy_set names '{unknown[0]}', which is not a recipe key"
+            raise ConfigError(f"{where}: tiny_set names '{unknown[0]}', which is not a recipe key"
                               + (f"; did you mean '{near[0]}'?" if near else ""))
-        if cfg.toy:  # the toy sizes, then what this member needs at toy scale
-            overrides = {**overrides, **toy_overrides(task.Config, TOY_TRAIN, overrides), **toy_set}
+        if cfg.tiny:  # the tiny sizes, then what this member needs at tiny scale
+            overrides = {**overrides, **tiny_overrides(task.Config, TINY_TRAIN, overrides), **tiny_set}
         parent = spec.get("from")
         needs = []
         if parent is not None:
@@ -379,7 +266,7 @@ def expand(cfg, sweep_dir: Path) -> Plan:
             ev = Stage(f"{name}/eval", name, "eval", cfg.evaluate_recipe, eval_over, cfg_eval, folder / "eval",
                        folder / "eval.yaml", [train.id])
         members.append(MemberPlan(name, recipe, spec["set"], train, ev, base_name, train_langs, x, paradigm, parent,
-                                  toy_set if cfg.toy else {}))
+                                  tiny_set if cfg.tiny else {}))
     if len(base_stages) > 1:  # several bases: name each after its model
         labels: dict[tuple, str] = {}
         for key in base_stages:
@@ -416,8 +303,8 @@ def expand(cfg, sweep_dir: Path) -> Plan:
 def _eval_common(cfg) -> dict[str, Any]:
     task, _ = task_of(cfg.evaluate_recipe, "evaluate_recipe")
     over = flatten(cfg.evaluate, task.Config)
-    if cfg.toy:
-        over.update(toy_overrides(task.Config, TOY_EVAL, over))
+    if cfg.tiny:
+        over.update(tiny_overrides(task.Config, TINY_EVAL, over))
     return over
 
 
@@ -488,201 +375,9 @@ def sweep_record(plan: Plan) -> dict:
         return {"recipe": s.recipe, "overrides": s.overrides, "run_dir": str(s.run_dir), "file": str(s.file),
                 "needs": s.needs, "command": shlex.join(s.command())}
     return {
-        "members": {m.name: {"recipe": m.recipe, "overrides": m.overrides, "toy_set": m.toy_set, "from": m.parent,
+        "members": {m.name: {"recipe": m.recipe, "overrides": m.overrides, "tiny_set": m.tiny_set, "from": m.parent,
                              "base": m.base, "train_langs": m.train_langs, "x": m.x, "paradigm": m.paradigm,
                              "train": stage(m.train), "eval": stage(m.eval)} for m in plan.members},
         "bases": {name: stage(s) for name, s in plan.bases.items()},
         "models": {p: kind for p, (kind, _) in plan.models.items()},
     }
-
-
-# ---------------------------------------------------------------------------------------- executors
-
-
-def _die_with_parent() -> None:
-    """In the child: be killed when the sweep process dies (Linux), so a killed sweep leaves no stage running."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-def stage_env(gpus: list[str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
-    if gpus is not None:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-    return env
-
-
-class StageFailed(XlingError):
-    pass
-
-
-def _failure(stage: Stage, rc: int, log: Path | None = None) -> StageFailed:
-    what = {"train": "training", "eval": "evaluation", "base": "evaluation of the base model"}[stage.kind]
-    where = f"; its output is in {log}" if log else "; its message is above"
-    cause = f"exit {rc}" if rc >= 0 else f"killed by signal {-rc}"
-    return StageFailed(f"{stage.member}: {what} stopped ({cause}){where}. Fix what it says and run the same command "
-                       "again: finished stages are kept and the rest resumes")
-
-
-def run_local(stages: list[Stage], accelerate_config: str | None, processes: int, isolate: bool = True) -> None:
-    """One stage after another, whose output goes to the terminal: each in a child process (`isolate`: what
-    a GPU wants, so that every stage starts with all of its memory), or in this process (a CPU run, where
-    starting the libraries again for every stage would cost more than the stage). Full-parameter stages
-    over several GPUs (accelerate launch) always get processes of their own."""
-    for i, stage in enumerate(stages, 1):
-        console.rule(f"[{i}/{len(stages)}] {stage.id}", style="dim")
-        if isolate or (stage.accelerate and accelerate_config and processes > 1):
-            proc = subprocess.Popen(stage.command(accelerate_config, processes), env=stage_env(),
-                                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
-            try:
-                rc = proc.wait()
-            except KeyboardInterrupt:
-                proc.wait()
-                raise
-        else:
-            rc = _run_here(stage)
-        if rc == 130:
-            raise KeyboardInterrupt
-        if rc != 0:
-            raise _failure(stage, rc)
-
-
-def _run_here(stage: Stage) -> int:
-    """`python run.py FILE` in this process: its exit code (an unexpected crash: 1, with its traceback)."""
-    import gc
-    import traceback
-
-    from xling.runs.cli import main
-
-    try:
-        return main([str(stage.file), *stage.flags()])
-    except Exception:  # a bug, not bad input: show it as a child process would, then stop the sweep
-        traceback.print_exc()
-        return 1
-    finally:
-        gc.collect()
-
-
-def visible_gpus(given: list[str]) -> list[str]:
-    if given:
-        return [str(g) for g in given]
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None and env.strip():
-        return [g.strip() for g in env.split(",") if g.strip()]
-    from xling.common.versions import cuda_available
-
-    if cuda_available():
-        import torch
-
-        return [str(i) for i in range(torch.cuda.device_count())]
-    return []
-
-
-def run_gpus(stages: list[Stage], gpus: list[str], per_stage: int, accelerate_config: str | None,
-             done: set[str], poll: float = 0.5) -> None:
-    """Stages at once, each on its own `per_stage` GPUs (CUDA_VISIBLE_DEVICES), as soon as what they need is done.
-
-    A stage's output goes to RUN/../NAME.log. A failed stage stops nothing else; the failures are
-    reported when no more stage can start.
-    """
-    if len(gpus) < per_stage:
-        raise XlingError(f"sweep.executor=gpus needs {per_stage} GPU(s) per member but sees {len(gpus)} "
-                         f"({','.join(gpus) or 'none'}); set CUDA_VISIBLE_DEVICES or sweep.gpus, or use "
-                         "sweep.executor=local")
-    free = list(gpus)
-    waiting = list(stages)
-    running: dict[str, tuple[Stage, subprocess.Popen, list[str], Path, float, Any]] = {}
-    failed: list[StageFailed] = []
-    blocked: set[str] = set()
-    while waiting or running:
-        for stage in list(waiting):
-            if any(n in blocked for n in stage.needs):
-                waiting.remove(stage)
-                blocked.add(stage.id)
-                continue
-            if len(free) < per_stage or not all(n in done for n in stage.needs):
-                continue
-            use, free = free[:per_stage], free[per_stage:]
-            log = stage.run_dir.parent / f"{stage.run_dir.name}.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(log, "ab")
-            proc = subprocess.Popen(stage.command(accelerate_config, per_stage), env=stage_env(use), stdout=handle,
-                                    stderr=subprocess.STDOUT,
-                                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
-            running[stage.id] = (stage, proc, use, log, time.monotonic(), handle)
-            waiting.remove(stage)
-            console.print(f"{stage.id}: started on GPU {','.join(use)} (log: {log})", markup=False)
-        for sid, (stage, proc, use, log, t0, handle) in list(running.items()):
-            rc = proc.poll()
-            if rc is None:
-                continue
-            handle.close()
-            del running[sid]
-            free += use
-            minutes = (time.monotonic() - t0) / 60
-            if rc == 0:
-                done.add(sid)
-                console.print(f"{sid}: finished in {minutes:.1f} min", markup=False)
-            else:
-                blocked.add(sid)
-                failed.append(_failure(stage, rc, log))
-                console.print(f"{sid}: failed (exit {rc}) after {minutes:.1f} min; see {log}", markup=False)
-        if waiting and not running and not any(
-                all(n in done for n in s.needs) and not any(n in blocked for n in s.needs) for s in waiting):
-            break
-        time.sleep(poll)
-    if failed:
-        raise XlingError(f"{len(failed)} stage(s) failed: " + "; ".join(str(f).split(".")[0] for f in failed)
-                         + ". Fix them and run the same command again: finished stages are kept")
-
-
-def run_slurm(stages: list[Stage], options: Mapping[str, Any], folder: Path, accelerate_config: str | None,
-              processes: int, done: set[str]) -> None:
-    """Each stage a job through submitit (Slurm, or `cluster: local` for local processes), in waves by `needs`."""
-    try:
-        import submitit
-    except ImportError:
-        raise XlingError("sweep.executor=slurm needs submitit (pip install -r requirements.txt)") from None
-    options = dict(options)
-    cluster = options.pop("cluster", None)
-    try:
-        executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
-        executor.update_parameters(**options)
-    except (ValueError, NameError, AssertionError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise XlingError(f"sweep.slurm: {first}") from None
-    todo = list(stages)
-    while todo:
-        wave = [s for s in todo if all(n in done for n in s.needs)]
-        if not wave:
-            raise XlingError(f"stages {', '.join(s.id for s in todo)} wait for stages that did not finish")
-        jobs = []
-        for stage in wave:
-            executor.update_parameters(name=f"xling-{stage.id.replace('/', '-').replace(':', '-')}")
-            job = executor.submit(subprocess.run, stage.command(accelerate_config, processes), env=stage_env(),
-                                  check=False)
-            console.print(f"{stage.id}: submitted as job {job.job_id}", markup=False)
-            jobs.append((stage, job))
-        failed = []
-        for stage, job in jobs:
-            try:
-                rc = job.result().returncode
-            except Exception as e:  # the job itself failed (cancelled, node failure, timeout)
-                failed.append(f"{stage.id}: job {job.job_id} failed ({type(e).__name__}); see {folder}")
-                continue
-            if rc == 0:
-                done.add(stage.id)
-                console.print(f"{stage.id}: finished (job {job.job_id})", markup=False)
-            else:
-                failed.append(f"{stage.id}: exit {rc} (job {job.job_id}, log in {folder})")
-        if failed:
-            raise XlingError("; ".join(failed) + ". Fix them and run the same command again: finished stages are kept")
-        todo = [s for s in todo if s not in wave]
-
-

@@ -11,7 +11,7 @@ training languages, its X on the scaling curve and its paradigm — come from `m
 members file (`models=`, the models.csv that evaluations, sweeps and paper-replay write; one next
 to the table or in an evaluation folder is read by default), the evaluations' own metadata, or
 `base=` (every other model compared with it, trained on `train_langs`). Everything is computed by
-`xling.report.study`: accuracy, off-target, gains, TI, MTI (avg / ID / OOD), Gen, paradigm means and,
+`xling.analysis.study` (rendered by `xling.report.study`): accuracy, off-target, gains, TI, MTI (avg / ID / OOD), Gen, paradigm means and,
 where members differ in X, the scaling fits, leap and gap — each with paired bootstrap 95% intervals.
 Run folder: accuracy.csv, off_target.csv and items.jsonl (merged), models.csv, figures/, report.md,
 metrics.json.
@@ -100,7 +100,7 @@ def read_items(path: Path, source: str) -> list[dict]:
 
 def load_evals(folders: list[str]) -> tuple[list[dict], list[str], list, list[str]]:
     """Items, model order, members (from each folder's models.csv) and the folders' settings notes."""
-    from xling.report.study import read_members
+    from xling.analysis.members import read_members
 
     items: list[dict] = []
     owner: dict[str, str] = {}
@@ -164,7 +164,7 @@ def cell_langs(present: dict[str, dict[str, set[str]]], models: list[str], bench
 
 
 def resolve_members(cfg: Config, found: list, models: list[str]) -> list:
-    from xling.report.study import Member, read_members
+    from xling.analysis.members import Member, read_members
 
     if cfg.members:
         out = []
@@ -184,7 +184,12 @@ def resolve_members(cfg: Config, found: list, models: list[str]) -> list:
     return []
 
 
-def run(cfg: Config, run_dir: Path) -> dict:
+def run(cfg: Config, run_dir: Path, members: list | None = None) -> dict:
+    """The analysis of `cfg`'s results. `members` (`xling.analysis.members.Member`s), when a caller that
+    planned the study (a sweep) hands them over as data, take the place of `members:`, `models=` or a
+    models.csv beside the results."""
+    from xling.analysis import members as AM
+    from xling.analysis import study as AS
     from xling.report import study as A
     from xling.report import results as R
     from xling.report.table import AccuracyTable, Row, write_table
@@ -199,7 +204,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
         models = table.models()
         beside = Path(cfg.table).parent / "models.csv"
         if not cfg.models and beside.is_file() and _has_rows(beside):
-            found = A.read_members(beside)
+            found = AM.read_members(beside)
             console.print(f"members: {beside}", markup=False)
         if cfg.items:
             items = read_items(Path(cfg.items), f"items file {cfg.items}")
@@ -209,7 +214,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
             for r in table.rows:
                 accuracies.setdefault(r.model, {}).setdefault(r.benchmark, {})[r.lang] = r.accuracy
                 n.setdefault(r.model, {}).setdefault(r.benchmark, {})[r.lang] = r.n
-    members = resolve_members(cfg, found, models)
+    members = list(members) if members is not None else resolve_members(cfg, found, models)
     listed = list(dict.fromkeys([m.base for m in members] + [m.name for m in members]))
     missing = [name for name in listed if name not in models]
     if missing:
@@ -232,8 +237,8 @@ def run(cfg: Config, run_dir: Path) -> dict:
             if absent:
                 raise XlingError(f"member '{m.name}' was trained on {', '.join(absent)}, which {b} does not have here; "
                                  "the training-set gain needs every training language (check its train_langs)")
-    study = A.analyze(items, members, langs, models=models, accuracies=accuracies, n=n, seed=cfg.seed,
-                      **cfg.options())
+    study = AS.analyze(items, members, langs, models=models, accuracies=accuracies, n=n, seed=cfg.seed,
+                       **cfg.options())
     if not members:
         console.print("no members (no base model to compare with): accuracy only; give base=NAME, models=FILE or "
                       "members=[...] for gains, MTI and the scaling fits", markup=False)
@@ -244,7 +249,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
                                          [Row(m, b, l, study.summary.accuracy[m][b][l], (n.get(m, {}).get(b) or {}).get(l))
                                           for m in models for b, ls in langs.items() for l in ls])}
     if members:
-        files["members"] = A.write_members(run_dir / "models.csv", members)
+        files["members"] = AM.write_members(run_dir / "models.csv", members)
     A.show(study)
     figures = A.figures(run_dir, study, paper_curve=cfg.paper_curve) if cfg.plots else {}
     sources = [f"evaluations: {', '.join(cfg.evals)}"] if cfg.evals else [f"accuracy table `{cfg.table}`"

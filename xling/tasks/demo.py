@@ -75,7 +75,7 @@ class Config(Recipe):
         if (problem := n_boot_problem(self.n_boot, per, f": {self.problems} problems drawn")) is not None:
             raise Invalid("n_boot", problem)
         from xling.data import synth
-        from xling.studies.sweep import flatten
+        from xling.studies.overrides import flatten
 
         if self.problems > synth.HELD_APART:
             raise Invalid("problems", f"at most {synth.HELD_APART}: the toy's pretraining leaves out only the first "
@@ -133,7 +133,7 @@ def member_name(k: int, order: list[str]) -> str:
 def sweep_config(cfg: Config, model: str):
     """The sweep the demo runs: one GRPO member per k, evaluated on held-out synth problems."""
     from xling.common.config import build
-    from xling.studies.sweep import flatten
+    from xling.studies.overrides import flatten
     from xling.tasks.sweep import Config as SweepConfig
 
     # rollouts as long as the evaluation's answers; a real model's prompts (system turn, chat template) are longer
@@ -415,7 +415,7 @@ def explain(m: dict, cfg: Config, habit: dict | None = None, scores: dict | None
                 out.append(f"   {name}: " + ", ".join(parts) + ".")
             if unseen and _excludes_zero(unseen["ci"]) < 0:
                 carried.append(name)
-    from xling.report.results import MIN_JUDGED
+    from xling.analysis.summary import MIN_JUDGED
 
     off = m.get("off_target") or {}
     cells = [v for per_b in off.values() for per_l in per_b.values() for v in per_l.values()]

@@ -121,8 +121,8 @@ def model_specs(cfg: Config) -> list[ModelSpec]:
 
 
 def study_members(specs: list[ModelSpec], scaling: dict[str, int] | None = None) -> list:
-    """The trained models compared with the base (none without a base), as `xling.report.study` members."""
-    from xling.report.study import Member
+    """The trained models compared with the base (none without a base), as `xling.analysis.members` records."""
+    from xling.analysis.members import Member
 
     base = next((s for s in specs if s.role == "base"), None)
     if base is None:
@@ -133,6 +133,8 @@ def study_members(specs: list[ModelSpec], scaling: dict[str, int] | None = None)
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
+    from xling.analysis import members as AM
+    from xling.analysis import study as AS
     from xling.report import results as R
     from xling.report import study as A
 
@@ -142,11 +144,11 @@ def run(cfg: Config, run_dir: Path) -> dict:
     show_plan(specs, data, cfg, backend)
     items, stats = evaluate_specs(specs, cfg, data, run_dir, backend)
     langs = {b: list(per_lang) for b, per_lang in data.items()}
-    study = A.analyze(items, study_members(specs, cfg.scaling), langs, models=[s.name for s in specs], seed=cfg.seed,
-                      **cfg.options())
+    study = AS.analyze(items, study_members(specs, cfg.scaling), langs, models=[s.name for s in specs], seed=cfg.seed,
+                       **cfg.options())
     files = R.write_outputs(run_dir, items, study.summary)
     if study.members:
-        files["members"] = A.write_members(run_dir / "models.csv", study.members)
+        files["members"] = AM.write_members(run_dir / "models.csv", study.members)
     A.show(study)
     figures = A.figures(run_dir, study, paper_curve=cfg.paper_curve) if cfg.plots else {}
     report = A.write_report(run_dir, study, figures, title=f"Evaluation: {', '.join(s.name for s in specs)}",

@@ -6,15 +6,15 @@ Input: JSON Lines, one completion per line with ``completion``, ``answer``, ``la
 ``detected_lang``, ``on_target``, and ``error`` where grading found one) and a table of accuracy
 and off-target rate per language. Malformed lines are reported with their line numbers and skipped.
 
-Grading is resumable: lines are graded in chunks appended to ``graded.partial.jsonl`` (which
-names the input's hash and the grading settings), so a run killed part-way grades only the lines
-left when run again; the partial file is removed once ``graded.jsonl`` is written.
+Grading is resumable: lines are graded in chunks appended to ``graded.partial.jsonl`` (a resumable
+store whose first line is a fingerprint of the input's bytes and the grading settings), so a run
+killed part-way grades only the lines left when run again; the partial file is removed once
+``graded.jsonl`` is written.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +27,14 @@ from xling.grading.settings import ScoreSection
 from xling.common.config import Invalid, Recipe, shipped_path
 from xling.common.console import console, fmt, print_table
 from xling.common.errors import XlingError
-from xling.common.io import append_jsonl, atomic_write_jsonl, input_file, iter_jsonl
+from xling.common.io import atomic_write_jsonl, input_file, iter_jsonl
+from xling.common.store import Store, fingerprint
 from xling.grading.langid import detect_batch
 from xling.data.languages import CODES, LANGUAGES
 
 REQUIRED = ("completion", "answer", "lang")
 SHOW_BAD = 10
-PARTIAL = "graded.partial.jsonl"  # graded lines so far (a key line first); gone once graded.jsonl is written
+PARTIAL = "graded.partial.jsonl"  # graded lines so far (a fingerprint line first); gone once graded.jsonl is written
 CHUNK = 512  # lines graded between two appends to it
 
 
@@ -110,49 +111,37 @@ def grading_key(path: Path, cfg: Config) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    settings = {"input": digest.hexdigest(), "kind": cfg.kind, "langid": cfg.langid, "min_chars": cfg.min_chars,
-                "reasoning_only": cfg.reasoning_only, "timeout": cfg.timeout, "version": S.SCORE_VERSION}
-    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return fingerprint({"input": digest.hexdigest(), "kind": cfg.kind, "langid": cfg.langid,
+                        "min_chars": cfg.min_chars, "reasoning_only": cfg.reasoning_only, "timeout": cfg.timeout,
+                        "version": S.SCORE_VERSION})
+
+
+def graded_store(partial: Path, key: str, source: str = "") -> Store:
+    """The graded lines so far: a `xling.common.store` of {line, row} keyed by input line, whose first
+    line holds `key` (one made from another input or with other settings is not reused)."""
+    return Store(partial, key="line", fingerprint=key, about={"input": source} if source else None,
+                 valid=lambda rec: isinstance(rec.get("line"), int) and isinstance(rec.get("row"), dict))
 
 
 def graded_so_far(partial: Path, key: str) -> dict[int, dict]:
-    """Input line -> graded row, from a partial file of the same input and settings (else none: it is removed)."""
-    if not partial.is_file():
-        return {}
-    done: dict[int, dict] = {}
-    header = None
-    for _, rec, err in iter_jsonl(partial):
-        if err or rec is None:
-            continue  # a line cut short by a kill
-        if header is None:
-            header = rec
-            if header.get("key") != key:
-                break
-            continue
-        if isinstance(rec.get("line"), int) and isinstance(rec.get("row"), dict):
-            done[rec["line"]] = rec["row"]
-    if header is None or header.get("key") != key:
-        partial.unlink()  # made from another input or with other settings
-        return {}
-    return done
+    """Input line -> graded row, from a partial file of the same input and settings (else none)."""
+    return {line: rec["row"] for line, rec in graded_store(partial, key).records.items()}
 
 
 def grade_resumably(items: list[tuple[int, dict]], cfg: Config, run_dir: Path, key: str) -> list[dict]:
     """Grade chunk by chunk into `graded.partial.jsonl`; a re-run after a kill grades only the lines left."""
-    partial = run_dir / PARTIAL
-    done = graded_so_far(partial, key)
+    store = graded_store(run_dir / PARTIAL, key, str(cfg.input))
+    done = {line: rec["row"] for line, rec in store.records.items()}
     todo = [(line, rec) for line, rec in items if line not in done]
     if done and todo:
         console.print(f"resuming: {len(done)} of {len(items)} lines were graded before", markup=False)
     if todo:
-        if not partial.is_file():
-            append_jsonl(partial, [{"key": key, "input": str(cfg.input)}])
         with Grader(timeout=cfg.timeout, workers=cfg.workers) as grader:
             for start in range(0, len(todo), CHUNK):
                 chunk = todo[start:start + CHUNK]
                 note = f" ({len(done) + start + 1}-{len(done) + start + len(chunk)} of {len(items)})"
                 rows = _grade_with(grader, [rec for _, rec in chunk], cfg, note)
-                append_jsonl(partial, [{"line": line, "row": row} for (line, _), row in zip(chunk, rows)])
+                store.append([{"line": line, "row": row} for (line, _), row in zip(chunk, rows)])
                 done.update({line: row for (line, _), row in zip(chunk, rows)})
     return [done[line] for line, _ in items]
 

@@ -137,6 +137,8 @@ def plan_models(cfg: Config) -> tuple[list[ModelSpec], list[tuple[str, str, str,
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
+    from xling.analysis import members as AM
+    from xling.analysis import study as AS
     from xling.report import study as A
     from xling.report import results as R
 
@@ -150,11 +152,11 @@ def run(cfg: Config, run_dir: Path) -> dict:
     show_plan(specs, data, cfg, backend)
     items, stats = evaluate_specs(specs, cfg, data, run_dir, backend)
     langs = {b: list(per_lang) for b, per_lang in data.items()}
-    members = [A.Member(t, i, list(tl), None, paradigm) for t, i, paradigm, tl in pairs]
-    study = A.analyze(items, members, langs, models=[s.name for s in specs], seed=cfg.seed, **cfg.options())
+    members = [AM.Member(t, i, list(tl), None, paradigm) for t, i, paradigm, tl in pairs]
+    study = AS.analyze(items, members, langs, models=[s.name for s in specs], seed=cfg.seed, **cfg.options())
     summary = study.summary
     files = R.write_outputs(run_dir, items, summary)
-    files["members"] = A.write_members(run_dir / "models.csv", members)
+    files["members"] = AM.write_members(run_dir / "models.csv", members)
     A.show(study)
     figures = A.figures(run_dir, study, observational=True) if cfg.plots else {}
     report = A.write_report(run_dir, study, figures, title="Observational study: MTI of trained vs initial models",

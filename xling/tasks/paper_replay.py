@@ -60,14 +60,14 @@ def load_numbers(path: str | Path | None) -> dict:
 
 def members(data: dict) -> list:
     """k0…kK: English + the first k languages of the paper's order, compared with `base`; X = k + 1."""
-    from xling.report.study import Member
+    from xling.analysis.members import Member
 
     return [Member.of(f"k{k}", "base", ["en", *data["order"][:k]], k + 1) for k in sorted(data["trained"])]
 
 
 def study(data: dict, fit_from: int = 2):
-    """The published table as a study (`xling.report.study`): the same code that analyses every evaluation."""
-    from xling.report import study as A
+    """The published table as a study (`xling.analysis.study`): the same code that analyses every evaluation."""
+    from xling.analysis import study as A
 
     langs = list(data["langs"])
     bench = data.get("benchmark", "math500")
@@ -78,7 +78,7 @@ def study(data: dict, fit_from: int = 2):
 
 def replay(data: dict, fit_from: int = 2) -> dict:
     """Everything the paper derives from its parallel-scaling table."""
-    from xling.report.study import scaling_of
+    from xling.analysis.study import scaling_of
 
     result = study(data, fit_from)
     bench = next(iter(result.summary.langs))
@@ -173,7 +173,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
     result = replay(data, cfg.fit_from)
     show(data, result)
     table = write_accuracy_table(data, run_dir / "accuracy.csv")
-    from xling.report.study import write_members
+    from xling.analysis.members import write_members
 
     write_members(run_dir / "models.csv", members(data))
     console.print(f"accuracy table: {table}, its members: {run_dir / 'models.csv'}  (try: python run.py analyze "

@@ -90,7 +90,8 @@ def store_dir(p: PivotConfig, data: TrainData, seed: int) -> Path:
     if p.store:
         return Path(p.store).expanduser()
     from xling.data import cache_root
-    from xling.generate.completions import fingerprint, local_fingerprint, slug
+    from xling.common.store import IN_NAMES, fingerprint
+    from xling.generate.completions import local_fingerprint, slug
     from xling.data.prompts import SOLVE
 
     s = settings(p, seed)
@@ -98,7 +99,7 @@ def store_dir(p: PivotConfig, data: TrainData, seed: int) -> Path:
            "temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "seed": s.seed,
            "instruction": SOLVE}
     name = "tiny" if p.model == "tiny" else p.model.strip("/").replace("/", "__")
-    return cache_root() / "references" / f"{slug(name)}-{fingerprint(key)}" / f"{data.source}-{data.split}"
+    return cache_root() / "references" / f"{slug(name)}-{fingerprint(key, IN_NAMES)}" / f"{data.source}-{data.split}"
 
 
 def backend_of(p: PivotConfig) -> str:

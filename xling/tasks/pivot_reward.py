@@ -99,21 +99,17 @@ def run(cfg: Config, run_dir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m xling.tasks.pivot_reward RUN_DIR`: the pivot stage of the pivot-reward run in RUN_DIR."""
-    import yaml
-
-    from xling.common.config import build
-    from xling.common.console import print_error
+    from xling.common.console import module_main
+    from xling.runs.folder import run_recipe
     from xling.tasks import pivot as stage
 
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        run_dir = Path(args[0])
-        cfg = build(Config, yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8")))
+    run_dir = Path((sys.argv[1:] if argv is None else argv)[0])
+
+    def work() -> None:
+        cfg = run_recipe(run_dir, Config)
         stage.stage(cfg.data, cfg.pivot, cfg.seed, run_dir)
-    except XlingError as e:
-        print_error(str(e))
-        return 2
-    return 0
+
+    return module_main(work)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ model specs and checks of `evaluate`), on a benchmark's problems per language (`
   cache: `cache=` shares it with an `evaluate` run of the same settings);
 - drift of the final layer's hidden states over the rendered prompt, h_trained − h_base, projected
   with one PCA over every setup and language.
-Forward passes are stored per model and language (`probes/<model>/<lang>.json` + `.npy`, written
-atomically): an interrupted run resumes, a re-run recomputes nothing. Run folder: metrics.json,
+Forward passes are stored per model and language (`probes/<model>/passes.jsonl`, a resumable store
+with one record per language, and its hidden states in a `.npy` file written atomically before
+it): an interrupted run resumes, a re-run recomputes nothing. Run folder: metrics.json,
 report.md, figures/ (perplexity.png, self_bleu.png, drift_norm.png, drift_pca.png).
 """
 
@@ -24,7 +25,6 @@ from typing import Literal
 
 from xling.common.config import Invalid, Recipe
 from xling.common.console import console, fmt, fmt_ci, print_table
-from xling.common.errors import XlingError
 from xling.data.languages import LANGUAGES
 from xling.evaluation.settings import EvalSection, Extra, GenConfig
 from xling.evaluation.models import ModelSpec, default_name
@@ -104,7 +104,8 @@ def preflight(cfg: Config, specs: list[ModelSpec]) -> tuple[str, dict]:
 # -- forward passes (perplexity, hidden states), one unit per model and language -----------------------
 
 def unit_key(spec: ModelSpec, cfg: Config) -> str:
-    from xling.generate.completions import fingerprint, local_fingerprint, slug
+    from xling.common.store import IN_NAMES, fingerprint
+    from xling.generate.completions import local_fingerprint, slug
     from xling.generate.core import cuda_available
 
     settings = {"model": spec.model, "model_files": local_fingerprint(spec.model),
@@ -112,40 +113,44 @@ def unit_key(spec: ModelSpec, cfg: Config) -> str:
                 "adapter_files": local_fingerprint(spec.adapter), "template_from": spec.template_from,
                 "prefix": cfg.prefix, "variant": cfg.variant, "pool": cfg.pool, "max_length": cfg.max_length,
                 "dtype": cfg.gen.dtype, "device": "cuda" if cuda_available() else "cpu"}
-    return f"{slug(default_name(spec.model, spec.adapter))}-{fingerprint(settings)}"
+    return f"{slug(default_name(spec.model, spec.adapter))}-{fingerprint(settings, IN_NAMES)}"
 
 
-def _unit_done(json_path: Path, ids: list[str]) -> dict | None:
-    from xling.common.io import read_json
+PASSES = "passes.jsonl"  # a unit folder's store: one record per language, naming its hidden states' file
 
-    if not json_path.is_file() or not json_path.with_suffix(".npy").is_file():
-        return None
-    try:
-        rec = read_json(json_path)
-    except XlingError:
-        return None
-    return rec if rec.get("ids") == ids else None
+
+def passes_store(folder: Path):
+    """The forward passes of one model (`probes/<unit key>/`): a `xling.common.store` keyed by language whose
+    records hold the problems' ids, their (nll, tokens) and the name of the .npy file of their hidden states."""
+    from xling.common.store import Store
+
+    return Store(folder / PASSES, key="lang", valid=lambda rec: isinstance(rec.get("hidden"), str))
 
 
 def forward_passes(spec: ModelSpec, cfg: Config, per_lang: dict, folder: Path) -> dict[str, dict]:
-    """lang -> {"ids", "nll": [[nll, tokens], ...], "hidden": array}; computed once per unit, then read back."""
+    """lang -> {"ids", "nll": [[nll, tokens], ...], "hidden": array}; computed once per unit, then read back.
+
+    A language's hidden states are written first (atomically, in a file named after its problems' ids),
+    then its record is appended: a record is reused only for the same problems and with its file there."""
     import io as stdio
 
     import numpy as np
 
-    from xling.common.io import atomic_write_bytes, atomic_write_json
-    from xling.evaluation.probes import hidden_states, token_nll
+    from xling.common.io import atomic_write_bytes
+    from xling.common.store import IN_NAMES, fingerprint
     from xling.data.prompts import build_messages
+    from xling.evaluation.probes import hidden_states, token_nll
 
+    store = passes_store(folder)
     out: dict[str, dict] = {}
     todo = []
     for lang, examples in per_lang.items():
         ids = [ex.id for ex in examples]
-        rec = _unit_done(folder / f"{lang}.json", ids)
-        if rec is None:
+        rec = store.get(lang)
+        if rec is None or rec.get("ids") != ids or not (folder / rec["hidden"]).is_file():
             todo.append(lang)
         else:
-            out[lang] = {**rec, "hidden": np.load(folder / f"{lang}.npy")}
+            out[lang] = {**rec, "hidden": np.load(folder / rec["hidden"])}
     if todo:
         from xling.generate.hf import HFGenerator
 
@@ -154,6 +159,7 @@ def forward_passes(spec: ModelSpec, cfg: Config, per_lang: dict, folder: Path) -
         try:
             for lang in todo:
                 examples = per_lang[lang]
+                ids = [ex.id for ex in examples]
                 nll = token_nll(gen.net, gen.tokenizer, [ex.question for ex in examples], batch_size=cfg.batch_size,
                                 max_length=cfg.max_length)
                 prompts = [gen.render(build_messages(ex, prefix=cfg.prefix, variant=cfg.variant)) for ex in examples]
@@ -161,10 +167,13 @@ def forward_passes(spec: ModelSpec, cfg: Config, per_lang: dict, folder: Path) -
                                        max_length=cfg.max_length)
                 buf = stdio.BytesIO()
                 np.save(buf, hidden)
-                atomic_write_bytes(folder / f"{lang}.npy", buf.getvalue())
-                rec = {"model": spec.name, "lang": lang, "ids": [ex.id for ex in examples],
-                       "nll": [[s, n] for s, n in nll]}
-                atomic_write_json(folder / f"{lang}.json", rec)  # last: it marks the unit done
+                name = f"{lang}.{fingerprint(ids, IN_NAMES)}.npy"
+                atomic_write_bytes(folder / name, buf.getvalue())
+                rec = {"model": spec.name, "lang": lang, "ids": ids, "nll": [[s, n] for s, n in nll], "hidden": name}
+                store.append([rec])  # last: it marks the unit done
+                for old in folder.glob(f"{lang}.*.npy"):  # other problems' states, no record names them now
+                    if old.name != name:
+                        old.unlink(missing_ok=True)
                 out[lang] = {**rec, "hidden": hidden}
         finally:
             gen.close()

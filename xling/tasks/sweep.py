@@ -3,9 +3,10 @@
     python run.py parallel-scaling                   # every member, then the analysis
     python run.py parallel-scaling --only=k0,k3      # these members (and the bases they need) only
     python run.py parallel-scaling --dry-run         # members, their overrides, what is done, the plan
-    python run.py parallel-scaling toy=true          # the same study at toy scale, on a CPU, in minutes
+    python run.py parallel-scaling tiny=true         # the same study at tiny scale, on a CPU, in minutes
 
-The machinery is `xling.studies.sweep`; the analysis is the `analyze` task over the sweep's evaluations.
+The machinery is `xling.studies` (the plan in `sweep`, the executors in `executors`); the analysis is
+the `analyze` task over the sweep's evaluations, handed the members as data.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ RESUMABLE = frozenset({"only", "sweep.executor", "sweep.gpus", "sweep.gpus_per_m
 class SweepSection:
     recipe: str = "grpo-parallel"  # the stage recipe every member trains with (a name under recipes/ or a path)
     set: dict[str, Any] = field(default_factory=dict)  # overrides of that recipe for every member
-    members: dict[str, Any] = field(default_factory=dict)  # name -> its overrides, or {recipe, from, set, toy_set,
-    # x, paradigm}; toy_set: what that member needs at toy scale (toy=true), set after the toy sizes
+    members: dict[str, Any] = field(default_factory=dict)  # name -> its overrides, or {recipe, from, set, tiny_set,
+    # x, paradigm}; tiny_set: what that member needs at tiny scale (tiny=true), set after the tiny sizes
     product: dict[str, Any] = field(default_factory=dict)  # key -> list of values: one member per combination
     name: str | None = None  # product members' names, e.g. 'k{data.k}' (default: key-value joined)
     executor: Literal["local", "gpus", "slurm"] = "local"  # how stages run: local (one after another), gpus (one member per GPU at once), slurm (submitit jobs)
@@ -45,13 +46,15 @@ class SweepSection:
 
 @dataclass(kw_only=True)
 class Config(Recipe):
+    RENAMED_KEYS = {"toy": ("tiny", "the tiny random model at tiny scale; model=toy is the pretrained toy world")}
+
     sweep: SweepSection = field(default_factory=SweepSection)  # the members and how they are run
     evaluate: dict[str, Any] = field(default_factory=dict)  # overrides of the evaluation recipe (benchmarks, langs, gen...)
     evaluate_recipe: str = "evaluate"  # the recipe every evaluation starts from
     evaluate_members: bool = True  # false: members are not training runs (no evaluation, no analysis)
     analyze: ScalingSection = field(default_factory=ScalingSection)  # the analysis of the members' evaluations (as task analyze's keys)
     plan: PlanConfig = field(default_factory=PlanConfig)  # what --dry-run's estimates assume
-    toy: bool = False  # every stage at toy size on a CPU (tiny model, synth data, 2 steps): the mechanics only
+    tiny: bool = False  # every stage at tiny size on a CPU (tiny random model, synth data, 2 steps): the mechanics only
     only: list[str] = field(default_factory=list)  # run these members only (run.py --only=a,b)
 
     def check(self) -> None:
@@ -101,12 +104,13 @@ def selected(cfg: Config, plan) -> list:
 
 def describe_plan(cfg: Config) -> list[str]:
     """--dry-run: the members, their overrides, what is already done, and the cost of what is left."""
-    from xling.studies.sweep import show_value, stage_state
+    from xling.studies.overrides import show_value
+    from xling.studies.sweep import stage_state
 
     plan = plan_of(cfg)
     stages = selected(cfg, plan)
     lines = ["", f"sweep {cfg.out}: {len(plan.members)} member(s), {len(plan.bases)} base evaluation(s); "
-                 f"executor {cfg.sweep.executor}" + (" (toy scale)" if cfg.toy else "")]
+                 f"executor {cfg.sweep.executor}" + (" (tiny scale)" if cfg.tiny else "")]
     state = {s.id: stage_state(s) for s in plan.stages()}
     for b in plan.bases.values():
         lines.append(f"  base {b.member}: {b.cfg.model}  [{state[b.id]}]")
@@ -114,8 +118,8 @@ def describe_plan(cfg: Config) -> list[str]:
         over = " ".join(f"{k}={show_value(v)}" for k, v in m.overrides.items()) or "(the recipe as it is)"
         flag = "" if not cfg.only or m.name in cfg.only else "  (not in --only)"
         lines.append(f"  {m.name}: {m.recipe} {over}{flag}")
-        if m.toy_set:
-            lines.append("      at toy scale also " + " ".join(f"{k}={show_value(v)}" for k, v in m.toy_set.items()))
+        if m.tiny_set:
+            lines.append("      at tiny scale also " + " ".join(f"{k}={show_value(v)}" for k, v in m.tiny_set.items()))
         extra = [f"from {m.parent}"] if m.parent else []
         if m.train_langs:
             extra.append(f"train langs {'+'.join(m.train_langs)} (X={m.x if m.x is not None else '-'})")
@@ -215,6 +219,7 @@ def plan_lines(cfg: Config, plan, todo: list) -> list[str]:
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
+    from xling.studies import executors as E
     from xling.studies import sweep as S
     from xling.common.io import atomic_write_json
     from xling.common.versions import cuda_available
@@ -242,9 +247,9 @@ def run(cfg: Config, run_dir: Path) -> dict:
                          "add --force to re-run the stages whose recipe changed, or give the sweep another out=DIR")
     S.write_stage_files(plan)
     atomic_write_json(run_dir / "sweep.json", S.sweep_record(plan))
-    from xling.report.study import Member, write_members
+    from xling.analysis.members import write_members
 
-    members = [Member(m.name, m.base, m.train_langs, m.x, m.paradigm) for m in plan.members if m.eval is not None]
+    members = study_members(plan)
     if members:
         write_members(run_dir / "models.csv", members)
     done = {sid for sid, st in state.items() if st == "done"}
@@ -255,13 +260,13 @@ def run(cfg: Config, run_dir: Path) -> dict:
         console.print(f"running {len(todo)} stage(s) with the {cfg.sweep.executor} executor", markup=False)
         if cfg.sweep.executor == "local":
             isolate = cfg.sweep.isolate if cfg.sweep.isolate is not None else cuda_available()
-            S.run_local(todo, cfg.sweep.accelerate_config, cfg.sweep.gpus_per_member, isolate)
+            E.run_local(todo, cfg.sweep.accelerate_config, cfg.sweep.gpus_per_member, isolate)
             done.update(s.id for s in todo)
         elif cfg.sweep.executor == "gpus":
-            S.run_gpus(todo, S.visible_gpus(cfg.sweep.gpus), cfg.sweep.gpus_per_member, cfg.sweep.accelerate_config,
+            E.run_gpus(todo, E.visible_gpus(cfg.sweep.gpus), cfg.sweep.gpus_per_member, cfg.sweep.accelerate_config,
                        done)
         else:
-            S.run_slurm(todo, cfg.sweep.slurm, run_dir / "slurm", cfg.sweep.accelerate_config,
+            E.run_slurm(todo, cfg.sweep.slurm, run_dir / "slurm", cfg.sweep.accelerate_config,
                         cfg.sweep.gpus_per_member, done)
     missing = [s.id for s in plan.stages() if s.id not in done and S.stage_state(s) != "done"]
     if missing:
@@ -284,20 +289,26 @@ def show_status(plan, state: dict, cfg: Config) -> None:
     print_table("sweep members (done: finished for this recipe; partial: resumes)", ["member", "train", "eval"], rows)
 
 
+def study_members(plan) -> list:
+    """The evaluated members of the sweep's plan, as the analysis takes them (`xling.analysis.members.Member`)."""
+    from xling.analysis.members import Member
+
+    return [Member(m.name, m.base, list(m.train_langs), m.x, m.paradigm or None) for m in plan.members
+            if m.eval is not None]
+
+
 def aggregate(cfg: Config, plan, run_dir: Path) -> dict:
     """The analysis of every evaluation of the sweep (the `analyze` task, written into the sweep folder)."""
-    from xling.common.config import build
+    from xling.common.config import build, to_dict
     from xling.tasks import analyze
-
-    from xling.common.config import to_dict
 
     evals = [str(b.run_dir) for b in plan.bases.values()] + [str(m.eval.run_dir) for m in plan.members if m.eval]
     acfg = build(analyze.Config, {"task": "analyze", "out": str(run_dir), "seed": cfg.seed, "evals": evals,
-                                  "models": str(run_dir / "models.csv"), **to_dict(cfg.analyze),
+                                  **to_dict(cfg.analyze),
                                   "title": f"Sweep {Path(cfg.out).name}: {cfg.description or ''}".rstrip(": ")})
     console.rule("analysis", style="dim")
-    metrics = analyze.run(acfg, run_dir)
+    metrics = analyze.run(acfg, run_dir, members=study_members(plan))
     metrics["sweep"] = {"members": {m.name: {"train": str(m.train.run_dir), "eval": str(m.eval.run_dir) if m.eval else None,
                                              "overrides": m.overrides, "base": m.base} for m in plan.members},
-                        "bases": {n: str(s.run_dir) for n, s in plan.bases.items()}, "toy": cfg.toy}
+                        "bases": {n: str(s.run_dir) for n, s in plan.bases.items()}, "tiny": cfg.tiny}
     return metrics

@@ -64,18 +64,28 @@ def intervals(cfg: Config, langs: dict[str, list[str]]) -> dict:
     # items whose gold answer cannot be parsed: the accuracy table leaves those out too
     keep = cols.selected((cfg.base, cfg.trained), langs) & ~cols.unparseable
     items = cols.item_scores(keep)
+    check_cells(items, cfg, langs)
+    return M.bootstrap(items, statistic_of(cfg), n_boot=cfg.n_boot, seed=cfg.seed)
+
+
+def check_cells(items, cfg: Config, langs: dict[str, list[str]]) -> None:
+    """Every (model, benchmark, language) cell of the comparison has items (`items.accuracies()`)."""
     have = items.accuracies()
     missing = [f"({m}, {b}, {lang})" for m in (cfg.base, cfg.trained) for b, ls in langs.items()
                for lang in ls if lang not in have.get(m, {}).get(b, {})]
     if missing:
         raise XlingError(f"items file {cfg.items} has no items for {', '.join(missing[:6])}; intervals need every cell")
 
+
+def statistic_of(cfg: Config):
+    """What `intervals` bootstraps: one replicate's accuracies -> the transfer metrics of trained over base."""
+
     def statistic(acc: dict) -> dict:
         r = M.transfer_metrics(acc[cfg.trained], acc[cfg.base], cfg.train_langs, cfg.in_domain, cfg.out_of_domain,
                                 cfg.mti_policy)
         return {k: r[k] for k in ("gain", "mti", "gen", "ti", "train_gain")}
 
-    return M.bootstrap(items, statistic, n_boot=cfg.n_boot, seed=cfg.seed)
+    return statistic
 
 
 def show(result: dict, langs: dict[str, list[str]], table: AccuracyTable, cfg: Config, ci: dict | None) -> None:

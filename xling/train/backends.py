@@ -280,6 +280,16 @@ class Loaded:
     quantization_config: Any = None
     model_init_kwargs: dict | None = None
 
+    def trainer_kwargs(self) -> dict:
+        """What a TRL trainer takes from the loaded model besides the model and tokenizer: its LoRA and
+        quantization configs, where there are any."""
+        kwargs: dict = {}
+        if self.peft_config is not None:
+            kwargs["peft_config"] = self.peft_config
+        if self.quantization_config is not None:
+            kwargs["quantization_config"] = self.quantization_config
+        return kwargs
+
 
 def set_template(tokenizer: Any, template_from: Any) -> None:
     """Give a base model's tokenizer the instruct template it is prompted with (saved with the model)."""

@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 from xling.common.console import console
 from xling.common.io import append_jsonl, atomic_write_text, iter_jsonl
 from xling.data.languages import LANGUAGES
-from xling.planning.plan import duration
+from xling.planning.estimate import duration
 
 LANG_METRICS = ("reward", "accuracy", "on_target")
 clock = time.time  # what the progress line times steps with

@@ -162,10 +162,9 @@ def close_rewards(funcs: Sequence[Any]) -> None:
 def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict:
     """Train with GRPO; returns the run's metrics (written to metrics.json by run.py)."""
     run_dir = Path(run_dir)
-    plan = lifecycle.prepare(cfg, run_dir, "grpo", cfg.grpo.num_generations, standby=cfg.vllm.standby)
-    if (done := lifecycle.reuse_final(cfg, run_dir)) is not None:
-        return lifecycle.summary(run_dir, done)
-    lifecycle.check_checkpoints(cfg, run_dir)
+    plan, done = lifecycle.start(cfg, run_dir, "grpo", cfg.grpo.num_generations, standby=cfg.vllm.standby)
+    if done is not None:
+        return done
 
     model_path = lifecycle.model_path(cfg, run_dir)
     records = lifecycle.trainset_stage(cfg, run_dir)
@@ -190,14 +189,10 @@ def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict
     try:
         args = GRPOConfig(**grpo_args(cfg, plan, output_dir, run_dir, weights))
         set_seed(cfg.seed)  # before the trainer: it initialises the LoRA weights
-        kwargs: dict = {}
-        if loaded.peft_config is not None:
-            kwargs["peft_config"] = loaded.peft_config
-        if loaded.quantization_config is not None:
-            kwargs["quantization_config"] = loaded.quantization_config
         trainer = GRPOTrainer(model=loaded.model, reward_funcs=rewards, args=args, train_dataset=dataset,
                               processing_class=loaded.tokenizer,
-                              callbacks=[*make_callbacks(run_dir / lifecycle.LOG), *extra_callbacks], **kwargs)
+                              callbacks=[*make_callbacks(run_dir / lifecycle.LOG), *extra_callbacks],
+                              **loaded.trainer_kwargs())
         info = {"method": "grpo", "backend": plan.backend, "model": cfg.model.name, "base_model": model_path,
                 "lora": plan.lora, "use_vllm": plan.use_vllm, "seed": cfg.seed,
                 "reward_weights": dict(zip([f.__name__ for f in rewards], weights)),

@@ -14,7 +14,8 @@ Run folder of a training run:
                                    train again (the old final/ is replaced when that training ends)
     metrics.json                   written by run.py from what the task returns
 
-Every stage that reuses what an earlier run left checks that it was made with the same keys
+`xling.train.checkpoints` says which checkpoint folders are complete. Every stage that reuses what an
+earlier run left checks that it was made with the same keys
 (`stages.json`, `checkpoints/xling_recipe.json`, `final/xling_train.json`). A run killed after its
 last checkpoint and before final/ ends with exactly the planned steps: that checkpoint becomes
 the final model, no step is trained twice or once more.
@@ -22,10 +23,7 @@ the final model, no step is trained twice or once more.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
 import shutil
 import time
 from contextlib import contextmanager
@@ -41,17 +39,15 @@ from xling.common.errors import XlingError
 from xling.common.io import atomic_write_json, read_json, read_jsonl
 from xling.planning.plan import preflight
 from xling.train import backends
+from xling.train.checkpoints import checkpoint_problem, checkpoint_step, checkpoints, damaged_checkpoints
 from xling.train.callbacks import close_progress, language_table, quiet_trainer, read_log, truncate_log
 from xling.train.config import RESUMABLE_CHANGES, TINY, TOY
 from xling.planning.batches import world_size
+from xling.common.store import fingerprint
 
 FINAL = "final"
 CHECKPOINTS = "checkpoints"
 LOG = "train_log.jsonl"
-
-
-def fingerprint(obj: Any) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def training_key(cfg: Any) -> dict:
@@ -109,6 +105,18 @@ def prepare(cfg: Any, run_dir: Path, method: str, generations: int = 1, standby:
         console.print(plan.describe(), markup=False)
     write_train_env(cfg, run_dir, plan, warnings)
     return plan
+
+
+def start(cfg: Any, run_dir: Path, method: str, generations: int = 1,
+          standby: bool = False) -> tuple[backends.Plan, dict | None]:
+    """What every training run does first: its plan (`prepare`), then the summary of the final model when
+    this recipe already trained it (training is then skipped), else None once the checkpoints a run would
+    continue from are checked to be this recipe's."""
+    plan = prepare(cfg, run_dir, method, generations, standby)
+    if (done := reuse_final(cfg, run_dir)) is not None:
+        return plan, summary(run_dir, done)
+    check_checkpoints(cfg, run_dir)
+    return plan, None
 
 
 def quiet_libraries() -> None:
@@ -219,127 +227,6 @@ def write_train_env(cfg: Any, run_dir: Path, plan: backends.Plan, warnings: list
         "recipe": to_dict(cfg), **(extra or {}), "earlier": earlier,
     }
     atomic_write_json(path, env)
-
-
-def checkpoints(output_dir: Path) -> list[Path]:
-    """Complete checkpoint folders (every file the trainer reads to continue exactly), oldest first."""
-    return [p for p, problem in _checkpoint_folders(output_dir) if problem is None]
-
-
-def damaged_checkpoints(output_dir: Path) -> list[tuple[Path, str]]:
-    """(folder, what is wrong) for each checkpoint folder that cannot be continued from, oldest first."""
-    return [(p, problem) for p, problem in _checkpoint_folders(output_dir) if problem is not None]
-
-
-def _checkpoint_folders(output_dir: Path) -> list[tuple[Path, str | None]]:
-    if not output_dir.is_dir():
-        return []
-    found = []
-    for p in output_dir.iterdir():
-        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
-        if m and p.is_dir():
-            found.append((int(m.group(1)), p))
-    return [(p, checkpoint_problem(p)) for _, p in sorted(found)]
-
-
-def _zip_problem(path: Path) -> str | None:
-    """torch.save writes a zip archive: a file cut short has no central directory at its end."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as z:
-            if path.stat().st_size <= 64 * 2**20 and z.testzip() is not None:
-                return f"{path.name} is damaged (a checksum does not match)"
-    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as e:
-        return f"{path.name} is damaged ({type(e).__name__}: {str(e)[:80]})"
-    return None
-
-
-def _safetensors_problem(path: Path) -> str | None:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), "pt") as f:  # checks that the header's tensors cover the file exactly
-            f.keys()
-    except Exception as e:  # SafetensorError, OSError: a file cut short or not safetensors at all
-        return f"{path.name} is damaged ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__})"
-    return None
-
-
-def _json_problem(path: Path) -> str | None:
-    if not path.is_file():
-        return f"{path.name} is missing"
-    try:
-        json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        return f"{path.name} is damaged (not readable JSON: {type(e).__name__})"
-    return None
-
-
-def _weights_problem(path: Path, stem: str) -> str | None:
-    """The weights a checkpoint holds as `stem`.safetensors (one file or shards with an index) or `stem`.bin."""
-    single, index, legacy = path / f"{stem}.safetensors", path / f"{stem}.safetensors.index.json", path / f"{stem}.bin"
-    if single.is_file():
-        return _safetensors_problem(single)
-    if index.is_file():
-        if (problem := _json_problem(index)) is not None:
-            return problem
-        shards = sorted(set((json.loads(index.read_text(encoding="utf-8")).get("weight_map") or {}).values()))
-        for shard in shards:
-            if not (path / shard).is_file():
-                return f"{shard} is missing"
-            if (problem := _safetensors_problem(path / shard)) is not None:
-                return problem
-        return None if shards else f"{index.name} lists no weight files"
-    if legacy.is_file():
-        return _zip_problem(legacy)
-    return f"{single.name} is missing"
-
-
-def checkpoint_problem(path: Path, processes: int | None = None) -> str | None:
-    """What keeps a checkpoint from continuing a run exactly (e.g. "optimizer.pt is missing"), or None.
-
-    The trainer resumes from the weights (adapter or model), trainer_state.json (step, logs, written
-    last), optimizer.pt, scheduler.pt and the random state (rng_state.pth, or rng_state_R.pth per
-    process): without one of them it would continue silently differently. Each is opened, not only
-    looked for: a file cut short by a kill or a full disk counts as missing.
-    """
-    path = Path(path)
-    if (problem := _json_problem(path / "trainer_state.json")) is not None:
-        return problem
-    adapter = (path / "adapter_config.json").is_file() or any(path.glob("adapter_model.*"))
-    if adapter and (problem := _json_problem(path / "adapter_config.json")) is not None:
-        return problem
-    if (problem := _weights_problem(path, "adapter_model" if adapter else "model")) is not None:
-        if not adapter and (path / "pytorch_model.bin").is_file():
-            problem = _zip_problem(path / "pytorch_model.bin")
-        if problem is not None:
-            return problem
-    optimizer = path / "optimizer.pt"
-    if optimizer.is_file():
-        if (problem := _zip_problem(optimizer)) is not None:
-            return problem
-    elif not ((path / "optimizer.bin").is_file() or any(path.glob("rank*-of-*-optimizer.pt"))):
-        return "optimizer.pt is missing"
-    scheduler = path / "scheduler.pt"
-    if not scheduler.is_file():
-        return "scheduler.pt is missing"
-    if (problem := _zip_problem(scheduler)) is not None:
-        return problem
-    procs = processes or world_size()
-    for name in (["rng_state.pth"] if procs == 1 else [f"rng_state_{i}.pth" for i in range(procs)]):
-        if not (path / name).is_file():
-            return f"{name} is missing"
-        if (problem := _zip_problem(path / name)) is not None:
-            return problem
-    return None
-
-
-def checkpoint_step(path: str | Path | None) -> int:
-    if path is None:
-        return 0
-    state = read_json(Path(path) / "trainer_state.json")
-    return int(state.get("global_step", 0))
 
 
 def _choose_checkpoint(cfg: Any, output_dir: Path) -> str | None:
@@ -583,6 +470,5 @@ def show_languages(table: dict) -> None:
         rows.append(row)
     print_table("per language (first quarter of logged steps -> last quarter)",
                 ["lang", "reward", "accuracy", "on-target"], rows)
-
 
 

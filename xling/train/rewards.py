@@ -15,7 +15,7 @@ Rewards (each is 1.0 or 0.0 unless said otherwise):
   (the opening tag may be in the assistant prefix) with the box after ``</think>``.
 - ``language`` / ``consistency``: the detected language (`xling.grading.langid.detect`, backend option
   `langid`) is the requested one; an undetermined language earns 0.0.
-- ``pivot`` (PB-RLSVR): cosine similarity, clipped to [0, 1], between the completion's answer part
+- ``pivot`` (PB-RLSVR, `xling.train.pivot_rewards`): cosine similarity, clipped to [0, 1], between the completion's answer part
   (the text after ``</think>``, else all of it) and the English reference answer (``reference``
   column, written by the pivot stage, `xling.derived.pivot`) under a multilingual sentence-embedding
   model (default `DEFAULT_EMBEDDING_MODEL`, LaBSE: all 11 languages); None where the reference is
@@ -24,7 +24,8 @@ Rewards (each is 1.0 or 0.0 unless said otherwise):
   English with a local model (`xling.derived.translate`'s translator, option `translator`; English answers
   are left as they are), then compared with the reference by the same cosine.
 
-Every reward checks, before training (`preflight`), that the training rows hold the columns it
+What every reward shares (the completion's text, the columns, per-language logging, the `Reward`
+base class) is `xling.train.reward_base`'s. Every reward checks, before training (`preflight`), that the training rows hold the columns it
 reads (naming the stage that makes a missing one) and loads the models it needs; a reward that
 gives None for every completion of a batch raises rather than letting training learn nothing.
 
@@ -37,30 +38,17 @@ Per batch, rewards report through ``log_metric``: ``accuracy/<lang>``, ``on_targ
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from xling.grading import langid as L
-from xling.grading.answers import KINDS, UNPARSEABLE_GOLD, TIMEOUT, Grader, boxes, default_workers
+from xling.grading.answers import KINDS, UNPARSEABLE_GOLD, TIMEOUT, Grader, default_workers
+from xling.grading.boxes import boxes
 from xling.common.errors import XlingError
-from xling.data.languages import LANGUAGES, unknown_language_message
-
-# LaBSE (Feng et al., 2022): trained on translation pairs in 109 languages, all 11 of xling's among
-# them, to map a sentence and its translation close together: what a cross-lingual cosine needs.
-DEFAULT_EMBEDDING_MODEL = "sentence-transformers/LaBSE"
-TINY_EMBEDDER = "tiny"  # a tiny random sentence-embedding model built locally (CPU runs, tests)
-
-# Which of xling's languages a sentence-embedding model was trained on (from the model cards). A model
-# listed here is refused for training data in a language it lacks; an unlisted one is trusted.
-_PARAPHRASE_50 = ("en", "es", "ru", "de", "fr", "th", "zh", "ja")  # the 50+ languages lack bn, sw, te
-EMBEDDING_LANGUAGES: dict[str, tuple[str, ...]] = {
-    "sentence-transformers/LaBSE": ("en", "es", "ru", "de", "fr", "bn", "th", "sw", "zh", "ja", "te"),
-    "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2": _PARAPHRASE_50,
-    "sentence-transformers/paraphrase-multilingual-mpnet-base-v2": _PARAPHRASE_50,
-    "sentence-transformers/all-MiniLM-L6-v2": ("en",),
-    "sentence-transformers/all-mpnet-base-v2": ("en",),
-}
+from xling.train.pivot_rewards import (
+    DEFAULT_EMBEDDING_MODEL, EMBEDDING_LANGUAGES, PivotReward, TranslatePivotReward, answer_part, load_embedder,
+    load_translator,
+)
+from xling.train.reward_base import Reward, _column, _langs, _log, _log_by_language, assistant_prefix, completion_text
 
 # Named mixes of rewards: name -> {reward: weight}. The training recipe picks one by name.
 REWARD_SETS: dict[str, dict[str, float]] = {
@@ -74,126 +62,6 @@ REWARD_SETS: dict[str, dict[str, float]] = {
     # the paper's mix with the semantic reward in place of accuracy: answers stay in the requested language
     "pivot-language": {"pivot": 0.8, "format": 0.1, "language": 0.1},
 }
-
-
-def completion_text(completion: Any) -> str:
-    """The text of a completion: a string, or the assistant messages of a conversation."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, Mapping):
-        return _content(completion.get("content"))
-    if isinstance(completion, Sequence):
-        messages = [m for m in completion if isinstance(m, Mapping)]
-        chosen = [m for m in messages if m.get("role") == "assistant"] or messages
-        return "".join(_content(m.get("content")) for m in chosen)
-    return "" if completion is None else str(completion)
-
-
-def _content(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence):  # [{"type": "text", "text": ...}, ...]
-        return "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
-    return "" if content is None else str(content)
-
-
-def assistant_prefix(prompt: Any) -> str:
-    """The pre-filled assistant turn at the end of a prompt (prompt hacking), or ''.
-
-    For a rendered string prompt, the text after the last opened `<think>` that is not closed
-    (a chat template or a prefix may open the reasoning block), else ''.
-    """
-    if isinstance(prompt, str):
-        opened = prompt.rfind("<think>")
-        return prompt[opened:] if opened > prompt.rfind("</think>") else ""
-    if isinstance(prompt, Sequence) and prompt:
-        last = prompt[-1]
-        if isinstance(last, Mapping) and last.get("role") == "assistant":
-            return _content(last.get("content"))
-    return ""
-
-
-def _column(kwargs: dict, name: str, n: int, reward: str, default: Any = None, required: bool = True) -> list:
-    values = kwargs.get(name)
-    if values is None:
-        if required:
-            raise XlingError(f"reward '{reward}' needs the '{name}' column in the training data; add it to every example")
-        return [default] * n
-    values = list(values)
-    if len(values) != n:
-        raise XlingError(f"reward '{reward}': column '{name}' has {len(values)} values for {n} completions")
-    return [default if v is None else v for v in values]
-
-
-def _langs(kwargs: dict, n: int, reward: str) -> list[str]:
-    langs = _column(kwargs, "lang", n, reward)
-    for code in set(langs):
-        if code not in LANGUAGES:
-            raise XlingError(f"reward '{reward}', column 'lang': {unknown_language_message(code)}")
-    return langs
-
-
-def _log(kwargs: dict, name: str, value: float) -> None:
-    log_metric = kwargs.get("log_metric")
-    if callable(log_metric):
-        log_metric(name, float(value))
-
-
-def _log_by_language(kwargs: dict, prefix: str, langs: Sequence[str], values: Sequence[float | None]) -> None:
-    groups: dict[str, list[float]] = defaultdict(list)
-    for lang, v in zip(langs, values):
-        if v is not None:
-            groups[lang].append(v)
-    for lang in sorted(groups):
-        _log(kwargs, f"{prefix}/{lang}", sum(groups[lang]) / len(groups[lang]))
-
-
-class Reward:
-    """Base of the reward callables: picklable objects with a `__name__` TRL logs them under."""
-
-    name = "reward"
-    # Columns of the training data this reward reads, each needing a value in every row.
-    reads: tuple[str, ...] = ()
-    # Why a whole batch of None would happen: said in the error that stops the run.
-    none_reason = "it could score none of them"
-
-    def __init__(self, options: "RewardOptions"):
-        self.options = options
-        self.__name__ = f"{self.name}_reward"
-
-    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] | None = None,
-                 **kwargs: Any) -> list[float | None]:
-        completions = list(completions or [])
-        texts = [completion_text(c) for c in completions]
-        prompts = list(prompts) if prompts is not None else [None] * len(texts)
-        out = self.score(prompts, texts, kwargs)
-        if out and all(v is None for v in out):
-            raise XlingError(f"reward '{self.name}' gave no value for any of the {len(out)} completions of a batch "
-                             f"({self.none_reason}); stopped rather than train on nothing")
-        return out
-
-    def score(self, prompts: list, texts: list[str], kwargs: dict) -> list[float | None]:
-        raise NotImplementedError
-
-    def check_columns(self, records: Sequence[Mapping], made_by: Mapping[str, str]) -> None:
-        """Every training row has a value in each column this reward reads (else XlingError naming the column)."""
-        for column in self.reads:
-            missing = sum(1 for r in records if _empty(r.get(column)))
-            if missing:
-                how = made_by.get(column, f"add a '{column}' value to every example")
-                what = ("the training data has none" if missing == len(records)
-                        else f"{missing} of {len(records)} training rows have none")
-                raise XlingError(f"`{column}`: {what}, and reward '{self.name}' reads it; {how}")
-
-    def prepare(self, langs: Sequence[str]) -> None:
-        """Load the models this reward needs and check they can judge answers in `langs`."""
-
-    def __repr__(self) -> str:
-        return f"<{self.__name__}>"
-
-
-def _empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 class AccuracyReward(Reward):
@@ -258,160 +126,6 @@ class ConsistencyReward(LanguageReward):
     """The ICLR-2026 language-consistency reward: the same check, logged under its own name."""
 
     name = "consistency"
-
-
-_EMBEDDERS: dict[tuple[str, str | None], Any] = {}
-_TRANSLATORS: dict[tuple[str, str | None], Any] = {}
-
-
-def brief(error: BaseException, limit: int = 240) -> str:
-    """'Type: first line of the message', shortened at a space (a URL is never cut in two)."""
-    text = (str(error).strip().splitlines() or [""])[0]
-    if len(text) > limit:
-        cut = text.rfind(" ", 0, limit)
-        text = text[:cut if cut > 0 else limit].rstrip(" ,;:") + " ..."
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def load_embedder(model: str, device: str | None = None):
-    """A sentence-transformers model by hub id or local folder ('tiny': built locally), loaded once per process
-    (on the GPU where there is one, unless `device` says otherwise)."""
-    key = (str(model), device)
-    if key not in _EMBEDDERS:
-        path = str(model)
-        if path == TINY_EMBEDDER:
-            from xling.models.tiny import cached_tiny_embedder
-
-            path = str(cached_tiny_embedder())
-        local = Path(path).expanduser()
-        if path.startswith((".", "/", "~")) and not local.exists():
-            raise XlingError(f"rewards.embedding_model={model}: no such folder; give a local sentence-transformers "
-                             f"folder or a hub id (default {DEFAULT_EMBEDDING_MODEL})")
-        try:
-            import torch
-            from sentence_transformers import SentenceTransformer
-
-            _EMBEDDERS[key] = SentenceTransformer(path, device=device or ("cuda" if torch.cuda.is_available()
-                                                                           else "cpu"))
-        except Exception as e:
-            how = ("" if local.exists() else "download it once where the Hugging Face hub is reachable, or ")
-            raise XlingError(f"cannot load the sentence-embedding model '{model}' ({brief(e)}); {how}give "
-                             "rewards.embedding_model=PATH, a local sentence-transformers folder") from None
-    return _EMBEDDERS[key]
-
-
-def load_translator(model: str, device: str | None = None):
-    """A translator `(texts, lang, source) -> texts` from a local instruct model (transformers), loaded once."""
-    key = (str(model), device)
-    if key not in _TRANSLATORS:
-        from xling.derived.translate import hf_translator
-
-        path = str(model)
-        if path == "tiny":
-            from xling.models.tiny import cached_tiny_model
-
-            path = str(cached_tiny_model())
-        if device is None:
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else None
-        try:
-            _TRANSLATORS[key] = hf_translator(path, max_new_tokens=512, device=device)
-        except Exception as e:
-            raise XlingError(f"cannot load the translation model '{model}' ({brief(e)}); give "
-                             "rewards.translator=PATH, a local instruct model folder or a reachable hub id") from None
-    return _TRANSLATORS[key]
-
-
-def answer_part(text: str) -> str:
-    """What a semantic reward compares: the text after the reasoning block, else all of it."""
-    return text.split("</think>", 1)[1] if "</think>" in text else text
-
-
-class PivotReward(Reward):
-    name = "pivot"
-    reads = ("reference",)
-    none_reason = "no completion of the batch has an English reference answer"
-
-    def embedder(self):
-        return load_embedder(self.options.embedding_model, self.options.embedding_device)
-
-    def covered(self) -> tuple[str, ...] | None:
-        """The languages the embedding model judges (None: not known, trusted)."""
-        return EMBEDDING_LANGUAGES.get(self.options.embedding_model)
-
-    def prepare(self, langs):
-        self.check_coverage(langs)
-        self.embedder()
-
-    def check_coverage(self, langs: Sequence[str]) -> None:
-        covered = self.covered()
-        lacking = [c for c in langs if covered is not None and c not in covered]
-        if lacking:
-            them = "that language" if len(lacking) == 1 else "those languages"
-            raise XlingError(f"rewards.embedding_model={self.options.embedding_model} was not trained on "
-                             f"{', '.join(lacking)} (it covers {', '.join(covered or ())}), so its cosine cannot judge "
-                             f"answers in {them}; use {DEFAULT_EMBEDDING_MODEL} (all 11 languages) or "
-                             "rewards.set=pivot-translate")
-
-    def english(self, answers: list[str], langs: list[str]) -> list[str]:
-        return answers
-
-    def score(self, prompts, texts, kwargs):
-        n = len(texts)
-        refs = _column(kwargs, "reference", n, self.name)
-        idx = [i for i, r in enumerate(refs) if isinstance(r, str) and r.strip()]
-        out: list[float | None] = [None] * n
-        if not idx:
-            return out
-        langs = _langs(kwargs, n, self.name) if "lang" in self.reads else ["en"] * n
-        answers = self.english([answer_part(texts[i]) for i in idx], [langs[i] for i in idx])
-        model = self.embedder()
-        a = model.encode(answers, normalize_embeddings=True, convert_to_numpy=True)
-        b = model.encode([refs[i] for i in idx], normalize_embeddings=True, convert_to_numpy=True)
-        for j, i in enumerate(idx):
-            cos = float((a[j] * b[j]).sum())
-            out[i] = round(min(1.0, max(0.0, cos)), 6) if math.isfinite(cos) else 0.0
-        return out
-
-
-class TranslatePivotReward(PivotReward):
-    """Translate-then-compare: the answer is translated into English first (English answers are kept)."""
-
-    name = "pivot_translate"
-    reads = ("reference", "lang")
-
-    def check_coverage(self, langs):
-        super().check_coverage(["en"])  # it only ever compares English texts
-
-    def translator(self):
-        o = self.options
-        if o.translator_fn is not None:
-            return o.translator_fn
-        if not o.translator:
-            raise XlingError("reward 'pivot_translate' needs a translation model: give rewards.translator=MODEL "
-                             "(a local instruct model folder or hub id)")
-        return load_translator(o.translator, o.embedding_device)
-
-    def prepare(self, langs):
-        super().prepare(langs)
-        self.translator()
-
-    def english(self, answers, langs):
-        out = list(answers)
-        translate = self.translator()
-        for lang in sorted(set(langs)):
-            if lang == "en":
-                continue
-            where = [j for j, code in enumerate(langs) if code == lang]
-            done = translate([answers[j] for j in where], "en", source=lang)
-            if len(done) != len(where):
-                raise XlingError(f"the translator returned {len(done)} texts for {len(where)} answers")
-            from xling.derived.translate import clean
-
-            for j, text in zip(where, done):
-                out[j] = clean(str(text))
-        return out
 
 
 REWARD_FUNCTIONS: dict[str, type[Reward]] = {

@@ -4,8 +4,8 @@ The baseline between SFT and RL in "Beyond English-Centric Training". Stages, ea
 
 1. sampling — `rft.samples` answers per training problem from the model being trained (through
    `xling.generate`, backend `hf` or `vllm`), graded with the one grader (`xling.grading.answers`), written
-   chunk by chunk to `rft_samples.partial.jsonl` (an interrupted run continues after the last
-   complete chunk) and then to `rft_samples.jsonl`. With vLLM the sampling runs in its own process
+   chunk by chunk to `rft_samples.partial.jsonl` (an interrupted run samples only the problems
+   it lacks) and then to `rft_samples.jsonl`. With vLLM the sampling runs in its own process
    (`python -m xling.train.rft RUN_DIR`), so that its GPU memory is free for training;
 2. selection — up to `rft.keep` distinct correct answers per problem (a completion cut off at
    `max_tokens` is never kept);
@@ -23,7 +23,8 @@ from typing import Any, Callable, Sequence
 
 from xling.common.console import console, print_table
 from xling.common.errors import XlingError
-from xling.common.io import append_jsonl, atomic_write_jsonl, iter_jsonl, read_jsonl
+from xling.common.io import atomic_write_jsonl, read_jsonl
+from xling.common.store import Store, fingerprint
 from xling.train import backends, lifecycle
 from xling.train.sft import fit_sft
 
@@ -53,94 +54,51 @@ def open_generator(cfg: Any, backend: str, model_path: str):
 
 def samples_key(cfg: Any) -> str:
     r = cfg.rft
-    return lifecycle.fingerprint({"model": cfg.model.name, "adapter": cfg.model.adapter, "template": cfg.model.template_from,
-                             "dtype": cfg.model.dtype,
-                             "data": lifecycle.fingerprint(asdict(cfg.data)), "samples": r.samples, "seed": cfg.seed,
-                             "temperature": r.temperature, "top_p": r.top_p, "max_tokens": r.max_tokens,
-                             "chunk": r.chunk, "seeds": "per problem"})
-
-
-def _done(path: Path) -> dict[tuple[str, str], dict]:
-    """The problems a partial file holds completely (a torn last line is ignored)."""
-    if not path.is_file():
-        return {}
-    return {(rec["id"], rec["lang"]): rec for _, rec, err in iter_jsonl(path)
-            if rec is not None and "samples" in rec}
+    return fingerprint({"model": cfg.model.name, "adapter": cfg.model.adapter, "template": cfg.model.template_from,
+                        "dtype": cfg.model.dtype, "data": fingerprint(asdict(cfg.data)), "samples": r.samples,
+                        "seed": cfg.seed, "temperature": r.temperature, "top_p": r.top_p, "max_tokens": r.max_tokens,
+                        "chunk": r.chunk, "seeds": "per problem"})
 
 
 def sample_stage(cfg: Any, run_dir: Path, records: Sequence[dict], make_generator: Callable[[], Any]) -> list[dict]:
-    """k graded samples per problem, resumable chunk by chunk; the finished file is reused on re-run."""
-    from xling.grading.answers import Grader
+    """k graded samples per problem, resumable chunk by chunk; the finished file is reused on re-run.
+
+    The partial file is a `xling.common.store` keyed by (id, language) whose first line holds
+    `samples_key`: one made with other settings is started afresh, never reused."""
+    from xling.derived.graded import sample_graded
+    from xling.generate.completions import stable_seed
 
     r = cfg.rft
-    final, partial = run_dir / SAMPLES, run_dir / PARTIAL
+    final = run_dir / SAMPLES
     key = samples_key(cfg)
     if final.is_file() and lifecycle.stage_done(run_dir, "rft_samples", key):
         console.print(f"RFT samples: reusing {final}", markup=False)
         return read_jsonl(final)
-    if partial.is_file() and not lifecycle.stage_done(run_dir, "rft_samples.partial", key):
-        partial.unlink()  # made with other settings
-    lifecycle.mark_stage(run_dir, "rft_samples.partial", key)
-    done = _done(partial)
-    chunks = [list(records[i:i + r.chunk]) for i in range(0, len(records), r.chunk)]
-    todo = [(ci, ch) for ci, ch in enumerate(chunks) if not all((x["id"], x["lang"]) in done for x in ch)]
+    store = Store(run_dir / PARTIAL, key=("id", "lang"), fingerprint=key, valid=lambda rec: "samples" in rec)
+    todo = [x for x in records if (x["id"], x["lang"]) not in store]
     if todo:
-        left = sum(len(ch) for _, ch in todo)
-        console.print(f"RFT sampling: {r.samples} answers for each of {left} problems"
-                      + (f" ({len(done)} done earlier)" if done else ""), markup=False)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        generator = make_generator()
-        grader = Grader(timeout=5.0, workers=0 if all(x.get("kind") != "math" for x in records) else None)
-        try:
-            with Progress(TextColumn("[bold]sample[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("eta"),
-                          TimeRemainingColumn(), console=console) as progress:
-                task = progress.add_task("sample", total=left)
-                for ci, chunk in todo:
-                    new = sample_chunk(generator, grader, chunk, r, seed=cfg.seed)
-                    append_jsonl(partial, new)
-                    done.update({(x["id"], x["lang"]): x for x in new})
-                    progress.advance(task, len(chunk))
-        finally:
-            grader.close()
-            close = getattr(generator, "close", None)
-            if callable(close):
-                close()
-    rows = [done[(x["id"], x["lang"])] for x in records]
+        done = len(records) - len(todo)
+        console.print(f"RFT sampling: {r.samples} answers for each of {len(todo)} problems"
+                      + (f" ({done} done earlier)" if done else ""), markup=False)
+        sample_graded(todo, make_generator, lambda chunk: store.append([sample_row(*c) for c in chunk]),
+                      messages=lambda x: x["prompt"], seed_of=lambda x: stable_seed(cfg.seed, "rft", x["id"], x["lang"]),
+                      gold=lambda x: (x["answer"], x["lang"], x.get("kind") or "math"), n=r.samples,
+                      temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens, seed=cfg.seed,
+                      chunk=r.chunk, label="sample")
+    rows = [store.get((x["id"], x["lang"])) for x in records]
     atomic_write_jsonl(final, rows)
     lifecycle.mark_stage(run_dir, "rft_samples", key)
-    partial.unlink(missing_ok=True)
+    store.remove()
     return rows
 
 
-def sample_chunk(generator: Any, grader: Any, chunk: Sequence[dict], r: Any, seed: int) -> list[dict]:
-    """Sample and grade one chunk of problems; each problem's samples are seeded from the run's `seed`
-    and the problem's id and language, whatever chunk it falls in."""
-    from xling.generate.completions import stable_seed
-
-    outs = generator.chat([x["prompt"] for x in chunk], n=r.samples, temperature=r.temperature, top_p=r.top_p,
-                          max_tokens=r.max_tokens, seed=seed,
-                          seeds=[stable_seed(seed, "rft", x["id"], x["lang"]) for x in chunk])
-    if len(outs) != len(chunk):
-        raise XlingError(f"the generator returned {len(outs)} results for {len(chunk)} problems")
-    texts, answers, langs, kinds = [], [], [], []
-    for x, samples in zip(chunk, outs):
-        for s in samples:
-            texts.append(s.text)
-            answers.append(x["answer"])
-            langs.append(x["lang"])
-            kinds.append(x.get("kind") or "math")
-    graded = iter(grader.grade_batch(texts, answers, langs, kinds))
-    rows = []
-    for x, samples in zip(chunk, outs):
-        items = []
-        for s in samples:
-            g = next(graded)
-            items.append({"text": s.text, "finish_reason": s.finish_reason, "correct": bool(g.correct),
-                          "extracted": g.extracted})
-        rows.append({"id": x["id"], "lang": x["lang"], "kind": x.get("kind"), "answer": x["answer"],
-                     "correct": sum(i["correct"] for i in items), "samples": items})
-    return rows
+def sample_row(x: dict, samples: Sequence[Any], grades: Sequence[Any]) -> dict:
+    """One problem's stored row: its samples, each graded (each problem's samples are seeded from the
+    run's seed and the problem's id and language, whatever chunk it falls in)."""
+    items = [{"text": s.text, "finish_reason": s.finish_reason, "correct": bool(g.correct), "extracted": g.extracted}
+             for s, g in zip(samples, grades)]
+    return {"id": x["id"], "lang": x["lang"], "kind": x.get("kind"), "answer": x["answer"],
+            "correct": sum(i["correct"] for i in items), "samples": items}
 
 
 def select(samples: Sequence[dict], records: Sequence[dict], keep: int) -> list[tuple[dict, str]]:
@@ -205,10 +163,9 @@ def run(cfg: Any, run_dir: Path, *, make_generator: Callable[[], Any] | None = N
         extra_callbacks: Sequence[Any] = ()) -> dict:
     """RFT: sample, select, SFT. `make_generator` replaces the real generator (tests)."""
     run_dir = Path(run_dir)
-    plan = lifecycle.prepare(cfg, run_dir, "rft")
-    if (done := lifecycle.reuse_final(cfg, run_dir)) is not None:
-        return lifecycle.summary(run_dir, done)
-    lifecycle.check_checkpoints(cfg, run_dir)
+    plan, done = lifecycle.start(cfg, run_dir, "rft")
+    if done is not None:
+        return done
     records = lifecycle.trainset_stage(cfg, run_dir)
     model_path = lifecycle.model_path(cfg, run_dir)
     backend = generator_backend(cfg, plan)
@@ -233,27 +190,23 @@ def run(cfg: Any, run_dir: Path, *, make_generator: Callable[[], Any] | None = N
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m xling.train.rft RUN_DIR`: the sampling stage of the RFT run in RUN_DIR."""
-    import yaml
+    from types import SimpleNamespace
 
-    from xling.common.config import build
-    from xling.common.console import print_error
+    from xling.common.console import module_main
+    from xling.runs.folder import run_recipe
     from xling.train.config import RftRecipe as Config
 
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        run_dir = Path(args[0])
-        cfg = build(Config, yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8")))
-        from types import SimpleNamespace
+    run_dir = Path((sys.argv[1:] if argv is None else argv)[0])
 
+    def work() -> None:
+        cfg = run_recipe(run_dir, Config)
         plan = SimpleNamespace(cuda=backends.cuda_available())  # all the generator choice needs: no unsloth import
         records = read_jsonl(run_dir / "trainset.jsonl")
         model_path = lifecycle.model_path(cfg, run_dir)
         backend = generator_backend(cfg, plan)
         sample_stage(cfg, run_dir, records, lambda: open_generator(cfg, backend, model_path))
-    except XlingError as e:
-        print_error(str(e))
-        return 2
-    return 0
+
+    return module_main(work)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from xling.grading.answers import last_boxed
+from xling.grading.boxes import last_boxed
 from xling.common.console import console
 from xling.common.errors import XlingError
 from xling.train import backends, lifecycle
@@ -109,13 +109,9 @@ def fit_sft(cfg: Any, run_dir: Path, plan: backends.Plan, pairs: Sequence[tuple[
         kw["loss_type"] = "nll"  # the same loss over the whole vocabulary, through the adapted layer
     args = SFTConfig(**kw)
     set_seed(cfg.seed)  # before the trainer: it initialises the LoRA weights
-    kwargs: dict = {}
-    if loaded.peft_config is not None:
-        kwargs["peft_config"] = loaded.peft_config
-    if loaded.quantization_config is not None:
-        kwargs["quantization_config"] = loaded.quantization_config
     trainer = SFTTrainer(model=loaded.model, args=args, train_dataset=dataset, processing_class=loaded.tokenizer,
-                         callbacks=[*make_callbacks(run_dir / lifecycle.LOG), *extra_callbacks], **kwargs)
+                         callbacks=[*make_callbacks(run_dir / lifecycle.LOG), *extra_callbacks],
+                         **loaded.trainer_kwargs())
     info = {**info, "backend": plan.backend, "model": cfg.model.name, "base_model": model_path, "lora": plan.lora,
             "seed": cfg.seed, "examples": report,
             "batch": {"examples_per_step": plan.batch.questions_per_step, "grad_accum": plan.batch.grad_accum,
@@ -127,10 +123,9 @@ def fit_sft(cfg: Any, run_dir: Path, plan: backends.Plan, pairs: Sequence[tuple[
 def run(cfg: Any, run_dir: Path, *, extra_callbacks: Sequence[Any] = ()) -> dict:
     """SFT on the training set's reference solutions."""
     run_dir = Path(run_dir)
-    plan = lifecycle.prepare(cfg, run_dir, "sft")
-    if (done := lifecycle.reuse_final(cfg, run_dir)) is not None:
-        return lifecycle.summary(run_dir, done)
-    lifecycle.check_checkpoints(cfg, run_dir)
+    plan, done = lifecycle.start(cfg, run_dir, "sft")
+    if done is not None:
+        return done
     records = lifecycle.trainset_stage(cfg, run_dir)
     pairs, missing = targets_from_data(records, cfg.sft.target, cfg.sft.add_box)
     if missing and lifecycle.is_main():
