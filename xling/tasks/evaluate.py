@@ -157,11 +157,19 @@ def run(cfg: Config, run_dir: Path) -> dict:
     return {
         "models": {s.name: {"model": s.model, "adapter": s.adapter, "role": s.role, "train_langs": s.train_langs,
                             "template_from": s.template_from, "paradigm": s.paradigm} for s in specs},
+        **study_record(cfg, backend, langs, stats, study, {**files, **figures, "report": report}),
+    }
+
+
+def study_record(cfg, backend: str, langs: dict[str, list[str]], stats: dict, study, files: dict) -> dict:
+    """What an evaluating task's metrics.json holds beside its models: the backend, the languages and samples
+    per benchmark, the generation statistics, the study's metrics and the files written."""
+    return {
         "backend": backend,
         "mti_policy": cfg.mti_policy,
         "langs": langs,
         "samples": {b: cfg.gen.samples(b) for b in langs},
         "generation": stats,
         **study.as_metrics(),
-        "files": {k: str(v) for k, v in {**files, **figures, "report": report}.items()},
+        "files": {k: str(v) for k, v in files.items()},
     }

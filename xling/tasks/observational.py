@@ -22,6 +22,7 @@ from xling.data.languages import LANGUAGES, unknown_language_message
 from xling.evaluation.settings import BenchmarkSection, check_samples
 from xling.evaluation.models import ModelSpec, default_name
 from xling.evaluation.runner import check_comparisons, evaluate_specs, preflight, show_plan
+from xling.tasks.evaluate import study_record
 
 
 @dataclass
@@ -166,11 +167,5 @@ def run(cfg: Config, run_dir: Path) -> dict:
         "models": {s.name: {"model": s.model, "adapter": s.adapter, "template_from": s.template_from, "gen": s.gen}
                    for s in specs},
         "pairs": [{"trained": t, "initial": i, "paradigm": p, "train_langs": tl} for t, i, p, tl in pairs],
-        "backend": backend,
-        "mti_policy": cfg.mti_policy,
-        "langs": langs,
-        "samples": {b: cfg.gen.samples(b) for b in langs},
-        "generation": stats,
-        **study.as_metrics(),
-        "files": {k: str(v) for k, v in {**files, **figures, "report": report}.items()},
+        **study_record(cfg, backend, langs, stats, study, {**files, **figures, "report": report}),
     }
