@@ -389,3 +389,17 @@ def test_an_interrupt_while_exiting_is_one_line_and_exit_130(tmp_path):
     assert proc.stderr == ("error: interrupted; finished work is kept in the run folder, run the same command to "
                            "resume\n")
     assert (tmp_path / "r" / "metrics.json").is_file()  # the run had finished: its results are there
+
+
+def test_help_piped_into_a_reader_that_stops_early_ends_quietly():
+    """`run.py RECIPE --help | head -1`: the reader goes away before the help is written; no traceback."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "run.py", "evaluate", "--help"], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the interpreter has even started: every write meets a closed pipe
+    err = proc.stderr.read()
+    assert proc.wait() == 0, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err

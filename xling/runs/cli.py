@@ -245,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print_error(INTERRUPTED)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (`... --help | head`): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 INTERRUPTED = "interrupted; finished work is kept in the run folder, run the same command to resume"
