@@ -31,6 +31,8 @@ from xling.common.io import atomic_write_jsonl, input_file, iter_jsonl
 from xling.common.store import Store, fingerprint
 from xling.grading.langid import detect_batch
 from xling.data.languages import CODES, LANGUAGES
+from xling.analysis.summary import MIN_JUDGED
+from xling.report.results import judged_rate
 
 REQUIRED = ("completion", "answer", "lang")
 SHOW_BAD = 10
@@ -146,6 +148,17 @@ def grade_resumably(items: list[tuple[int, dict]], cfg: Config, run_dir: Path, k
     return [done[line] for line, _ in items]
 
 
+def _off_target(detected: list, requested: list) -> dict:
+    """The off-target rate and how many answers it rests on; undetermined (None) below MIN_JUDGED of them."""
+    judged = sum(d is not None for d in detected)
+    rate = M.off_target_rate(detected, requested) if judged >= MIN_JUDGED else None
+    return {"off_target": rate, "judged": judged}
+
+
+def _judged(s: dict) -> str:
+    return judged_rate(s["off_target"], None, s["judged"])
+
+
 def summarize(rows: list[dict]) -> dict:
     by_lang: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -159,7 +172,7 @@ def summarize(rows: list[dict]) -> dict:
         per_lang[lang] = {
             "n": len(rs),
             "accuracy": 100 * sum(r["correct"] for r in scored) / len(scored) if scored else None,
-            "off_target": M.off_target_rate([r["detected_lang"] for r in rs], [lang] * len(rs)),
+            **_off_target([r["detected_lang"] for r in rs], [lang] * len(rs)),
             "undetermined": sum(r["detected_lang"] is None for r in rs),
             "no_answer": sum(r["extracted"] is None for r in rs),
             "unparseable_gold": errors.get(UNPARSEABLE_GOLD, 0),
@@ -169,7 +182,7 @@ def summarize(rows: list[dict]) -> dict:
     overall = {
         "n": len(rows),
         "accuracy": 100 * sum(r["correct"] for r in scored) / len(scored) if scored else None,
-        "off_target": M.off_target_rate([r["detected_lang"] for r in rows], [r["lang"] for r in rows]),
+        **_off_target([r["detected_lang"] for r in rows], [r["lang"] for r in rows]),
         "unparseable_gold": sum(v["unparseable_gold"] for v in per_lang.values()),
         "timeouts": sum(v["timeouts"] for v in per_lang.values()),
     }
@@ -177,13 +190,14 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def show(summary: dict, cfg: Config) -> None:
-    rows = [[lang, s["n"], fmt(s["accuracy"], 1), fmt(s["off_target"], 1), s["undetermined"], s["no_answer"],
+    rows = [[lang, s["n"], fmt(s["accuracy"], 1), _judged(s), s["undetermined"], s["no_answer"],
              s["unparseable_gold"], s["timeouts"]] for lang, s in summary["per_lang"].items()]
     o = summary["overall"]
-    rows.append(["all", o["n"], fmt(o["accuracy"], 1), fmt(o["off_target"], 1), "", "", o["unparseable_gold"], o["timeouts"]])
+    rows.append(["all", o["n"], fmt(o["accuracy"], 1), _judged(o), "", "", o["unparseable_gold"], o["timeouts"]])
     print_table(f"graded (default kind {cfg.kind}, language ID {cfg.langid})",
                 ["lang", "n", "accuracy %", "off-target %", "undetermined", "no answer", "bad gold", "timeouts"], rows,
-                note="accuracy leaves out unparseable gold answers; off-target leaves out undetermined languages.")
+                note="accuracy leaves out unparseable gold answers; off-target leaves out answers whose language is "
+                     f"undetermined (n: the answers judged), and is undetermined itself below {MIN_JUDGED} judged answers.")
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
