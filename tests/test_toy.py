@@ -83,8 +83,8 @@ def test_drills_are_right_calculations_from_later_pretrain_problems_learned_in_f
     tokenizer = toy.build_tokenizer(toy.tokenizer_texts(examples), 600)
     ids, learn = toy.encode(examples[50:51], tokenizer)[0]
     assert tokenizer.decode(ids[:-1]) == examples[50].answer and learn == [0] + [1] * (len(ids) - 1)
-    # a toy built before drills existed keeps its cache key
-    old = {k: v for k, v in asdict(toy.ToyConfig()).items() if k not in ("drills", "drill_facts")}
+    # a toy built before drills (and bucket) existed keeps its cache key
+    old = {k: v for k, v in asdict(toy.ToyConfig()).items() if k not in ("drills", "drill_facts", "bucket")}
     blob = __import__("json").dumps({"version": toy.VERSION, **old}, sort_keys=True)
     assert toy.ToyConfig().key() == hashlib.sha1(blob.encode()).hexdigest()[:12] != cfg.key()
 
@@ -244,6 +244,46 @@ def test_a_shrunken_pretraining_answers_what_it_was_shown(tmp_path, monkeypatch)
     correct = sum(g.correct for g in graded)
     assert correct >= 16, [o[0].text for o in outs]
     assert {e.lang for e, g in zip(examples, graded) if g.correct} == {"en", "de"}
+
+
+def test_bucketed_batches_hold_every_example_once_an_epoch_with_less_padding():
+    import random
+
+    import torch
+
+    rng = random.Random(1)
+    lengths = [rng.randint(35, 60) if rng.random() < 0.9 else rng.randint(70, 130) for _ in range(256)]
+    encoded = [([1000 + i] + [7] * (n - 1), [0] * 30 + [1] * (n - 30)) for i, n in enumerate(lengths)]
+
+    def epochs(bucket):
+        cfg = toy.ToyConfig(examples=256, batch_size=8, bucket=bucket)
+        batches = list(toy._batches(encoded, cfg, 64, 0))  # two epochs of 32 batches
+        seen = [[int(i) - 1000 for i in ids[:, 0]] for ids, mask, labels in batches]
+        padding = sum(int((mask == 0).sum()) for ids, mask, labels in batches)
+        for ids, mask, labels in batches:  # labels: the learned tokens of each example, -100 elsewhere
+            assert ((labels != -100) == ((ids == 7) & (mask == 1) & (torch.arange(ids.shape[1]) >= 30))).all()
+        return seen, padding
+
+    plain, plain_pad = epochs(1)
+    grouped, grouped_pad = epochs(4)
+    for seen in (plain, grouped):
+        assert all(len(b) == 8 for b in seen)
+        assert sorted(i for b in seen[:32] for i in b) == list(range(256)) == sorted(i for b in seen[32:] for i in b)
+    assert grouped_pad < 0.6 * plain_pad and grouped != plain
+    # within a class (32 tokens wide) the shuffled order is kept: most batches mix lengths of the class
+    assert sum(len({lengths[i] for i in b}) > 4 for b in grouped) > 48
+    # bucket=1: the shuffled order as before, every run the same
+    order = random.Random("xling-toy-order:0")
+    expected = []
+    for _ in range(2):
+        perm = list(range(256))
+        order.shuffle(perm)
+        expected += [perm[j:j + 8] for j in range(0, 256, 8)]
+    assert plain == expected and epochs(4)[0] == grouped
+    assert toy.ToyConfig(bucket=4).key() != toy.ToyConfig().key()  # a grouped toy is cached apart
+    with pytest.raises(Invalid, match="must be at least 1") as err:
+        toy.ToyConfig(bucket=0).check()
+    assert err.value.key == "bucket"
 
 
 def test_pretraining_is_reproducible(tmp_path, monkeypatch):

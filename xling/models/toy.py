@@ -80,6 +80,7 @@ class ToyConfig:
     slip: float = 0.4  # share of solutions whose boxed answer is the working's first number, not its result
     drills: int = 0  # arithmetic drills added to the corpus: lines of calculations from more pretrain problems' workings
     drill_facts: int = 8  # calculations per drill
+    bucket: int = 1  # batches formed from windows of bucket x batch_size examples grouped by length class (less padding)
     seed: int = 0
 
     def check(self) -> None:
@@ -114,6 +115,8 @@ class ToyConfig:
             raise Invalid("warmup", "is a share of the steps, in [0, 1)")
         if self.loss_on not in ("answer", "all"):
             raise Invalid("loss_on", "choose answer (the assistant turn) or all (every token)")
+        if self.bucket < 1:
+            raise Invalid("bucket", "must be at least 1 (1: batches in the shuffled order, not grouped by length)")
         if self.drills < 0 or self.drill_facts < 1:
             raise Invalid("drills", "drills must be >= 0 and drill_facts >= 1")
         if self.numbers not in ("digits", "groups"):
@@ -122,7 +125,7 @@ class ToyConfig:
     def key(self) -> str:
         """The cache key: a hash of every setting and of the toy builder's version (settings added later are
         left out at their defaults, so that a toy built before they existed keeps its key)."""
-        later = {"drills": 0, "drill_facts": 8}
+        later = {"drills": 0, "drill_facts": 8, "bucket": 1}
         blob = json.dumps({"version": VERSION, **{k: v for k, v in asdict(self).items()
                                                    if not (k in later and v == later[k])}}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
@@ -283,17 +286,30 @@ def _model(cfg: ToyConfig, tokenizer):
 
 def _batches(encoded: list[tuple[list[int], list[int]]], cfg: ToyConfig, steps: int, pad: int):
     """`steps` batches of `batch_size` examples, in a seeded order (epoch after epoch), right-padded;
-    labels are -100 on padding and on the tokens not learned."""
+    labels are -100 on padding and on the tokens not learned. With `bucket` > 1, each window of
+    `bucket` batches of that order is grouped by length class (32 tokens wide: most examples fall in
+    one class, the long scripts' and the longest problems' in the next), keeping the shuffled order
+    within a class, cut into batches and those shuffled: batches as mixed as before, less padding.
+    (Sorting by exact length instead made batches of one problem type and language, and a much
+    worse toy.)"""
     import torch
 
     rng = random.Random(f"xling-toy-order:{cfg.seed}")
     order: list[int] = []
+    ready: list[list[int]] = []
     for _ in range(steps):
-        if len(order) < cfg.batch_size:
-            perm = list(range(len(encoded)))
-            rng.shuffle(perm)
-            order += perm
-        batch, order = order[:cfg.batch_size], order[cfg.batch_size:]
+        if not ready:
+            while len(order) < cfg.batch_size * cfg.bucket:
+                perm = list(range(len(encoded)))
+                rng.shuffle(perm)
+                order += perm
+            window, order = order[:cfg.batch_size * cfg.bucket], order[cfg.batch_size * cfg.bucket:]
+            if cfg.bucket > 1:
+                window.sort(key=lambda i: len(encoded[i][0]) // 32)
+            ready = [window[j:j + cfg.batch_size] for j in range(0, len(window), cfg.batch_size)]
+            if cfg.bucket > 1:
+                rng.shuffle(ready)
+        batch = ready.pop(0)
         width = max(len(encoded[i][0]) for i in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         labels = torch.full((len(batch), width), -100, dtype=torch.long)
