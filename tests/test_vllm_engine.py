@@ -86,20 +86,31 @@ def test_a_call_past_the_batched_token_budget_survives(engine):
 
 
 def test_rft_samples_differ_between_questions(engine):
-    from types import SimpleNamespace
+    """RFT's sampling loop (the one pivot shares) seeds each question by its id, whatever chunk it is in."""
+    from xling.derived.graded import sample_graded
+    from xling.generate.completions import stable_seed
+    from xling.train.rft import sample_row
 
-    from xling.grading.answers import Grader
-    from xling.train.rft import sample_chunk
+    class Kept:  # the module's engine outlives the loop (which closes what it opened)
+        def __getattr__(self, name):
+            return getattr(engine, name)
+
+        def close(self):
+            pass
 
     prompt = convs(["Give a number."])[0]
     chunk = [{"id": f"q{i}", "lang": "en", "kind": "number", "answer": "4", "prompt": prompt} for i in range(3)]
-    r = SimpleNamespace(samples=3, temperature=1.0, top_p=1.0, max_tokens=12)
-    grader = Grader(timeout=5.0, workers=0)
-    try:
-        rows = sample_chunk(engine, grader, chunk, r, seed=0)
-        again = sample_chunk(engine, grader, chunk[1:2], r, seed=0)
-    finally:
-        grader.close()
+
+    def sample(problems):
+        rows = []
+        sample_graded(problems, Kept, lambda part: rows.extend(sample_row(*c) for c in part),
+                      messages=lambda x: x["prompt"], seed_of=lambda x: stable_seed(0, "rft", x["id"], x["lang"]),
+                      gold=lambda x: (x["answer"], x["lang"], x["kind"]), n=3, temperature=1.0, top_p=1.0,
+                      max_tokens=12, seed=0, chunk=2, label="sample")
+        return rows
+
+    rows = sample(chunk)
+    again = sample(chunk[1:2])
     texts = [[s["text"] for s in row["samples"]] for row in rows]
     assert len({t for ts in texts for t in ts}) == 9  # same prompt, three questions: nine different samples
     assert [s["text"] for s in again[0]["samples"]] == texts[1]  # a question's samples follow its id
