@@ -30,7 +30,6 @@ renamed when complete, so a killed build leaves nothing half-written and a secon
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -45,6 +44,7 @@ from xling.common.io import build_folder
 from xling.common.errors import XlingError
 from xling.data.languages import CODES, LANGUAGES, unknown_language_message
 from xling.data.prompts import render_chatml
+from xling.common.store import fingerprint
 
 NAME = "toy"
 VERSION = 1  # bump when the corpus or the training code changes what a setting produces
@@ -126,9 +126,8 @@ class ToyConfig:
         """The cache key: a hash of every setting and of the toy builder's version (settings added later are
         left out at their defaults, so that a toy built before they existed keeps its key)."""
         later = {"drills": 0, "drill_facts": 8, "bucket": 1}
-        blob = json.dumps({"version": VERSION, **{k: v for k, v in asdict(self).items()
-                                                   if not (k in later and v == later[k])}}, sort_keys=True)
-        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+        return fingerprint({"version": VERSION, **{k: v for k, v in asdict(self).items()
+                                                  if not (k in later and v == later[k])}}, 12)
 
 
 # -- the corpus ----------------------------------------------------------------------------------

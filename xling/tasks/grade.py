@@ -155,10 +155,6 @@ def _off_target(detected: list, requested: list) -> dict:
     return {"off_target": rate, "judged": judged}
 
 
-def _judged(s: dict) -> str:
-    return judged_rate(s["off_target"], None, s["judged"])
-
-
 def summarize(rows: list[dict]) -> dict:
     by_lang: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -190,10 +186,11 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def show(summary: dict, cfg: Config) -> None:
-    rows = [[lang, s["n"], fmt(s["accuracy"], 1), _judged(s), s["undetermined"], s["no_answer"],
-             s["unparseable_gold"], s["timeouts"]] for lang, s in summary["per_lang"].items()]
+    rows = [[lang, s["n"], fmt(s["accuracy"], 1), judged_rate(s["off_target"], None, s["judged"]), s["undetermined"],
+             s["no_answer"], s["unparseable_gold"], s["timeouts"]] for lang, s in summary["per_lang"].items()]
     o = summary["overall"]
-    rows.append(["all", o["n"], fmt(o["accuracy"], 1), _judged(o), "", "", o["unparseable_gold"], o["timeouts"]])
+    rows.append(["all", o["n"], fmt(o["accuracy"], 1), judged_rate(o["off_target"], None, o["judged"]), "", "",
+                 o["unparseable_gold"], o["timeouts"]])
     print_table(f"graded (default kind {cfg.kind}, language ID {cfg.langid})",
                 ["lang", "n", "accuracy %", "off-target %", "undetermined", "no answer", "bad gold", "timeouts"], rows,
                 note="accuracy leaves out unparseable gold answers; off-target leaves out answers whose language is "
