@@ -237,3 +237,14 @@ def test_the_readme_layout_names_every_package_and_module():
         if not named:
             missing.append(str(rel))
     assert not missing, f"README's Layout does not name: {', '.join(missing)}"
+
+
+def test_every_source_path_the_docs_name_exists():
+    named = PATH_IN_TEXT.findall("\n".join(p.read_text(encoding="utf-8")
+                                           for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]))
+    assert named, "the docs name no source file at all: the pattern is wrong"
+    missing = sorted({p for p in named if not (ROOT / p).exists()})
+    assert not missing, f"the docs name files that do not exist: {', '.join(missing)}"
+
+
+PATH_IN_TEXT = re.compile(r"\bxling/[\w/]+\.py\b")
