@@ -13,7 +13,7 @@ from xling.tasks import demo as D
 
 # A toy that pretrains in seconds (it answers little or nothing; the demo's own toy is ToyConfig())
 SMALL_TOY = ["toy.examples=48", "toy.vocab_size=400", "toy.hidden_size=32", "toy.layers=1", "toy.heads=2",
-             "toy.kv_heads=1", "toy.intermediate_size=64", "toy.batch_size=16"]
+             "toy.kv_heads=1", "toy.intermediate_size=64", "toy.batch_size=16", "toy.epochs=1"]
 SHRUNK = [*SMALL_TOY, "ks=0,1", "langs=en,ru,de", "problems=4", "max_tokens=8", "n_boot=50",
           "set.train.max_steps=1", "set.train.questions_per_step=2", "set.train.batch_size=4",
           "set.grpo.num_generations=2", "set.grpo.max_prompt_length=256", "set.data.n=8"]
@@ -126,6 +126,18 @@ def test_the_explanation_follows_the_numbers():
     line = next(x for x in D.explain(m, cfg, None, scores) if x.startswith("   a (trained on en)"))
     assert ("; accuracy in the trained languages 25.0% -> 75.0% (+50.0 points [+35.0, +65.0]); accuracy in the others "
             "50.0% -> 50.0% (+0.0 points [" in line), line
+    last = D.explain(m, cfg, habit, scores)[-1]
+    assert "accuracy rose beyond the noise" not in last
+    assert last.endswith("what GRPO taught carried across languages, even where accuracy there moved less (a: the toy's "
+                         "other errors are arithmetic facts, which one language's training does not teach another's "
+                         "problems).")
+    # German's accuracy rises too (20 -> 30 of 40, paired): the closing line says so and drops the caveat
+    scores["a"]["de"] = {i: float(k < 30) for k, i in enumerate(ids)}
+    m["gen_avg_ci"]["a"] = [1.0, 5.0]
+    assert D.explain(m, cfg, habit, scores)[-1] == (
+        "What these numbers show: a changed accuracy beyond its 95% interval (Gen above); accuracy rose beyond the "
+        "noise in languages never trained on after a; the habit fell beyond the noise in languages never trained on "
+        "after a: what GRPO taught carried across languages.")
 
 
 def test_the_explanation_gives_the_leap_and_the_fit_with_their_intervals():
@@ -139,13 +151,24 @@ def test_the_explanation_gives_the_leap_and_the_fit_with_their_intervals():
     assert ("MTI with one parallel language minus English only = +0.50 [0.10, 1.00]: the first parallel language "
             "helped transfer, beyond the noise.") in text
     assert ("Scaling fit (figures/scaling.png): MTI = 1.50·X^0.30 on X = 2, 3, 4 (α [1.00, 2.00], β [-0.10, 0.60], "
-            "R² 0.80); the Monolingual Generalization Gap f(1) - MTI(English only) = +0.20 [-1.00, 1.50].") in text
+            "R² 0.80); the Monolingual Generalization Gap f(1) - MTI(English only) = +0.20 [-1.00, 1.50]. The paper's: "
+            "2.00·X^0.29, with a gap of 2.00 - 1.16 = +0.84. β's interval includes 0: these points cannot tell a rising "
+            "curve from a flat one.") in text
     assert "the data do not determine it" not in text
+    m["scaling"]["mti"]["ci"]["beta"] = [0.1, 0.6]
+    assert "β's interval is above 0: MTI rises with the number of training languages, beyond the noise." in (
+        "\n".join(D.explain(m, cfg)))
+    m["scaling"]["mti"]["ci"]["beta"] = [-0.6, -0.1]
+    assert "β's interval is below 0: MTI falls as training languages are added, beyond the noise." in (
+        "\n".join(D.explain(m, cfg)))
+    m["scaling"]["mti"]["ci"]["beta"] = [-0.1, 0.6]
     m["scaling"]["mti"].update(r2=0.01, y=[0.2, 1.0, 4.0, 1.1])
     m["scaling"]["mti"]["ci"].update(alpha=[-4.8e10, 6.2e10], gap=[-4.7e10, 3999.0])
     text = "\n".join(D.explain(m, cfg))
     assert "(α [-inf, inf], β [-0.10, 0.60], R² 0.01)" in text and "= +0.20 [-inf, 3999.00]" in text
     assert "Here the points scatter around the curve (R² below 0.5): the data do not determine it." in text
+    m["scaling"]["mti"]["ci"]["beta"] = [-float("inf"), 0.6]
+    assert "β's interval is unbounded: the data do not determine the curve." in "\n".join(D.explain(m, cfg))
 
 
 def test_the_habit_change_is_paired_over_problems_and_languages():

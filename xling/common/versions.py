@@ -380,3 +380,19 @@ def lock_versions(installed: Installed | None = None, root: str | Path = ROOT) -
         return {row.name: row.installed for row in compare_lock(root, installed)}
     except XlingError:
         return {name: installed(name) for name in STACK}
+
+
+def numerics() -> str:
+    """What computes a run's floating-point numbers here, in one line: torch's version, the device (the
+    CPU's vector instruction set torch dispatches to, or the GPU) and the CPU threads. Two machines that
+    print the same line compute the same toy-model numbers bit for bit; on others, small float
+    differences may change a sampled token and, from there, the numbers."""
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        device = f"CUDA {torch.cuda.get_device_name(0)}"
+    else:
+        device = f"CPU {platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
+    return f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads"

@@ -51,8 +51,8 @@ VERSION = 1  # bump when the corpus or the training code changes what a setting 
 
 # The pretraining language mixture (shares of the examples): English-heavy, as real corpora are.
 MIXTURE: dict[str, float] = {
-    "en": 0.60,
-    "es": 0.06, "fr": 0.06, "de": 0.06, "ru": 0.06, "zh": 0.06, "ja": 0.06,
+    "en": 0.72,
+    "es": 0.04, "fr": 0.04, "de": 0.04, "ru": 0.04, "zh": 0.04, "ja": 0.04,
     "bn": 0.01, "th": 0.01, "sw": 0.01, "te": 0.01,
 }
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -67,20 +67,20 @@ class ToyConfig:
     prefix_share: float = 0.5  # share of examples whose answer starts with the prompt-hacking pre-fill
     vocab_size: int = 4096
     hidden_size: int = 128
-    layers: int = 4
+    layers: int = 2
     heads: int = 4
     kv_heads: int = 2
     intermediate_size: int = 512
-    epochs: float = 1.0
-    batch_size: int = 16
+    epochs: float = 4.0
+    batch_size: int = 32
     learning_rate: float = 3e-3
     warmup: float = 0.05  # share of the steps
     loss_on: str = "answer"  # answer: the assistant turn only; all: every token
     numbers: str = "groups"  # groups: numbers below 1,000 are one token each; digits: one token per digit
-    slip: float = 0.4  # share of solutions whose boxed answer is the working's first number, not its result
+    slip: float = 0.5  # share of solutions whose boxed answer is the working's first number, not its result
     drills: int = 0  # arithmetic drills added to the corpus: lines of calculations from more pretrain problems' workings
     drill_facts: int = 8  # calculations per drill
-    bucket: int = 1  # batches formed from windows of bucket x batch_size examples grouped by length class (less padding)
+    bucket: int = 32  # batches formed from windows of bucket x batch_size examples grouped by length class (less padding)
     seed: int = 0
 
     def check(self) -> None:

@@ -18,6 +18,7 @@ Seeds are fixed: the same command gives the same numbers.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +31,9 @@ from xling.data.languages import LANGUAGES, parallel_languages, unknown_language
 # GRPO for every member (synth problems, CPU-sized); `train.*`, `grpo.*`, ... override any of it.
 GRPO = {
     "data.source": "synth", "data.n": 160, "data.prefix": True,
-    "train.backend": "full", "train.learning_rate": 1e-4, "train.max_steps": 40, "train.questions_per_step": 8,
-    "train.batch_size": 16, "train.gradient_checkpointing": False, "train.save_steps": 5,
-    "grpo.num_generations": 8, "grpo.temperature": 0.7,
+    "train.backend": "full", "train.learning_rate": 1e-4, "train.max_steps": 80, "train.questions_per_step": 4,
+    "train.batch_size": 32, "train.gradient_checkpointing": False, "train.save_steps": 10,
+    "grpo.num_generations": 8, "grpo.temperature": 0.7, "grpo.beta": 0.0,
     "grpo.scale_rewards": "none", "rewards.workers": 0,
 }
 
@@ -184,7 +185,12 @@ def base_model(cfg: Config) -> str:
 def run(cfg: Config, run_dir: Path) -> dict:
     from xling.tasks import sweep
 
+    from xling.common.versions import numerics
+
     t0 = time.monotonic()
+    computed = numerics()
+    console.print(f"numbers computed with: {computed} (a machine that prints the same line gets the same numbers)",
+                  markup=False, soft_wrap=True)
     model = base_model(cfg)
     console.rule("phase 2: GRPO on English + k parallel languages, and the evaluation of every model", style="dim")
     metrics = sweep.run(sweep_config(cfg, model), run_dir)
@@ -220,7 +226,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
     if habit:
         files["habit_figure"] = str(figure)
     return {**metrics, "files": files, "demo": {"model": cfg.model, "model_path": model, "wall_s": round(wall, 1),
-                                                "habit": habit, "explanation": lines}}
+                                                "numerics": computed, "habit": habit, "explanation": lines}}
 
 
 def as_markdown(lines: list[str]) -> str:
@@ -323,6 +329,19 @@ def habit_change(items: dict, model: str, langs: list[str], n_boot: int, seed: i
             "change": round(100 * diff.mean(), 1), "ci": [round(100 * lo, 1), round(100 * hi, 1)]}
 
 
+def _reading_beta(ci) -> str:
+    """What the fitted exponent's interval says about MTI across X, in words."""
+    if not ci or ci[0] is None:
+        return ""
+    if not all(map(math.isfinite, ci)):
+        return " β's interval is unbounded: the data do not determine the curve."
+    sign = _excludes_zero(ci)
+    return (" β's interval is above 0: MTI rises with the number of training languages, beyond the noise."
+            if sign > 0 else
+            " β's interval is below 0: MTI falls as training languages are added, beyond the noise." if sign < 0 else
+            " β's interval includes 0: these points cannot tell a rising curve from a flat one.")
+
+
 def _excludes_zero(ci) -> int:
     """+1 / -1 when a 95% interval lies wholly above / below 0, else 0."""
     if not ci or ci[0] is None:
@@ -351,8 +370,9 @@ def explain(m: dict, cfg: Config, habit: dict | None = None, scores: dict | None
                ", although its pretraining was English-heavy.") if cfg.model == "toy" else ".")]
     out.append("2. Each GRPO run against the base (table 'members'): Gen is the share of the base's errors fixed "
                "(in %), MTI how much the languages it did not train on gained, relative to those it trained on "
-               "(a ratio of small gains: when the trained languages barely moved, it swings widely, and its interval "
+               "(a ratio of gains: when the trained languages barely moved, it swings widely, and its interval "
                "says by how much).")
+    rose = []  # runs whose accuracy rose beyond the noise in the languages they did not train on
     for name, r in m["comparisons"].items():
         gen, gen_ci = m["gen_avg"].get(name), (m.get("gen_avg_ci") or {}).get(name)
         mti, mti_ci = r["mti"]["avg"], ((r.get("ci") or {}).get("mti") or {}).get("avg")
@@ -371,6 +391,8 @@ def explain(m: dict, cfg: Config, habit: dict | None = None, scores: dict | None
             moved = "".join(f"; accuracy in {label} {c['base']:.1f}% -> {c['run']:.1f}% ({c['change']:+.1f} points "
                             f"[{c['ci'][0]:+.1f}, {c['ci'][1]:+.1f}])"
                             for label, c in (("the trained languages", seen), ("the others", unseen)) if c)
+            if unseen and _excludes_zero(unseen["ci"]) > 0:
+                rose.append(name)
         out.append(f"   {name} (trained on {', '.join(r['train_langs'])}): {gen_text}, {mti_text}{moved}: {verdict}.")
     sc = (m.get("scaling") or {}).get("mti") or {}
     if sc.get("leap") is not None:
@@ -399,7 +421,8 @@ def explain(m: dict, cfg: Config, habit: dict | None = None, scores: dict | None
                    f"{', '.join(str(x) for x in sc['x'] if x >= 2)} (α{interval('alpha')}, β{interval('beta')}, "
                    f"R² {sc['r2']:.2f}){gap}. The paper's: 2.00·X^0.29, with a gap of 2.00 - 1.16 = +0.84."
                    + (" Here the points scatter around the curve (R² below 0.5): the data do not determine it."
-                      if sc["r2"] is not None and sc["r2"] < 0.5 else ""))
+                      if sc["r2"] is not None and sc["r2"] < 0.5 else "")
+                   + _reading_beta(ci.get("beta")))
     carried = []  # runs whose habit fell beyond the noise in the languages they did not train on
     if habit and "base" in habit:
         out.append("4. The toy's one habit that the rewards can fix (figures/habit.png): boxing the first number "
@@ -440,10 +463,15 @@ def explain(m: dict, cfg: Config, habit: dict | None = None, scores: dict | None
         says = f"What these numbers show: {', '.join(moved)} changed accuracy beyond its 95% interval (Gen above)"
     else:
         says = "What these numbers show: no training run changed accuracy beyond its 95% interval"
+    if rose:
+        says += f"; accuracy rose beyond the noise in languages never trained on after {', '.join(rose)}"
     if carried:
         says += (f"; the habit fell beyond the noise in languages never trained on after {', '.join(carried)}: "
-                 "what GRPO taught carried across languages, even where accuracy moved less (the toy's other errors "
-                 "are arithmetic facts, which one language's training does not teach another's problems).")
+                 "what GRPO taught carried across languages")
+        lagging = [n for n in carried if n not in rose]
+        says += ("." if not lagging else
+                 f", even where accuracy there moved less ({', '.join(lagging)}: the toy's other errors are "
+                 "arithmetic facts, which one language's training does not teach another's problems).")
     elif not moved:
         says += (", so no transfer can be read from them. That is a finding too: try more steps "
                  "(set.train.max_steps=80) or more problems (problems=300).")
