@@ -44,7 +44,7 @@ class Config(Recipe):
     template_from: str | None = None  # a chat template for a model without one (e.g. chatml)
     ks: list[int] = field(default_factory=lambda: [0, 1, 2, 3])  # members: English + k parallel languages (X = k + 1)
     order: list[str] = field(default_factory=lambda: ["ru", "fr", "es", "de", "bn", "th", "zh"])  # the parallel languages, in the order k adds them
-    set: dict[str, Any] = field(default_factory=dict)  # overrides of the members' GRPO, e.g. set.train.max_steps=80
+    set: dict[str, Any] = field(default_factory=dict)  # overrides of the members' GRPO, e.g. set.train.max_steps=160
     problems: int = 150  # held-out problems per language in the evaluation
     langs: list[str] = field(default_factory=lambda: ["all"])  # languages of the evaluation (all: the 11)
     max_tokens: int = 64  # generated tokens per answer, in GRPO's rollouts and in the evaluation (a real model: 256)
@@ -166,7 +166,7 @@ def describe_plan(cfg: Config) -> list[str]:
             model = cfg.base_path()
             lines = [f"base model: toy, cached in {model}"]
         else:
-            lines = ["base model: toy, pretrained on this machine first (about two minutes on 2 cores), then cached"]
+            lines = ["base model: toy, pretrained on this machine first (about three and a half minutes on 2 cores), then cached"]
     else:
         lines = [f"base model: {cfg.model}"]
     return lines + sweep.describe_plan(sweep_config(cfg, model))
@@ -463,18 +463,24 @@ def explain(m: dict, cfg: Config, habit: dict | None = None, scores: dict | None
         says = f"What these numbers show: {', '.join(moved)} changed accuracy beyond its 95% interval (Gen above)"
     else:
         says = "What these numbers show: no training run changed accuracy beyond its 95% interval"
-    if rose:
-        says += f"; accuracy rose beyond the noise in languages never trained on after {', '.join(rose)}"
-    if carried:
-        says += (f"; the habit fell beyond the noise in languages never trained on after {', '.join(carried)}: "
-                 "what GRPO taught carried across languages")
-        lagging = [n for n in carried if n not in rose]
-        says += ("." if not lagging else
-                 f", even where accuracy there moved less ({', '.join(lagging)}: the toy's other errors are "
-                 "arithmetic facts, which one language's training does not teach another's problems).")
+    if rose and rose == carried:
+        says += (f"; in the languages never trained on, accuracy rose and the habit fell beyond the noise after "
+                 f"{', '.join(rose)}: what GRPO taught carried across languages.")
+    elif rose or carried:
+        if rose:
+            says += f"; accuracy rose beyond the noise in languages never trained on after {', '.join(rose)}"
+        if carried:
+            says += (f"; the habit fell beyond the noise in languages never trained on after {', '.join(carried)}: "
+                     "what GRPO taught carried across languages")
+            lagging = [n for n in carried if n not in rose]
+            says += ("." if not lagging else
+                     f", even where accuracy there moved less ({', '.join(lagging)}: the toy's other errors are "
+                     "arithmetic facts, which one language's training does not teach another's problems).")
+        else:
+            says += "."
     elif not moved:
         says += (", so no transfer can be read from them. That is a finding too: try more steps "
-                 "(set.train.max_steps=80) or more problems (problems=300).")
+                 "(set.train.max_steps=160) or more problems (problems=300).")
     else:
         says += "."
     out.append(says)
