@@ -2,7 +2,6 @@
 """xling's one entrypoint: python run.py RECIPE [key.sub=value ...] [--dry-run] [--force]."""
 
 import os
-import sys
 
 # OpenMP threads that sleep while they wait instead of spinning: on a CPU shared with other work,
 # spinning threads made a toy pretraining step ~6x slower (measured on 2 cores under load). Read

@@ -8,9 +8,7 @@ import pytest
 from xling.analysis import members as AM
 from xling.analysis import study as A
 from xling.report import study as RS
-from xling.runs import cli
 from xling.common.errors import XlingError
-from xling.tasks.paper_replay import load_numbers
 
 from test_report import items_for
 

@@ -88,7 +88,7 @@ def test_evaluate_end_to_end(capsys, common, tmp_path, monkeypatch):
 
 
 def test_killed_run_resumes_without_regenerating(capsys, common, tmp_path, monkeypatch):
-    spy = Spy(monkeypatch, kill_after=2)  # two calls of 2 conversations, then "Ctrl-C"
+    Spy(monkeypatch, kill_after=2)  # two calls of 2 conversations, then "Ctrl-C"
     rc, _, err = run(capsys, "evaluate", *common, "out=o")
     assert rc == 130 and "run the same command to resume" in err
     shards = sorted((tmp_path / "o" / "completions").rglob("*.jsonl"))

@@ -16,7 +16,6 @@ from helpers import run_cli_captured as run
 import yaml
 
 from xling.runs import folder
-from xling.runs import cli
 from xling.common import io
 from xling.common.errors import XlingError
 

@@ -1,7 +1,6 @@
 """Sweeps: members expanded and validated, --dry-run, --only, resume, and the gpus and slurm executors."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest

@@ -123,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from xling.data import by_lang
     from xling.generate import load_generator, resolve_backend
     from xling.data.prompts import build_messages
     from xling.evaluation.benchmarks import benchmark_langs, load_benchmarks

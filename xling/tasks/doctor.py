@@ -13,7 +13,6 @@ training backend (Unsloth where installed) and an evaluation of the toy and its 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time

@@ -352,9 +352,8 @@ def fit(trainer: Any, tokenizer: Any, run_dir: Path, resume_from: str | None, in
     trainer.add_callback(_log_at_saves())  # after transformers' flow callback, which decides the saves
     t0 = time.time()
     try:
-        output = trainer.train(resume_from_checkpoint=resume_from)
+        trainer.train(resume_from_checkpoint=resume_from)
     except _NoStepsLeft:  # killed after its last checkpoint: the checkpoint's weights are loaded; save them
-        output = None
         if is_main():
             console.print(f"{resume_from} holds all {start} steps: it is saved as the final model", markup=False)
     finally:
