@@ -403,3 +403,28 @@ def test_help_piped_into_a_reader_that_stops_early_ends_quietly():
     err = proc.stderr.read()
     assert proc.wait() == 0, err
     assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_a_ctrl_c_a_stage_has_reported_is_said_once(capsys, monkeypatch):
+    """A sweep's stage run in this process catches the Ctrl-C, says so and exits 130; the sweep stops and
+    the command exits 130 without saying it a second time. A Ctrl-C nobody reported is said once."""
+    from xling.studies import executors
+
+    said = "error: interrupted; finished work is kept in the run folder, run the same command to resume\n"
+
+    def stage_interrupted(stage):
+        cli.print_error(cli.INTERRUPTED)
+        return 130
+
+    monkeypatch.setattr(executors, "_run_here", stage_interrupted)
+    stage = type("S", (), {"id": "k0/train", "accelerate": False})()
+    monkeypatch.setattr(cli, "execute", lambda *a, **k: executors.run_local([stage], None, 1, isolate=False))
+    assert cli.main(["demo"]) == 130
+    assert capsys.readouterr().err == said
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "execute", interrupted)
+    assert cli.main(["demo"]) == 130
+    assert capsys.readouterr().err == said

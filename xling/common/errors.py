@@ -17,3 +17,8 @@ class Unfinished(Exception):
 
     run.py prints the message, writes no metrics.json and exits 0.
     """
+
+
+class InterruptReported(KeyboardInterrupt):
+    """A Ctrl-C that a stage (run in this process or in a child process) has already reported to the user:
+    the command stops with exit code 130 without saying it again."""

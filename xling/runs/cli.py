@@ -19,7 +19,7 @@ from xling.common.config import (
     to_dict,
 )
 from xling.common.console import console, print_error
-from xling.common.errors import ConfigError, Unfinished, XlingError
+from xling.common.errors import ConfigError, InterruptReported, Unfinished, XlingError
 from xling.common.io import atomic_write_bytes, atomic_write_json
 from xling.runs.folder import (
     ASIDE,
@@ -242,8 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     except XlingError as e:
         print_error(str(e))
         return 2
-    except KeyboardInterrupt:
-        print_error(INTERRUPTED)
+    except KeyboardInterrupt as e:
+        if not isinstance(e, InterruptReported):  # a stage that stopped has said so already
+            print_error(INTERRUPTED)
         return 130
     except BrokenPipeError:  # the reader of our output went away (`... --help | head`): nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

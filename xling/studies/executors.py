@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from xling.common.config import ROOT
 from xling.common.console import console
-from xling.common.errors import XlingError
+from xling.common.errors import InterruptReported, XlingError
 from xling.studies.sweep import Stage
 
 def _die_with_parent() -> None:
@@ -63,13 +63,13 @@ def run_local(stages: list[Stage], accelerate_config: str | None, processes: int
                                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
             try:
                 rc = proc.wait()
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:  # the child got the Ctrl-C too, and says so
                 proc.wait()
-                raise
+                raise InterruptReported from None
         else:
             rc = _run_here(stage)
-        if rc == 130:
-            raise KeyboardInterrupt
+        if rc == 130:  # the stage stopped on a Ctrl-C and said so
+            raise InterruptReported
         if rc != 0:
             raise _failure(stage, rc)
 
