@@ -33,3 +33,13 @@ def test_smoke_recipe_runs_on_cpu(tmp_path):
                  "final/adapter_model.safetensors"):
         assert (run / name).is_file(), name
     print(f"smoke took {wall:.0f} s")  # measured, not asserted: machines differ
+
+
+def test_an_unknown_reward_set_is_refused_before_anything_runs(tmp_path):
+    done = subprocess.run([sys.executable, "run.py", "smoke", "rewards=nope", f"out={tmp_path / 's'}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("error: recipe key 'rewards': unknown reward set 'nope'; choose one of: paper, "
+                                   "consistency, accuracy, accuracy-format, pivot, pivot-format, pivot-translate, "
+                                   "pivot-language")
+    assert not (tmp_path / "s").exists()  # nothing built

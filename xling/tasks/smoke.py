@@ -40,6 +40,12 @@ class Config(Recipe):
                 raise Invalid(key, "must be at least 1")
         if self.num_generations < 2:
             raise Invalid("num_generations", "GRPO needs at least 2")
+        from xling.train.config import RewardsConfig
+
+        try:  # the reward set is checked here, before any data is built, as train-grpo checks rewards.set
+            RewardsConfig(set=self.rewards).check()
+        except Invalid as e:
+            raise Invalid("rewards", e.message) from None
 
 
 def grpo_config(cfg: Config):
