@@ -9,6 +9,12 @@ import pytest
 from xling.common import checks
 
 
+def refusal(run_cli, capsys, *args: str) -> str:
+    """The one error line a recipe check prints for `args` (a dry run: refused with exit 2, before any work)."""
+    assert run_cli(*args, "--dry-run") == 2
+    return capsys.readouterr().err.strip()
+
+
 @pytest.mark.parametrize("args, message", [
     (["evaluate", "model=tiny", "seed=-1"], "recipe key 'seed': must be a whole number from 0 to 4294967295"),
     (["transfer", "table=t.csv", "base=a", "trained=b", "seed=-1"], "recipe key 'seed': must be a whole number"),
@@ -106,8 +112,8 @@ SCORING = [(["evaluate", "model=tiny"], "score."), (["observational", "pairs=[{t
 ])
 @pytest.mark.parametrize("args, prefix", SCORING, ids=lambda v: v[0] if isinstance(v, list) else None)
 def test_scoring_keys_are_checked_alike_everywhere(run_cli, capsys, args, prefix, key, value, message):
-    assert run_cli(*args, f"{prefix}{key}={value}", "--dry-run") == 2
-    assert capsys.readouterr().err.strip().startswith(f"error: recipe key '{prefix}{key}': {message}")
+    assert refusal(run_cli, capsys, *args, f"{prefix}{key}={value}").startswith(
+        f"error: recipe key '{prefix}{key}': {message}")
 
 
 def test_scoring_settings_have_one_default_everywhere():
@@ -143,18 +149,16 @@ ANALYSES = [(["analyze", "table=t.csv"], ""), (["transfer", "table=t.csv", "base
 ])
 @pytest.mark.parametrize("args, prefix", ANALYSES, ids=lambda v: v[0] if isinstance(v, list) else None)
 def test_analysis_keys_are_checked_alike_everywhere(run_cli, capsys, args, prefix, key, value, message):
-    assert run_cli(*args, f"{prefix}{key}={value}", "--dry-run") == 2
-    assert capsys.readouterr().err.strip() == f"error: recipe key '{prefix}{key}': {message}"
+    assert refusal(run_cli, capsys, *args, f"{prefix}{key}={value}") == f"error: recipe key '{prefix}{key}': {message}"
 
 
 @pytest.mark.parametrize("args, prefix", [(["analyze", "table=t.csv"], ""), (["evaluate", "model=tiny"], ""),
                                           (["parallel-scaling"], "analyze.")])
 def test_study_keys_are_checked_alike(run_cli, capsys, args, prefix):
-    assert run_cli(*args, f"{prefix}fit_from=0", "--dry-run") == 2
-    assert capsys.readouterr().err.strip() == f"error: recipe key '{prefix}fit_from': must be at least 1"
-    assert run_cli(*args, f"{prefix}contrasts={{a: [x]}}", "--dry-run") == 2
-    assert capsys.readouterr().err.strip() == (f"error: recipe key '{prefix}contrasts.a': name two members: [a, b] "
-                                               "(reported as a − b)")
+    assert refusal(run_cli, capsys, *args, f"{prefix}fit_from=0") == (
+        f"error: recipe key '{prefix}fit_from': must be at least 1")
+    assert refusal(run_cli, capsys, *args, f"{prefix}contrasts={{a: [x]}}") == (
+        f"error: recipe key '{prefix}contrasts.a': name two members: [a, b] (reported as a − b)")
 
 
 def test_a_sweep_hands_its_whole_analysis_section_to_analyze(monkeypatch, tmp_path):
@@ -189,8 +193,7 @@ def test_a_sweep_hands_its_whole_analysis_section_to_analyze(monkeypatch, tmp_pa
     ("gen.dtype", "int8", "'int8' is not a dtype generation can load; choose one of: auto, bfloat16, float16, float32"),
 ])
 def test_evaluation_keys_are_checked_alike(run_cli, capsys, args, key, value, message):
-    assert run_cli(*args, f"{key}={value}", "--dry-run") == 2
-    assert capsys.readouterr().err.strip().startswith(f"error: recipe key '{key}': {message}")
+    assert refusal(run_cli, capsys, *args, f"{key}={value}").startswith(f"error: recipe key '{key}': {message}")
 
 
 def test_evaluation_recipes_share_one_declaration():
