@@ -29,10 +29,15 @@ demo_check = pytest.mark.skipif(os.environ.get("XLING_DEMO_CHECK") != "1",
                                 reason="runs the whole demo (minutes): set XLING_DEMO_CHECK=1")
 
 
+def demo_section(readme: str) -> str:
+    """The README's section on the classroom demo (up to the next top-level section)."""
+    return readme.split("## The classroom demo", 1)[1].split("\n## ", 1)[0]
+
+
 def readme_blocks(readme: str) -> list[list[str]]:
     """The README's demo output (the code block after "Its tables, then what to look at"), split into
     blocks at blank lines; lines right-stripped."""
-    section = readme.split("## The classroom demo", 1)[1].split("\n## ", 1)[0]
+    section = demo_section(readme)
     match = re.search(r"Its tables, then what to look at.*?\n```\n(.*?)\n```", section, re.S)
     assert match, "the README's demo section has no verbatim output block"
     blocks, block = [], []
@@ -50,7 +55,7 @@ COMPUTED = re.compile(r"numbers computed with: (.+?) \(a machine")
 
 def recorded_with(readme: str) -> str:
     """The machine line the README's demo output was recorded with (`numbers computed with: ...`)."""
-    section = readme.split("## The classroom demo", 1)[1].split("\n## ", 1)[0]
+    section = demo_section(readme)
     match = re.search(r"recorded with `([^`]+)`", section)
     assert match, "the README's demo section does not say what machine its output was recorded with"
     return match.group(1)

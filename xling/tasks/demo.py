@@ -183,9 +183,8 @@ def base_model(cfg: Config) -> str:
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
-    from xling.tasks import sweep
-
     from xling.common.versions import numerics
+    from xling.tasks import sweep
 
     t0 = time.monotonic()
     computed = numerics()
